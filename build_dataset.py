@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Stage 1: split the labelled tracks and cache their snippets' log-mel spectrograms."""
+
+from __future__ import annotations
+
+import sys
+
+from slapp.cli import make_parser, run_script, setup_logging
+
+
+def get_parser():
+    parser = make_parser(
+        "Stage 1 of slapp. Finds the tracks in paths.input_dir (one sub-folder per class), "
+        "writes the track-wise split train_val_test_dict.json, then decodes every track, "
+        "cuts it into snippets and caches their log-mel spectrograms under "
+        "paths.output_dir/cache. Re-running skips tracks already cached and retries failed "
+        "ones; Ctrl-C or a kill loses only the tracks in progress.")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="delete the cached features and build them again (needed "
+                             "after changing audio, slicing or features parameters)")
+    parser.add_argument("--resplit", action="store_true",
+                        help="make a new split from the current split parameters and "
+                             "tracks (the feature cache is kept)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    setup_logging(args.quiet)
+
+    def job():
+        from slapp.build import build_dataset
+        from slapp.params import load_params
+
+        params = load_params(args.params)
+        report = build_dataset(params, rebuild=args.rebuild, resplit=args.resplit,
+                               progress=not args.quiet)
+        print("\n".join(report.summary()))
+        return 0
+
+    return run_script(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

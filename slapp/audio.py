@@ -1,0 +1,146 @@
+"""Decoding: any supported file → one mono float32 waveform at the requested rate.
+
+soundfile (libsndfile, bundled in its wheel) reads MP3, WAV, FLAC, OGG/Opus, AU and AIFF.
+Containers it cannot read (m4a, aac, mp4, wma...) go through the ffmpeg binary shipped by
+the ``imageio-ffmpeg`` wheel, which is also the second chance for a file soundfile
+refuses. No system package is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError
+
+SOUNDFILE_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus",
+                                  ".au", ".snd", ".aif", ".aiff"})
+FFMPEG_EXTENSIONS = frozenset({".m4a", ".aac", ".mp4", ".wma"})
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded track.
+
+    ``y`` is ``(n_samples,)`` float32 in [-1, 1] at the requested rate; the rest describes
+    the source file (``declared_seconds``: the length its header announces, if known).
+    """
+
+    y: np.ndarray
+    source_rate: int
+    source_channels: int
+    declared_seconds: float | None
+
+
+def to_mono(y: np.ndarray, *, mixdown: str = "mean") -> np.ndarray:
+    """``(n_samples, n_channels)`` → ``(n_samples,)`` float32; ``mixdown`` is mean|first."""
+    if y.ndim == 1:
+        return y.astype(np.float32, copy=False)
+    if mixdown == "first" or y.shape[1] == 1:
+        return np.ascontiguousarray(y[:, 0], dtype=np.float32)
+    return y.mean(axis=1, dtype=np.float32)
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling (soxr, high quality) of a ``(n_samples,)`` signal."""
+    if orig_sr == target_sr:
+        return y
+    import soxr  # a librosa dependency
+
+    return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level stderr (libmpg123 prints notes about every odd MP3 frame)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (e.g. some GUI launchers)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int, float | None]:
+    with _quiet_stderr(), sf.SoundFile(str(path)) as f:
+        declared = f.frames / f.samplerate if f.frames > 0 else None
+        y = f.read(dtype="float32", always_2d=True)
+        return y, f.samplerate, declared
+
+
+_FFMPEG_STREAM = re.compile(r"Audio: .*?(\d+) Hz, ([^,]+)")
+_FFMPEG_LAYOUTS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6,
+                   "6.1": 7, "7.1": 8}
+
+
+def _read_ffmpeg(path: Path, sample_rate: int) -> tuple[np.ndarray, int, int]:
+    """Decode with ffmpeg to 2-channel float32 at ``sample_rate``; return source rate/channels."""
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path),
+           "-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", str(sample_rate), "-"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    except OSError as exc:
+        raise AudioError(f"cannot run ffmpeg to decode it: {exc}") from None
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        last = [line for line in err.strip().splitlines() if line.strip()]
+        raise AudioError("not a readable audio file (ffmpeg: "
+                         f"{last[-1].strip() if last else 'unknown error'})")
+    match = _FFMPEG_STREAM.search(err)
+    rate = int(match.group(1)) if match else sample_rate
+    channels = _FFMPEG_LAYOUTS.get(match.group(2).strip(), 2) if match else 2
+    y = np.frombuffer(proc.stdout, dtype="<f4").reshape(-1, 2)
+    if channels == 1:
+        y = y[:, :1]
+    return y, rate, channels
+
+
+def decode(path: str | os.PathLike, *, sample_rate: int, mixdown: str = "mean") -> Decoded:
+    """Decode ``path`` once to mono float32 at ``sample_rate`` Hz.
+
+    Raises :class:`AudioError` (message without the file name) when the file is empty,
+    unreadable or not audio.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AudioError(f"cannot read it: {exc.strerror or exc}") from None
+    if size == 0:
+        raise AudioError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError("cannot read it: permission denied")
+    ext = path.suffix.lower()
+    first_error = None
+    if ext not in FFMPEG_EXTENSIONS:
+        try:
+            y, rate, declared = _read_soundfile(path)
+            channels = y.shape[1]
+            mono = resample(to_mono(y, mixdown=mixdown), orig_sr=rate, target_sr=sample_rate)
+            return Decoded(mono, rate, channels, declared)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            first_error = exc
+    try:
+        y, rate, channels = _read_ffmpeg(path, sample_rate)
+    except AudioError:
+        if first_error is not None:
+            raise AudioError("not a readable audio file (the decoders do not recognise "
+                             "its content)") from None
+        raise
+    return Decoded(to_mono(y, mixdown=mixdown), rate, channels, None)

@@ -1,0 +1,322 @@
+"""Stage 1, ``build_dataset.py``: input folder → split file + per-track log-mel cache.
+
+Order of work: find the tracks and check the parameters (errors before any work), take
+the output folder's lock, write the split and the build info, then decode and featurize
+every track not yet cached, in parallel, each written atomically. A re-run skips what is
+cached, retries what failed, and refuses a cache made with other feature settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import cache
+from .atomic import remove_temp_files, write_json
+from .cache import BuildLayout
+from .dataset import Dataset, find_tracks
+from .errors import AudioError, DatasetError, StageError
+from .params import PipelineParams
+from .split import SPLITS, check_split, make_split, split_of
+from .track import extract_track
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildReport:
+    """What a build run did; :meth:`summary` renders it for the terminal."""
+
+    layout: BuildLayout
+    n_tracks: int
+    cached_before: int
+    cached_now: int = 0
+    pending: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    tracks_per_split: dict[str, int] = field(default_factory=dict)
+    snippets_per_split: dict[str, int] = field(default_factory=dict)
+    sources: Counter = field(default_factory=Counter)
+    ignored: str = ""
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    def summary(self) -> list[str]:
+        """Lines for the end of a run: counts, failures with reasons, outputs, time."""
+        head = "build interrupted" if self.interrupted else "build finished"
+        lines = [f"{head} in {self.seconds:.1f} s: {self.n_tracks} tracks, "
+                 f"{self.cached_now} cached now, {self.cached_before} already cached "
+                 f"(skipped), {len(self.failed)} failed"
+                 + (f", {self.pending} not done yet" if self.pending else "")]
+        if self.failed:
+            lines.append(f"failed tracks ({len(self.failed)}), not used:")
+            lines += [f"  {key}: {reason}" for key, reason in sorted(self.failed.items())]
+        if self.notes:
+            lines.append(f"warnings ({len(self.notes)} tracks, still used):")
+            lines += [f"  {key}: {'; '.join(n)}" for key, n in sorted(self.notes.items())]
+        if self.ignored:
+            lines.append(f"ignored {self.ignored}")
+        if self.sources:
+            lines.append("decoded this run: " + ", ".join(
+                f"{n} x {src}" for src, n in self.sources.most_common()))
+        lines.append("snippets: " + ", ".join(
+            f"{part} {self.snippets_per_split.get(part, 0)} "
+            f"({self.tracks_per_split.get(part, 0)} tracks)" for part in SPLITS))
+        size = sum(p.stat().st_size for p in self.layout.cache_dir.rglob("*.npz"))
+        lines.append(f"split: {self.layout.split_file}")
+        lines.append(f"cache: {self.layout.cache_dir} ({size / 1e6:.1f} MB)")
+        lines.append(f"manifest: {self.layout.manifest_file}")
+        if self.interrupted or self.pending:
+            lines.append("run the same command again to continue where it stopped")
+        return lines
+
+
+# --- worker side -----------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(params: PipelineParams, layout: BuildLayout, fingerprint: str,
+                 limit_threads: bool) -> None:
+    if limit_threads:
+        # The parent handles Ctrl-C; one BLAS/FFT thread per process (we have one
+        # process per core already).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    _WORKER.update(params=params, layout=layout, fingerprint=fingerprint)
+
+
+def _build_track(task: tuple[str, Path]) -> dict:
+    """Featurize and store one track; never raises for a bad track."""
+    key, path = task
+    params, layout = _WORKER["params"], _WORKER["layout"]
+    try:
+        tf = extract_track(path, params, key=key)
+    except AudioError as exc:
+        return {"key": key, "status": "failed", "reason": str(exc)}
+    except Exception as exc:  # one odd track must not stop a run of thousands
+        return {"key": key, "status": "failed",
+                "reason": f"unexpected error while decoding ({type(exc).__name__}: {exc})"}
+    try:
+        cache.write_track(layout, key, mel=tf.mel, starts=tf.starts,
+                          dtype=params.features.dtype, fingerprint=_WORKER["fingerprint"])
+    except OSError as exc:
+        return {"key": key, "status": "write_error",
+                "reason": f"cannot write '{layout.track_file(key)}': {exc.strerror or exc}"}
+    channels = {1: "mono", 2: "stereo"}.get(tf.source_channels, f"{tf.source_channels} ch")
+    return {"key": key, "status": "done", "snippets": int(tf.mel.shape[0]),
+            "seconds": round(tf.seconds, 3), "source": f"{tf.source_rate} Hz {channels}",
+            "notes": list(tf.notes)}
+
+
+def _warm_up(params: PipelineParams) -> None:
+    """Import librosa's feature code once in the parent, so forked workers share it."""
+    import numpy as np
+
+    from .features import log_mel
+
+    f = params.features
+    log_mel(np.zeros((1, f.n_fft), np.float32), sample_rate=params.audio.sample_rate,
+            n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin,
+            fmax=f.fmax)
+
+
+def _run_tracks(tasks: list[tuple[str, Path]], params: PipelineParams, layout: BuildLayout,
+                fingerprint: str, *, progress: bool, results: dict[str, dict]) -> None:
+    """Process ``tasks``, filling ``results`` (key → result) as they finish."""
+    n_workers = max(1, min(params.n_workers, len(tasks)))
+    bar_args = dict(total=len(tasks), unit="track", disable=not progress,
+                    desc="build", dynamic_ncols=True, smoothing=0.1)
+
+    def collect(result: dict, bar: tqdm) -> None:
+        if result["status"] == "write_error":
+            raise StageError(result["reason"] + ". Free space or fix permissions, then "
+                             "run again: finished tracks are kept.")
+        results[result["key"]] = result
+        if result["status"] == "failed":
+            logger.warning("%s: %s", result["key"], result["reason"])
+        bar.update(1)
+        bar.set_postfix(failed=sum(r["status"] == "failed" for r in results.values()),
+                        refresh=False)
+
+    initargs = (params, layout, fingerprint, n_workers > 1)
+    if n_workers == 1:
+        _init_worker(*initargs)
+        with tqdm(**bar_args) as bar:
+            for task in tasks:
+                collect(_build_track(task), bar)
+        return
+    _warm_up(params)
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(n_workers, initializer=_init_worker, initargs=initargs) as pool:
+        with tqdm(**bar_args) as bar:
+            for result in pool.imap_unordered(_build_track, tasks, chunksize=1):
+                collect(result, bar)
+
+
+# --- the stage -------------------------------------------------------------------------
+
+
+def _split_origin(params: PipelineParams) -> dict:
+    s = params.split
+    if s.file is not None:
+        return {"file": str(s.file)}
+    return {"method": s.method, "seed": s.seed, "val_share": s.val_share,
+            "test_share": s.test_share}
+
+
+def _prepare_split(params: PipelineParams, dataset: Dataset, layout: BuildLayout,
+                   info: dict | None, resplit: bool) -> dict:
+    """Reuse, validate or make the split; write it atomically. Returns the split."""
+    origin = _split_origin(params)
+    if params.split.file is not None:
+        source = params.split.file
+        if not source.is_file():
+            raise DatasetError(f"Split file '{source}' (split.file) does not exist. Expected "
+                               "a JSON file: class -> {train, val, test} -> track paths.")
+        split = check_split(cache.read_json(source), dataset.tracks, source=str(source))
+    elif layout.split_file.exists() and not resplit:
+        old = (info or {}).get("split_origin")
+        if old is not None and old != origin:
+            changes = "; ".join(cache.changed_settings({"split": old}, {"split": origin}))
+            raise StageError(
+                f"The split parameters changed since '{layout.split_file}' was made ({changes})."
+                " Run with --resplit to make a new split (cached features are kept), or "
+                "restore the old values.")
+        try:
+            split = check_split(cache.read_json(layout.split_file), dataset.tracks,
+                                source=str(layout.split_file))
+        except DatasetError as exc:
+            raise DatasetError(f"{exc} If the input folder changed on purpose, run with "
+                               "--resplit to split it again (cached features are kept).") from None
+    else:
+        s = params.split
+        split = make_split(dataset.tracks, val_share=s.val_share, test_share=s.test_share,
+                           seed=s.seed, method=s.method)
+    write_json(layout.split_file, split, tmp_dir=layout.tmp_dir)
+    return split
+
+
+def _check_cache_settings(layout: BuildLayout, info: dict | None, settings: dict,
+                          fingerprint: str, rebuild: bool) -> None:
+    if rebuild:
+        cache.remove_cache(layout)
+        return
+    if info is not None and info.get("fingerprint") != fingerprint:
+        changes = cache.changed_settings(info.get("feature_settings", {}), settings)
+        raise StageError(
+            f"The cache in '{layout.cache_dir}' was built with other feature parameters ("
+            + "; ".join(changes or ["cache format"]) + "). Run build_dataset.py --rebuild "
+            "to delete it and build again, or set paths.output_dir to a new folder.")
+
+
+def _manifest_entry(key: str, layout: BuildLayout, new: dict[str, dict],
+                    old: dict[str, dict]) -> dict:
+    if key in new:
+        entry = dict(new[key])
+        entry.pop("key")
+        return entry
+    path = layout.track_file(key)
+    if path.exists():
+        prev = old.get(key)
+        if prev and prev.get("status") == "done":
+            return prev
+        try:
+            return {"status": "done", "snippets": cache.snippet_count(path)}
+        except Exception:  # damaged by something outside slapp: rebuild it next run
+            path.unlink()
+    return {"status": "pending"}
+
+
+def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: bool = False,
+                  progress: bool = True) -> BuildReport:
+    """Run stage 1 (see the module docstring); returns what was done.
+
+    Raises :class:`~slapp.errors.SlappError` subclasses for problems the user must fix;
+    on Ctrl-C writes the manifest of what is done, then re-raises KeyboardInterrupt.
+    """
+    start = time.monotonic()
+    dataset = find_tracks(params.paths.input_dir)
+    layout = BuildLayout(Path(params.paths.output_dir))
+    settings = params.feature_settings()
+    fingerprint = cache.fingerprint(settings)
+    from .lock import output_lock
+
+    with output_lock(layout.root, "build_dataset.py"):
+        layout.tmp_dir.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(layout.tmp_dir)
+        info = cache.read_json(layout.info_file) if layout.info_file.exists() else None
+        _check_cache_settings(layout, info, settings, fingerprint, rebuild)
+        split = _prepare_split(params, dataset, layout, info, resplit)
+        write_json(layout.info_file, {
+            "stage": "build_dataset", "cache_format": cache.CACHE_FORMAT,
+            "input_dir": str(dataset.root), "classes": list(dataset.classes),
+            "fingerprint": fingerprint, "feature_settings": settings,
+            "n_frames": params.n_frames, "n_mels": params.features.n_mels,
+            "split_origin": _split_origin(params)}, tmp_dir=layout.tmp_dir)
+
+        keys = sorted(dataset.files)
+        todo = [k for k in keys if not layout.track_file(k).exists()]
+        report = BuildReport(layout=layout, n_tracks=len(keys),
+                             cached_before=len(keys) - len(todo),
+                             ignored=dataset.ignored_summary())
+        if todo:
+            logger.info("%d tracks to build (%d already cached), %d workers", len(todo),
+                        len(keys) - len(todo), min(params.n_workers, len(todo)))
+        results: dict[str, dict] = {}
+        try:
+            _run_tracks([(k, dataset.files[k]) for k in todo], params, layout, fingerprint,
+                        progress=progress, results=results)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            _finish(report, keys, split, layout, results, start)
+            raise
+        _finish(report, keys, split, layout, results, start)
+    return report
+
+
+def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayout,
+            results: dict[str, dict], start: float) -> None:
+    """Fill the report and write the manifest (atomically)."""
+    old = {}
+    if layout.manifest_file.exists():
+        try:
+            old = cache.read_json(layout.manifest_file).get("tracks", {})
+        except StageError:
+            old = {}
+    where = split_of(split)
+    tracks = {}
+    for key in keys:
+        entry = _manifest_entry(key, layout, results, old)
+        tracks[key] = {"split": where[key], **entry}
+        if entry["status"] == "done":
+            report.tracks_per_split[where[key]] = report.tracks_per_split.get(where[key], 0) + 1
+            report.snippets_per_split[where[key]] = (report.snippets_per_split.get(where[key], 0)
+                                                     + entry["snippets"])
+            if entry.get("notes"):
+                report.notes[key] = entry["notes"]
+        elif entry["status"] == "failed":
+            report.failed[key] = entry["reason"]
+        else:
+            report.pending += 1
+    for result in results.values():
+        if result["status"] == "done":
+            report.cached_now += 1
+            report.sources[result["source"]] += 1
+    report.seconds = time.monotonic() - start
+    counts = Counter(t["status"] for t in tracks.values())
+    write_json(layout.manifest_file, {
+        "stage": "build_dataset", "complete": counts.get("pending", 0) == 0,
+        "counts": {s: counts.get(s, 0) for s in ("done", "failed", "pending")},
+        "snippets_per_split": report.snippets_per_split, "tracks": tracks},
+        tmp_dir=layout.tmp_dir)

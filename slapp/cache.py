@@ -1,0 +1,137 @@
+"""The on-disk layout of a build: split, build info, per-track feature files, manifest.
+
+::
+
+    <output_dir>/
+      train_val_test_dict.json   class → split → track keys (written before audio work)
+      build_info.json            classes, feature settings + fingerprint, split origin
+      build_manifest.json        per-track status and counts (end of each run)
+      cache/<key>.npz            one track: mel (n, n_frames, n_mels), starts (n,) seconds
+      .tmp/                      temp files of atomic writes; emptied at each start
+
+A ``.npz`` exists only once it is complete (atomic write), so it alone means "done".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_npz
+from .errors import StageError
+
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BuildLayout:
+    """Paths of a build under ``root`` (the output folder)."""
+
+    root: Path
+
+    @property
+    def split_file(self) -> Path:
+        return self.root / "train_val_test_dict.json"
+
+    @property
+    def info_file(self) -> Path:
+        return self.root / "build_info.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / "build_manifest.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / ".tmp"
+
+    def track_file(self, key: str) -> Path:
+        return self.cache_dir / (key + ".npz")
+
+
+
+def fingerprint(settings: dict) -> str:
+    """Short hash of the feature settings (plus the cache format)."""
+    text = json.dumps({"format": CACHE_FORMAT, **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def changed_settings(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``["features.n_mels: 100 -> 128", ...]`` for every leaf that differs."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_settings(a, b, prefix + key + ".")
+        elif a != b:
+            out.append(f"{prefix}{key}: {json.dumps(a)} -> {json.dumps(b)}")
+    return out
+
+
+def write_track(layout: BuildLayout, key: str, *, mel: np.ndarray, starts: np.ndarray,
+                dtype: str, fingerprint: str) -> None:
+    """Atomically store one track's features as ``cache/<key>.npz``."""
+    write_npz(layout.track_file(key),
+              {"mel": mel.astype(dtype, copy=False), "starts": starts.astype(np.float32),
+               "fingerprint": np.array(fingerprint)},
+              tmp_dir=layout.tmp_dir)
+
+
+def read_track(layout: BuildLayout, key: str, *, fingerprint: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(mel (n, n_frames, n_mels), starts (n,) seconds)`` of a cached track.
+
+    Raises :class:`StageError` naming the file when it is unreadable or, if
+    ``fingerprint`` is given, was made with other feature settings.
+    """
+    path = layout.track_file(key)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            mel, starts, fp = data["mel"], data["starts"], str(data["fingerprint"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise StageError(f"Cache file '{path}' is unreadable ({exc}). Delete it and run "
+                         "build_dataset.py again to rebuild just that track.") from None
+    if fingerprint is not None and fp != fingerprint:
+        raise StageError(f"Cache file '{path}' was made with other feature settings. Run "
+                         "build_dataset.py --rebuild.")
+    return mel, starts
+
+
+def snippet_count(path: str | os.PathLike) -> int:
+    """Snippets in a cached track, from the array header only (no data read)."""
+    with zipfile.ZipFile(path) as z, z.open("mel.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _, _ = read(f)
+    return int(shape[0])
+
+
+def read_json(path: Path):
+    """Parse a JSON file written by slapp; a damaged one is a :class:`StageError`."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StageError(f"'{path}' is unreadable ({exc}). Delete it and run the stage "
+                         "again.") from None
+
+
+def remove_cache(layout: BuildLayout) -> None:
+    """Delete every cached track (for ``--rebuild``)."""
+    import shutil
+
+    if layout.cache_dir.exists():
+        shutil.rmtree(layout.cache_dir)
+    for path in (layout.manifest_file,):
+        if path.exists():
+            os.unlink(path)

@@ -1,0 +1,101 @@
+"""Finding the labelled tracks: one sub-folder per class, audio files anywhere below it."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .audio import AUDIO_EXTENSIONS
+from .errors import DatasetError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The tracks of an input folder.
+
+    ``classes`` are the class folder names, sorted. ``tracks`` maps each class to its
+    track keys, sorted: paths relative to ``root``, with ``/`` separators and Unicode NFC
+    (so a split file made on macOS matches on Linux). ``files`` maps each key to the file.
+    ``ignored`` lists files that are not audio, by key.
+    """
+
+    root: Path
+    classes: tuple[str, ...]
+    tracks: dict[str, tuple[str, ...]]
+    files: dict[str, Path] = field(repr=False)
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.files)
+
+    def class_of(self, key: str) -> str:
+        return key.split("/", 1)[0]
+
+    def ignored_summary(self) -> str:
+        """E.g. ``3 files that are not audio (.jpg x2, .txt x1)``; empty when none."""
+        if not self.ignored:
+            return ""
+        exts = Counter(os.path.splitext(k)[1].lower() or "(no extension)"
+                       for k in self.ignored)
+        kinds = ", ".join(f"{e} x{n}" for e, n in exts.most_common())
+        return f"{len(self.ignored)} files that are not audio ({kinds})"
+
+
+def _key(path: Path, root: Path) -> str:
+    return unicodedata.normalize("NFC", path.relative_to(root).as_posix())
+
+
+def find_tracks(root: str | os.PathLike) -> Dataset:
+    """Scan ``root``: each non-hidden sub-folder is a class; hidden entries are skipped.
+
+    Raises :class:`DatasetError` when the folder is missing, has fewer than two classes,
+    or a class folder holds no audio file.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"Input folder '{root}' does not exist. Expected a folder with "
+                           "one sub-folder of audio files per class (paths.input_dir).")
+    if not root.is_dir():
+        raise DatasetError(f"Input folder '{root}' is a file. Expected a folder with one "
+                           "sub-folder of audio files per class (paths.input_dir).")
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        raise DatasetError(f"Cannot read input folder '{root}': {exc.strerror}.") from None
+    class_dirs = [Path(e.path) for e in entries
+                  if e.is_dir() and not e.name.startswith(".")]
+    stray = [e.name for e in entries if e.is_file() and not e.name.startswith(".")]
+    if len(class_dirs) < 2:
+        found = ", ".join(repr(d.name) for d in class_dirs) or "none"
+        raise DatasetError(f"Input folder '{root}' has {len(class_dirs)} class folder(s) "
+                           f"({found}). Expected at least 2 sub-folders, one per class.")
+    tracks: dict[str, tuple[str, ...]] = {}
+    files: dict[str, Path] = {}
+    ignored: list[str] = [unicodedata.normalize("NFC", s) for s in stray]
+    for class_dir in class_dirs:
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.startswith("."):
+                    continue
+                path = Path(dirpath) / name
+                key = _key(path, root)
+                if path.suffix.lower() in AUDIO_EXTENSIONS:
+                    found.append(key)
+                    files[key] = path
+                else:
+                    ignored.append(key)
+        if not found:
+            raise DatasetError(
+                f"Class folder '{class_dir}' contains no audio files. Expected files "
+                f"ending in {', '.join(sorted(AUDIO_EXTENSIONS))}; add tracks or remove "
+                "the folder.")
+        tracks[unicodedata.normalize("NFC", class_dir.name)] = tuple(sorted(found))
+    classes = tuple(sorted(tracks))
+    return Dataset(root=root, classes=classes, tracks={c: tracks[c] for c in classes},
+                   files=files, ignored=tuple(sorted(ignored)))

@@ -1,0 +1,54 @@
+"""One slapp run per output folder at a time.
+
+The lock is an OS file lock (``filelock``): the kernel drops it when its process dies,
+even by kill -9 or power loss, so a lock left by a killed run is stale by construction and
+the next run takes it over. A small owner file says who holds it, for the error message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .atomic import write_json
+from .errors import StageError
+
+LOCK_NAME = ".slapp.lock"
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike, stage: str):
+    """Hold the lock of ``folder`` for the ``with`` block, or raise :class:`StageError`."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / LOCK_NAME), timeout=0)
+        lock.acquire()
+    except Timeout:
+        owner = _owner(folder)
+        raise StageError(f"Output folder '{folder}' is in use by another slapp run{owner}. "
+                         "Wait for it to finish (two runs at once would corrupt it).") from None
+    except OSError as exc:
+        raise StageError(f"Cannot write to output folder '{folder}': "
+                         f"{exc.strerror or exc}. Expected a writable folder "
+                         "(paths.output_dir).") from None
+    owner_file = folder / (LOCK_NAME + ".owner")
+    try:
+        write_json(owner_file, {"stage": stage, "pid": os.getpid(),
+                                "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+        yield
+    finally:
+        lock.release()
+
+
+def _owner(folder: Path) -> str:
+    try:
+        info = json.loads((folder / (LOCK_NAME + ".owner")).read_text(encoding="utf-8"))
+        return f" ({info['stage']}, pid {info['pid']}, since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""

@@ -1,0 +1,320 @@
+"""``pipeline_parameters.json``: read once into frozen, validated dataclasses.
+
+Nothing else in slapp reads the JSON. Every violation is refused with one sentence that
+names the key path, what is expected and what was given, e.g.::
+
+    The 'slicing.overlap_seconds' parameter must be a number in the range [0, 3.0).
+    Got 3.0 instead.
+
+Relative paths in the file are resolved against the folder that holds the file, so the
+scripts work from any current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ParameterError
+
+DEFAULT_PARAMS_FILE = "pipeline_parameters.json"
+
+
+def _spec(kind: str, *, lo=None, hi=None, lo_open=False, hi_open=False, choices=None,
+          nullable=False, doc=""):
+    """Field metadata: the constraint a JSON value must meet (kind: int|float|bool|str|path)."""
+    return {"kind": kind, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
+            "choices": choices, "nullable": nullable, "doc": doc}
+
+
+def _param(default, kind, **kw):
+    return field(default=default, metadata=_spec(kind, **kw))
+
+
+@dataclass(frozen=True)
+class PathsParams:
+    """Where the labelled music is and where every stage writes."""
+
+    input_dir: Path = _param(None, "path", doc="one sub-folder per class")
+    output_dir: Path = _param(Path("output"), "path", doc="all stage outputs")
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    """Decoding: every track becomes a mono float32 waveform at ``sample_rate``."""
+
+    sample_rate: int = _param(22050, "int", lo=8000, hi=192000)
+    mixdown: str = _param("mean", "str", choices=("mean", "first"))
+    silence_threshold_db: float = _param(-60.0, "float", lo=-120.0, hi=0.0)
+
+
+@dataclass(frozen=True)
+class SlicingParams:
+    """How a track is cut into overlapping fixed-length snippets."""
+
+    snippet_seconds: float = _param(3.0, "float", lo=0.1, hi=60.0)
+    overlap_seconds: float = _param(1.0, "float", lo=0.0)
+    max_snippets_per_track: int | None = _param(14, "int", lo=1, nullable=True)
+    selection: str = _param("even", "str", choices=("even", "random"))
+    seed: int = _param(0, "int", lo=0)
+    min_track_seconds: float = _param(1.0, "float", lo=0.0)
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Log-mel spectrogram of each snippet, stored as ``(n_frames, n_mels)``."""
+
+    n_fft: int = _param(2048, "int", lo=16, hi=65536)
+    hop_length: int = _param(512, "int", lo=1)
+    n_mels: int = _param(100, "int", lo=1, hi=1024)
+    fmin: float = _param(0.0, "float", lo=0.0)
+    fmax: float | None = _param(None, "float", lo=0.0, lo_open=True, nullable=True)
+    log_reference: float = _param(1.0, "float", lo=0.0, lo_open=True)
+    log_amin: float = _param(1e-10, "float", lo=0.0, lo_open=True)
+    dtype: str = _param("float32", "str", choices=("float32", "float16"))
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Track-wise train/validation/test split, stratified per class."""
+
+    val_share: float = _param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
+    test_share: float = _param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
+    seed: int = _param(42, "int", lo=0)
+    method: str = _param("random", "str", choices=("random", "blocks"))
+    file: Path | None = _param(None, "path", nullable=True)
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """Everything in ``pipeline_parameters.json``; derived sizes are properties."""
+
+    paths: PathsParams
+    audio: AudioParams = field(default_factory=AudioParams)
+    slicing: SlicingParams = field(default_factory=SlicingParams)
+    features: FeatureParams = field(default_factory=FeatureParams)
+    split: SplitParams = field(default_factory=SplitParams)
+    workers: int | None = _param(None, "int", lo=1, hi=1024, nullable=True)
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def snippet_samples(self) -> int:
+        """Samples in one snippet."""
+        return int(round(self.slicing.snippet_seconds * self.audio.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between the starts of two consecutive snippets."""
+        hop = self.slicing.snippet_seconds - self.slicing.overlap_seconds
+        return int(round(hop * self.audio.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        """Spectrogram frames per snippet (centred STFT): 130 for 3 s at 22050/512."""
+        return 1 + self.snippet_samples // self.features.hop_length
+
+    @property
+    def n_workers(self) -> int:
+        """Worker processes: ``workers`` or every core this process may use."""
+        if self.workers is not None:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # macOS, Windows
+            return max(1, os.cpu_count() or 1)
+
+    def feature_settings(self) -> dict:
+        """The parameters that shape the cached features (JSON-ready)."""
+        return {name: _to_json(dataclasses.asdict(getattr(self, name)))
+                for name in ("audio", "slicing", "features")}
+
+
+_SECTIONS = {"paths": PathsParams, "audio": AudioParams, "slicing": SlicingParams,
+             "features": FeatureParams, "split": SplitParams}
+
+
+def _to_json(value):
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"{value!r} (a string)"
+    if isinstance(value, (list, dict)):
+        return f"{json.dumps(value)[:60]} (a {'list' if isinstance(value, list) else 'object'})"
+    return repr(value)
+
+
+def _expected(spec) -> str:
+    kind = spec["kind"]
+    if spec["choices"]:
+        text = "one of " + ", ".join(repr(c) for c in spec["choices"])
+    else:
+        text = {"int": "an int", "float": "a number", "bool": "true or false",
+                "str": "a string", "path": "a path string"}[kind]
+        if spec["lo"] is not None or spec["hi"] is not None:
+            lo = "-inf" if spec["lo"] is None else spec["lo"]
+            hi = "inf" if spec["hi"] is None else spec["hi"]
+            left = "(" if spec["lo_open"] or spec["lo"] is None else "["
+            right = ")" if spec["hi_open"] or spec["hi"] is None else "]"
+            text += f" in the range {left}{lo}, {hi}{right}"
+    if spec["nullable"]:
+        text += " or null"
+    return text
+
+
+def _fail(key: str, expected: str, value) -> ParameterError:
+    return ParameterError(
+        f"The '{key}' parameter must be {expected}. Got {_describe(value)} instead.")
+
+
+def _check(key: str, value, spec, base: Path):
+    """Return ``value`` converted to its Python type, or raise ParameterError."""
+    if value is None:
+        if spec["nullable"]:
+            return None
+        raise _fail(key, _expected(spec), value)
+    kind = spec["kind"]
+    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "bool": isinstance(value, bool),
+          "str": isinstance(value, str),
+          "path": isinstance(value, str) and value.strip() != ""}[kind]
+    if kind == "float" and ok and not math.isfinite(value):
+        ok = False
+    if not ok or (spec["choices"] and value not in spec["choices"]):
+        raise _fail(key, _expected(spec), value)
+    if spec["lo"] is not None and (value < spec["lo"] or (spec["lo_open"] and value == spec["lo"])):
+        raise _fail(key, _expected(spec), value)
+    if spec["hi"] is not None and (value > spec["hi"] or (spec["hi_open"] and value == spec["hi"])):
+        raise _fail(key, _expected(spec), value)
+    if kind == "float":
+        return float(value)
+    if kind == "path":
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (base / path)
+    return value
+
+
+def _unknown(key: str, name: str, known) -> ParameterError:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ParameterError(
+        f"Unknown parameter '{key}'.{hint} Expected one of: {', '.join(sorted(known))}.")
+
+
+def _build(cls, raw: dict, prefix: str, base: Path):
+    """Instantiate dataclass ``cls`` from ``raw`` after checking every key."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata}
+    for name in raw:
+        if name not in fields:
+            raise _unknown(prefix + name, name, list(fields))
+    kwargs = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name in raw:
+            kwargs[name] = _check(key, raw[name], f.metadata, base)
+        elif isinstance(f.default, Path):
+            kwargs[name] = base / f.default
+        elif f.default is None and not f.metadata["nullable"]:
+            raise ParameterError(
+                f"The '{key}' parameter is missing. Expected {_expected(f.metadata)}.")
+    return cls(**kwargs)
+
+
+def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = None
+                     ) -> PipelineParams:
+    """Validate a parsed parameters object; relative paths resolve against ``base``."""
+    if not isinstance(raw, dict):
+        raise ParameterError(
+            f"The parameters must be a JSON object of sections. Got {_describe(raw)} instead.")
+    top = {f.name for f in dataclasses.fields(PipelineParams) if f.name != "source"}
+    for name in raw:
+        if name not in top:
+            raise _unknown(name, name, top)
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        section = raw.get(name, {})
+        if not isinstance(section, dict):
+            raise ParameterError(f"The '{name}' parameter must be an object of parameters. "
+                                 f"Got {_describe(section)} instead.")
+        sections[name] = _build(cls, section, name + ".", base)
+    workers_spec = next(f for f in dataclasses.fields(PipelineParams)
+                        if f.name == "workers").metadata
+    workers = _check("workers", raw.get("workers"), workers_spec, base)
+    params = PipelineParams(**sections, workers=workers, source=source)
+    _check_consistency(params)
+    return params
+
+
+def _check_consistency(p: PipelineParams) -> None:
+    """Rules that involve more than one parameter."""
+    s, f, a = p.slicing, p.features, p.audio
+    if s.overlap_seconds >= s.snippet_seconds:
+        raise _fail("slicing.overlap_seconds",
+                    f"a number in the range [0, {s.snippet_seconds}) "
+                    "(smaller than slicing.snippet_seconds)", s.overlap_seconds)
+    if p.hop_samples < 1:
+        raise _fail("slicing.overlap_seconds", "at least one sample shorter than "
+                    "slicing.snippet_seconds", s.overlap_seconds)
+    if s.min_track_seconds > s.snippet_seconds:
+        raise _fail("slicing.min_track_seconds",
+                    f"at most slicing.snippet_seconds ({s.snippet_seconds})",
+                    s.min_track_seconds)
+    if f.n_fft > p.snippet_samples:
+        raise _fail("features.n_fft", f"at most the samples in one snippet "
+                    f"({p.snippet_samples} = {s.snippet_seconds} s x {a.sample_rate} Hz)",
+                    f.n_fft)
+    if f.hop_length > f.n_fft:
+        raise _fail("features.hop_length", f"at most features.n_fft ({f.n_fft})",
+                    f.hop_length)
+    nyquist = a.sample_rate / 2
+    fmax = nyquist if f.fmax is None else f.fmax
+    if f.fmax is not None and f.fmax > nyquist:
+        raise _fail("features.fmax", f"at most half of audio.sample_rate ({nyquist:g} Hz) "
+                    "or null", f.fmax)
+    if f.fmin >= fmax:
+        raise _fail("features.fmin", f"below features.fmax ({fmax:g} Hz)", f.fmin)
+    total = p.split.val_share + p.split.test_share
+    if total >= 1.0 - 1e-9:
+        raise ParameterError(
+            "The 'split.val_share' and 'split.test_share' parameters must sum to less "
+            f"than 1 so that training keeps some tracks. Got {p.split.val_share:g} + "
+            f"{p.split.test_share:g} = {total:g} instead.")
+
+
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS_FILE) -> PipelineParams:
+    """Read and validate ``pipeline_parameters.json`` (path relative to the cwd)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParameterError(
+            f"Parameters file '{path}' not found. Expected a JSON file like the "
+            "project's pipeline_parameters.json (pass it with --params).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"Cannot read parameters file '{path}': {exc}.") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(
+            f"Parameters file '{path}' is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}.") from None
+    try:
+        return params_from_dict(raw, base=path.resolve().parent, source=path)
+    except ParameterError as exc:
+        raise ParameterError(f"{path}: {exc}") from None

@@ -1,0 +1,51 @@
+"""Cutting a waveform into fixed-length, overlapping snippets (pure functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def snippet_starts(n_samples: int, *, snippet_samples: int, hop_samples: int) -> np.ndarray:
+    """Start offsets (samples) of every whole snippet, ``(n_snippets,)`` int64.
+
+    Snippets start at 0, hop, 2·hop... and end inside the track; the tail shorter than a
+    snippet is not used. A track shorter than one snippet yields one start, 0 (the
+    snippet is zero-padded by :func:`cut_snippets`).
+    """
+    if snippet_samples < 1 or hop_samples < 1:
+        raise ValueError(f"snippet_samples={snippet_samples} and hop_samples={hop_samples} "
+                         "must be positive")
+    if n_samples <= snippet_samples:
+        return np.zeros(1, dtype=np.int64)
+    return np.arange(0, n_samples - snippet_samples + 1, hop_samples, dtype=np.int64)
+
+
+def select_snippets(n_snippets: int, *, max_snippets: int | None, selection: str = "even",
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices (sorted, ``(k,)`` int64) of at most ``max_snippets`` of ``n_snippets``.
+
+    ``even`` spreads them evenly from the first to the last snippet; ``random`` draws them
+    without replacement from ``rng``. All are kept when ``max_snippets`` is None or large.
+    """
+    if max_snippets is None or n_snippets <= max_snippets:
+        return np.arange(n_snippets, dtype=np.int64)
+    if selection == "even":
+        return np.unique(np.round(np.linspace(0, n_snippets - 1, max_snippets)).astype(np.int64))
+    if selection == "random":
+        if rng is None:
+            raise ValueError("selection='random' needs an rng")
+        return np.sort(rng.choice(n_snippets, size=max_snippets, replace=False)).astype(np.int64)
+    raise ValueError(f"selection={selection!r} must be 'even' or 'random'")
+
+
+def cut_snippets(y: np.ndarray, starts: np.ndarray, *, snippet_samples: int) -> np.ndarray:
+    """Copy ``(n_snippets, snippet_samples)`` float32 snippets out of ``y`` ``(n_samples,)``.
+
+    Samples past the end of ``y`` are zeros (silence), so a short track becomes one
+    snippet padded at its end.
+    """
+    out = np.zeros((len(starts), snippet_samples), dtype=np.float32)
+    for i, start in enumerate(starts):
+        piece = y[start:start + snippet_samples]
+        out[i, :len(piece)] = piece
+    return out
