@@ -273,10 +273,13 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
         if todo:
             logger.info("%d tracks to build (%d already cached), %d workers", len(todo),
                         len(keys) - len(todo), min(params.n_workers, len(todo)))
+        else:
+            logger.info("nothing to do: all %d tracks are cached", len(keys))
         results: dict[str, dict] = {}
         try:
-            _run_tracks([(k, dataset.files[k]) for k in todo], params, layout, fingerprint,
-                        progress=progress, results=results)
+            if todo:
+                _run_tracks([(k, dataset.files[k]) for k in todo], params, layout, fingerprint,
+                            progress=progress, results=results)
         except KeyboardInterrupt:
             report.interrupted = True
             _finish(report, keys, split, layout, results, start)

@@ -271,10 +271,6 @@ def _check_consistency(p: PipelineParams) -> None:
     if p.hop_samples < 1:
         raise _fail("slicing.overlap_seconds", "at least one sample shorter than "
                     "slicing.snippet_seconds", s.overlap_seconds)
-    if s.min_track_seconds > s.snippet_seconds:
-        raise _fail("slicing.min_track_seconds",
-                    f"at most slicing.snippet_seconds ({s.snippet_seconds})",
-                    s.min_track_seconds)
     if f.n_fft > p.snippet_samples:
         raise _fail("features.n_fft", f"at most the samples in one snippet "
                     f"({p.snippet_samples} = {s.snippet_seconds} s x {a.sample_rate} Hz)",
