@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         report = build_dataset(params, rebuild=args.rebuild, resplit=args.resplit,
                                progress=not args.quiet)
         print("\n".join(report.summary()))
-        return 0
+        return 130 if report.interrupted else 0
 
     return run_script(job)
 

@@ -83,9 +83,28 @@ class BuildReport:
 _WORKER: dict = {}
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the parent dies (kill -9 included), so
+    no orphan keeps writing or keeps the inherited output-folder lock."""
+    import ctypes
+    import os
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _init_worker(params: PipelineParams, layout: BuildLayout, fingerprint: str,
-                 limit_threads: bool) -> None:
-    if limit_threads:
+                 in_pool: bool) -> None:
+    if in_pool:
+        import sys
+
+        if sys.platform.startswith("linux"):
+            _die_with_parent()
         # The parent handles Ctrl-C; one BLAS/FFT thread per process (we have one
         # process per core already).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -242,8 +261,9 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                   progress: bool = True) -> BuildReport:
     """Run stage 1 (see the module docstring); returns what was done.
 
-    Raises :class:`~slapp.errors.SlappError` subclasses for problems the user must fix;
-    on Ctrl-C writes the manifest of what is done, then re-raises KeyboardInterrupt.
+    Raises :class:`~slapp.errors.SlappError` subclasses for problems the user must fix.
+    Ctrl-C stops the workers, writes the manifest of what is done and returns a report
+    with ``interrupted=True``.
     """
     start = time.monotonic()
     dataset = find_tracks(params.paths.input_dir)
@@ -282,8 +302,6 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                             progress=progress, results=results)
         except KeyboardInterrupt:
             report.interrupted = True
-            _finish(report, keys, split, layout, results, start)
-            raise
         _finish(report, keys, split, layout, results, start)
     return report
 

@@ -1,0 +1,101 @@
+"""kill -9 and Ctrl-C in the middle of build_dataset.py, then re-run: nothing lost."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from slapp.cache import BuildLayout, read_track
+
+from conftest import ROOT, make_dataset, write_params
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def start(params):
+    return subprocess.Popen([sys.executable, str(ROOT / "build_dataset.py"), "--params",
+                             str(params), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_files(folder, n, proc, timeout=60):
+    """Block until ``n`` cached tracks exist (or the process ended)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if sum(1 for _ in folder.rglob("*.npz")) >= n:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def cache_contents(out):
+    layout = BuildLayout(out)
+    keys = sorted(str(p.relative_to(layout.cache_dir))[:-4] for p in layout.cache_dir.rglob("*.npz"))
+    return {k: read_track(layout, k) for k in keys}
+
+
+@pytest.fixture(scope="module")
+def slow_dataset(tmp_path_factory):
+    # 24 tracks of 12 s, all snippets kept: slow enough to be killed in the middle
+    return make_dataset(tmp_path_factory.mktemp("music"), per_class=8, seconds=12.0)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, slow_dataset):
+    tmp = tmp_path_factory.mktemp("ref")
+    params = write_params(tmp / "p.json", slow_dataset, tmp / "out", workers=2,
+                          slicing={"max_snippets_per_track": None})
+    proc = start(params)
+    assert proc.wait(120) == 0, proc.stderr.read()
+    return tmp / "out"
+
+
+def test_kill_9_at_several_moments_then_rerun_gives_the_same_cache(tmp_path, slow_dataset,
+                                                                     reference):
+    params = write_params(tmp_path / "p.json", slow_dataset, tmp_path / "out", workers=2,
+                          slicing={"max_snippets_per_track": None})
+    out = tmp_path / "out"
+    kills = 0
+    for n in (0, 3, 9, 15):  # right at the start, then deeper into the run
+        proc = start(params)
+        if n == 0:
+            time.sleep(0.3)
+        elif not wait_for_files(out / "cache", n, proc):
+            proc.wait(60)
+            continue
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        kills += 1
+    assert kills >= 3
+    proc = start(params)  # immediately: the lock of the killed run must not block us
+    assert proc.wait(120) == 0, proc.stderr.read()
+    got, want = cache_contents(out), cache_contents(reference)
+    assert sorted(got) == sorted(want) and len(got) == 24
+    for key in want:
+        assert np.array_equal(got[key][0], want[key][0]), key
+        assert np.array_equal(got[key][1], want[key][1]), key
+    assert (out / "train_val_test_dict.json").read_text() == \
+        (reference / "train_val_test_dict.json").read_text()
+    assert not any((out / ".tmp").iterdir())  # no temp file survives
+
+
+def test_ctrl_c_exits_cleanly_and_rerun_continues(tmp_path, slow_dataset):
+    params = write_params(tmp_path / "p.json", slow_dataset, tmp_path / "out", workers=2,
+                          slicing={"max_snippets_per_track": None})
+    proc = start(params)
+    assert wait_for_files(tmp_path / "out" / "cache", 4, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert "build interrupted" in out and "run the same command again" in out
+    done = sum(1 for _ in (tmp_path / "out" / "cache").rglob("*.npz"))
+    assert 4 <= done < 24
+    proc = start(params)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"{24 - done} cached now, {done} already cached" in out
