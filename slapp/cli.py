@@ -15,8 +15,7 @@ from .params import DEFAULT_PARAMS_FILE
 
 def make_parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with ``--params`` (every script takes it)."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default=DEFAULT_PARAMS_FILE, metavar="PATH",
                         help="pipeline parameters JSON file (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true",

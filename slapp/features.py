@@ -1,9 +1,10 @@
 """Log-mel spectrograms of snippets (pure; the same function serves build and predict).
 
-Decibels use a fixed reference power (``reference``, default 1.0, i.e. a full-scale
-sine ≈ +??) rather than each snippet's maximum: a per-snippet maximum makes every snippet
-peak at 0 dB, so a quiet intro and a loud chorus look alike and loudness, a real genre cue,
-is thrown away; it also makes the scale of one snippet depend on its loudest bin.
+Decibels use a fixed reference power (``reference``, default 1.0; a full-scale 1 kHz sine
+then peaks near +39 dB and the floor is ``10·log10(amin)`` = -100 dB) rather than each
+snippet's maximum: a per-snippet maximum makes every snippet peak at 0 dB, so a quiet
+intro and a loud chorus look alike and loudness, a real genre cue, is thrown away; it
+also makes the scale of one snippet depend on its loudest bin.
 """
 
 from __future__ import annotations
