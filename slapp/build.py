@@ -231,6 +231,10 @@ def _check_cache_settings(layout: BuildLayout, info: dict | None, settings: dict
     if rebuild:
         cache.remove_cache(layout)
         return
+    if info is None and layout.cache_dir.exists() and any(layout.cache_dir.iterdir()):
+        raise StageError(
+            f"'{layout.cache_dir}' holds cached tracks but '{layout.info_file}' is missing, so "
+            "the settings they were made with are unknown. Run build_dataset.py --rebuild.")
     if info is not None and info.get("fingerprint") != fingerprint:
         changes = cache.changed_settings(info.get("feature_settings", {}), settings)
         raise StageError(

@@ -165,3 +165,12 @@ def test_script_summary(params_file, capsys):
     assert build_dataset.main(["--params", str(params_file), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "12 cached now" in out and "snippets: train" in out
+
+
+def test_cache_without_build_info_is_refused(tmp_path, params_file):
+    params = load_params(params_file)
+    build(params, progress=False)
+    (tmp_path / "out" / "build_info.json").unlink()
+    with pytest.raises(StageError, match=r"build_info.json' is missing.*--rebuild"):
+        build(params, progress=False)
+    assert build(params, rebuild=True, progress=False).cached_now == 12
