@@ -20,6 +20,15 @@ import numpy as np
 TMP_SUFFIX = ".slapp-tmp"
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()  # mkstemp makes 0600 files; give outputs the usual permissions
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
                  tmp_dir: str | os.PathLike | None = None) -> None:
     """Call ``write(fileobj)`` on a temp file, then move it to ``path`` atomically.
@@ -30,6 +39,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=".", suffix=TMP_SUFFIX)
     try:
+        os.chmod(tmp, _MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

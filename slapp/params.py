@@ -92,6 +92,15 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class ProcessParams:
+    """Stage 2: normalisation of the training arrays and their shuffling."""
+
+    normalization: str = _param("standard", "str",
+                                choices=("standard", "minmax", "nonzero_minmax"))
+    seed: int = _param(0, "int", lo=0)
+
+
+@dataclass(frozen=True)
 class PipelineParams:
     """Everything in ``pipeline_parameters.json``; derived sizes are properties."""
 
@@ -100,6 +109,7 @@ class PipelineParams:
     slicing: SlicingParams = field(default_factory=SlicingParams)
     features: FeatureParams = field(default_factory=FeatureParams)
     split: SplitParams = field(default_factory=SplitParams)
+    process: ProcessParams = field(default_factory=ProcessParams)
     workers: int | None = _param(None, "int", lo=1, hi=1024, nullable=True)
     source: Path | None = field(default=None, compare=False)
 
@@ -136,7 +146,7 @@ class PipelineParams:
 
 
 _SECTIONS = {"paths": PathsParams, "audio": AudioParams, "slicing": SlicingParams,
-             "features": FeatureParams, "split": SplitParams}
+             "features": FeatureParams, "split": SplitParams, "process": ProcessParams}
 
 
 def _to_json(value):

@@ -1,0 +1,300 @@
+"""Stage 2, ``process_dataset.py``: feature cache → normalised, shuffled training arrays.
+
+Reads the split and the cache of stage 1, computes normalisation statistics from the
+training snippets only (one streaming pass), then writes per split ``X`` / ``y`` /
+``track`` / ``start`` ``.npy`` files row by row with plain file writes (never the whole
+array in memory, and no growing memory map either), so a cache larger than RAM works.
+
+Every file is first written under ``output/.tmp``; only when all are complete are they
+moved into ``output/arrays`` and the manifest, which is what later stages trust, is
+written last. An interrupted run leaves no trusted file; a re-run starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import cache
+from .atomic import TMP_SUFFIX, remove_temp_files, write_json
+from .cache import BuildLayout
+from .errors import StageError
+from .lock import output_lock
+from .normalization import RunningStats, apply
+from .params import PipelineParams
+from .split import SPLITS
+
+logger = logging.getLogger(__name__)
+
+ARRAY_KINDS = ("X", "y", "track", "start")
+
+
+@dataclass(frozen=True)
+class ArraysLayout:
+    """Paths of stage 2's outputs under ``<output_dir>/arrays``."""
+
+    root: Path
+
+    def array(self, part: str, kind: str) -> Path:
+        return self.root / f"{part}_{kind}.npy"
+
+    @property
+    def tracks_file(self) -> Path:
+        return self.root / "tracks.json"
+
+    @property
+    def stats_file(self) -> Path:
+        return self.root / "normalization.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / "process_manifest.json"
+
+
+@dataclass
+class ProcessReport:
+    arrays: ArraysLayout
+    up_to_date: bool = False
+    snippets: dict[str, int] = field(default_factory=dict)
+    per_class: dict[str, Counter] = field(default_factory=dict)
+    skipped_failed: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> list[str]:
+        if self.up_to_date:
+            return [f"nothing to do: the arrays in '{self.arrays.root}' are up to date with "
+                    "the cache and the parameters"]
+        lines = [f"process finished in {self.seconds:.1f} s"]
+        for part in SPLITS:
+            n = self.snippets.get(part, 0)
+            if not n:
+                lines.append(f"  {part}: no snippets (no arrays written)")
+                continue
+            counts = self.per_class[part]
+            share = {c: counts[c] / n for c in counts}
+            lines.append(f"  {part}: {n} snippets; per class: "
+                         + ", ".join(f"{c} {counts[c]}" for c in sorted(counts))
+                         + f" (balance: smallest {min(share.values()):.1%}, largest "
+                           f"{max(share.values()):.1%})")
+        if self.skipped_failed:
+            lines.append(f"left out {len(self.skipped_failed)} tracks that failed in the "
+                         "build (--skip-failed)")
+        s = self.stats
+        lines.append(f"normalization '{s['method']}' from training snippets only: values "
+                     f"{s['min']:.1f} to {s['max']:.1f} dB; per-bin mean {min(s['mean']):.1f} "
+                     f"to {max(s['mean']):.1f} dB, std {min(s['std']):.2f} to "
+                     f"{max(s['std']):.2f} dB")
+        size = sum(p.stat().st_size for p in self.arrays.root.glob("*.npy"))
+        lines.append(f"arrays: {self.arrays.root} ({size / 1e6:.1f} MB); statistics: "
+                     f"{self.arrays.stats_file}")
+        return lines
+
+
+def _included_tracks(layout: BuildLayout, split: dict, skip_failed: bool
+                     ) -> tuple[dict[str, list[tuple[str, str, int]]], list[str]]:
+    """Per split, ``(key, class, n_snippets)`` of the tracks to use; and skipped failures."""
+    if not layout.manifest_file.exists():
+        raise StageError(f"No finished build in '{layout.root}' (no "
+                         f"{layout.manifest_file.name}). Run build_dataset.py first.")
+    tracks = cache.read_json(layout.manifest_file).get("tracks", {})
+    chosen: dict[str, list] = {part: [] for part in SPLITS}
+    pending, failed = [], []
+    for name in sorted(split):
+        for part in SPLITS:
+            for key in split[name][part]:
+                entry = tracks.get(key, {"status": "pending"})
+                if entry["status"] == "done" and not layout.track_file(key).exists():
+                    entry = {"status": "pending"}
+                if entry["status"] == "done":
+                    chosen[part].append((key, name, int(entry["snippets"])))
+                elif entry["status"] == "failed":
+                    failed.append(f"{key} ({entry.get('reason', 'failed')})")
+                else:
+                    pending.append(key)
+    if pending:
+        shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5
+                                          else "")
+        raise StageError(f"The build is incomplete: {len(pending)} track(s) are not cached "
+                         f"({shown}). Run build_dataset.py to finish it.")
+    if failed and not skip_failed:
+        shown = "; ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5
+                                         else "")
+        raise StageError(f"{len(failed)} track(s) failed in the build: {shown}. Fix or remove "
+                         "them and re-run build_dataset.py, or run process_dataset.py "
+                         "--skip-failed to go on without them.")
+    return chosen, failed
+
+
+def _inputs_signature(layout: BuildLayout, info: dict, params: PipelineParams,
+                      chosen: dict) -> dict:
+    listing = json.dumps(chosen, sort_keys=True).encode("utf-8")
+    return {"build_fingerprint": info["fingerprint"],
+            "split_sha256": hashlib.sha256(layout.split_file.read_bytes()).hexdigest(),
+            "tracks_sha256": hashlib.sha256(listing).hexdigest(),
+            "normalization": params.process.normalization, "seed": params.process.seed}
+
+
+class _RowWriter:
+    """Writes rows of a ``(n, *row_shape)`` float32 ``.npy`` file in any order."""
+
+    def __init__(self, path: Path, n: int, row_shape: tuple[int, ...]):
+        self.row_bytes = int(np.prod(row_shape)) * 4
+        self.f = open(path, "wb")
+        header = {"descr": "<f4", "fortran_order": False, "shape": (n, *row_shape)}
+        np.lib.format.write_array_header_2_0(self.f, header)
+        self.offset = self.f.tell()
+        self.f.truncate(self.offset + n * self.row_bytes)
+        self.fd = self.f.fileno()
+
+    def write(self, rows: np.ndarray, positions: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype="<f4")
+        if len(positions) and np.all(np.diff(positions) == 1):
+            os.pwrite(self.fd, rows.tobytes(), self.offset + int(positions[0]) * self.row_bytes)
+            return
+        for row, pos in zip(rows, positions):
+            os.pwrite(self.fd, row.tobytes(), self.offset + int(pos) * self.row_bytes)
+
+    def close(self) -> None:
+        self.f.flush()
+        os.fsync(self.fd)
+        self.f.close()
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read(layout: BuildLayout, key: str, fingerprint: str, n: int, shape: tuple[int, int]
+          ) -> tuple[np.ndarray, np.ndarray]:
+    mel, starts = cache.read_track(layout, key, fingerprint=fingerprint)
+    if mel.shape != (n, *shape):
+        raise StageError(f"Cache file '{layout.track_file(key)}' holds an array of shape "
+                         f"{mel.shape}, expected {(n, *shape)} from the build manifest. Delete "
+                         "it and run build_dataset.py again to rebuild just that track.")
+    return mel, starts
+
+
+def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
+                    progress: bool = True) -> ProcessReport:
+    """Run stage 2 (see the module docstring)."""
+    start_time = time.monotonic()
+    layout = BuildLayout(Path(params.paths.output_dir))
+    arrays = ArraysLayout(layout.root / "arrays")
+    if not layout.info_file.exists() or not layout.split_file.exists():
+        raise StageError(f"No build found in '{layout.root}'. Run build_dataset.py first.")
+    with output_lock(layout.root, "process_dataset.py"):
+        info = cache.read_json(layout.info_file)
+        fingerprint = cache.fingerprint(params.feature_settings())
+        if info.get("fingerprint") != fingerprint:
+            changes = cache.changed_settings(info.get("feature_settings", {}),
+                                             params.feature_settings())
+            raise StageError("The cache was built with other parameters than the current "
+                             f"ones ({'; '.join(changes)}). Run build_dataset.py --rebuild, "
+                             "or restore the old values.")
+        split = cache.read_json(layout.split_file)
+        chosen, failed = _included_tracks(layout, split, skip_failed)
+        classes = list(info["classes"])
+        train_classes = sorted({name for _, name, _ in chosen["train"]})
+        if len(train_classes) < 2:
+            raise StageError(f"The training split holds snippets of {len(train_classes)} "
+                             f"class(es) ({', '.join(train_classes) or 'none'}). Expected at "
+                             "least 2: build a dataset with two or more classes.")
+        signature = _inputs_signature(layout, info, params, chosen)
+        report = ProcessReport(arrays=arrays, skipped_failed=failed)
+        if arrays.manifest_file.exists():
+            old = cache.read_json(arrays.manifest_file)
+            if (old.get("complete") and old.get("inputs") == signature
+                    and all(Path(arrays.root / f).exists() for f in old.get("files", []))):
+                report.up_to_date = True
+                return report
+        layout.tmp_dir.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(layout.tmp_dir)
+        shape = (int(info["n_frames"]), int(info["n_mels"]))
+        floor_db = 10 * np.log10(params.features.log_amin / params.features.log_reference)
+
+        # pass 1: statistics from training snippets only
+        stats_acc = RunningStats(n_mels=shape[1], floor_db=float(floor_db) + 1e-3)
+        for key, _, n in tqdm(chosen["train"], desc="statistics (train)", unit="track",
+                              disable=not progress):
+            stats_acc.update(_read(layout, key, fingerprint, n, shape)[0])
+        stats = stats_acc.finish(params.process.normalization)
+        report.stats = stats
+
+        # pass 2: write every split, shuffling the training snippets
+        track_ids = {key: i for i, (key, _, _) in enumerate(
+            t for part in SPLITS for t in chosen[part])}
+        tmp_files: dict[Path, Path] = {}
+        try:
+            for part in SPLITS:
+                items = chosen[part]
+                n_total = sum(n for _, _, n in items)
+                report.snippets[part] = n_total
+                report.per_class[part] = Counter()
+                if n_total == 0:
+                    continue
+                order = (np.random.default_rng(params.process.seed).permutation(n_total)
+                         if part == "train" else np.arange(n_total))
+                tmp = {kind: layout.tmp_dir / f"{part}_{kind}.npy{TMP_SUFFIX}"
+                       for kind in ARRAY_KINDS}
+                tmp_files.update({tmp[k]: arrays.array(part, k) for k in ARRAY_KINDS})
+                labels = np.empty(n_total, np.int64)
+                tracks = np.empty(n_total, np.int32)
+                starts_all = np.empty(n_total, np.float32)
+                writer = _RowWriter(tmp["X"], n_total, shape)
+                offset = 0
+                for key, name, n in tqdm(items, desc=f"write {part}", unit="track",
+                                         disable=not progress):
+                    mel, starts = _read(layout, key, fingerprint, n, shape)
+                    pos = order[offset:offset + n]
+                    writer.write(apply(mel, stats), pos)
+                    labels[pos] = classes.index(name)
+                    tracks[pos] = track_ids[key]
+                    starts_all[pos] = starts
+                    report.per_class[part][name] += n
+                    offset += n
+                writer.close()
+                _save_npy(tmp["y"], labels)
+                _save_npy(tmp["track"], tracks)
+                _save_npy(tmp["start"], starts_all)
+            # commit: the manifest goes first (so nothing is trusted meanwhile) and last
+            if arrays.manifest_file.exists():
+                arrays.manifest_file.unlink()
+            arrays.root.mkdir(parents=True, exist_ok=True)
+            for old_file in arrays.root.glob("*.npy"):
+                if old_file not in tmp_files.values():
+                    old_file.unlink()  # e.g. a split that is empty now
+            for src, dst in tmp_files.items():
+                os.replace(src, dst)
+        finally:
+            for src in tmp_files:
+                if src.exists():
+                    src.unlink()
+        write_json(arrays.stats_file, stats, tmp_dir=layout.tmp_dir)
+        write_json(arrays.tracks_file, {
+            "classes": classes,
+            "tracks": [{"id": track_ids[key], "key": key, "class": name, "split": part,
+                        "snippets": n} for part in SPLITS for key, name, n in chosen[part]]},
+            tmp_dir=layout.tmp_dir)
+        write_json(arrays.root / "classes.json", classes, tmp_dir=layout.tmp_dir)
+        report.seconds = time.monotonic() - start_time
+        write_json(arrays.manifest_file, {
+            "stage": "process_dataset", "complete": True, "inputs": signature,
+            "classes": classes, "snippet_shape": list(shape),
+            "snippets": report.snippets,
+            "files": sorted(p.name for p in tmp_files.values())
+            + [arrays.stats_file.name, arrays.tracks_file.name, "classes.json"]},
+            tmp_dir=layout.tmp_dir)
+    return report
