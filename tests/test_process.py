@@ -186,3 +186,34 @@ def test_one_class_in_training(tmp_path):
     with pytest.raises(StageError, match=r"training split holds snippets of 1 class\(es\) "
                                          r"\(a\)"):
         process(params, skip_failed=True, progress=False)
+
+
+def test_interrupted_run_leaves_nothing_trusted(built, monkeypatch):
+    tmp, params = built
+    process(params, progress=False)
+    reference = np.load(tmp / "out" / "arrays" / "train_X.npy")
+    p = json.loads((tmp / "p.json").read_text())
+    p["process"] = {"seed": 3}  # a change, so the re-run really rewrites everything
+    (tmp / "p.json").write_text(json.dumps(p))
+    changed = load_params(tmp / "p.json")
+    import slapp.process as mod
+
+    calls = {"n": 0}
+    real_write = mod._RowWriter.write
+
+    def interrupting_write(self, rows, positions):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        real_write(self, rows, positions)
+
+    monkeypatch.setattr(mod._RowWriter, "write", interrupting_write)
+    with pytest.raises(KeyboardInterrupt):
+        process(changed, progress=False)
+    monkeypatch.setattr(mod._RowWriter, "write", real_write)
+    # the old arrays are untouched, and no temp file is left behind
+    assert np.array_equal(np.load(tmp / "out" / "arrays" / "train_X.npy"), reference)
+    assert not list((tmp / "out" / ".tmp").iterdir())
+    report = process(changed, progress=False)
+    assert not report.up_to_date
+    assert (tmp / "out" / "arrays" / "process_manifest.json").exists()
