@@ -132,6 +132,5 @@ def remove_cache(layout: BuildLayout) -> None:
 
     if layout.cache_dir.exists():
         shutil.rmtree(layout.cache_dir)
-    for path in (layout.manifest_file,):
-        if path.exists():
-            os.unlink(path)
+    if layout.manifest_file.exists():
+        os.unlink(layout.manifest_file)

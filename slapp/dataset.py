@@ -32,9 +32,6 @@ class Dataset:
     def n_tracks(self) -> int:
         return len(self.files)
 
-    def class_of(self, key: str) -> str:
-        return key.split("/", 1)[0]
-
     def ignored_summary(self) -> str:
         """E.g. ``3 files that are not audio (.jpg x2, .txt x1)``; empty when none."""
         if not self.ignored:

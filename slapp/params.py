@@ -127,7 +127,9 @@ class PipelineParams:
     @property
     def n_frames(self) -> int:
         """Spectrogram frames per snippet (centred STFT): 130 for 3 s at 22050/512."""
-        return 1 + self.snippet_samples // self.features.hop_length
+        from .features import n_frames
+
+        return n_frames(self.snippet_samples, hop_length=self.features.hop_length)
 
     @property
     def n_workers(self) -> int:
