@@ -23,6 +23,7 @@ from .atomic import remove_temp_files, write_json
 from .cache import BuildLayout
 from .dataset import Dataset, find_tracks
 from .errors import AudioError, DatasetError, StageError
+from .lock import output_lock
 from .params import PipelineParams
 from .split import SPLITS, check_split, make_split, split_of
 from .track import extract_track
@@ -274,8 +275,6 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
     layout = BuildLayout(Path(params.paths.output_dir))
     settings = params.feature_settings()
     fingerprint = cache.fingerprint(settings)
-    from .lock import output_lock
-
     with output_lock(layout.root, "build_dataset.py"):
         layout.tmp_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(layout.tmp_dir)
