@@ -43,6 +43,8 @@ class PathsParams:
 
     input_dir: Path = _param(None, "path", doc="one sub-folder per class")
     output_dir: Path = _param(Path("output"), "path", doc="all stage outputs")
+    model_dir: Path | None = _param(None, "path", nullable=True,
+                                    doc="the model bundle; null: <output_dir>/model")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,35 @@ class ProcessParams:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    """The network: a CRNN (Choi et al. 2017) trained from scratch on the log-mels."""
+
+    backbone: str = _param("crnn", "str", choices=("crnn",))
+    conv_filters: tuple[int, ...] = _param((64, 128, 128, 128), "ints", lo=1, hi=4096)
+    pool_sizes: tuple[tuple[int, int], ...] = _param(((2, 2), (2, 5), (2, 5), (1, 2)),
+                                                      "pairs", lo=1, hi=64)
+    gru_units: tuple[int, ...] = _param((32, 32), "ints", lo=1, hi=4096)
+    conv_dropout: float = _param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
+    gru_dropout: float = _param(0.3, "float", lo=0.0, hi=1.0, hi_open=True)
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """Stage 3: Adam on categorical cross-entropy with the usual Keras callbacks."""
+
+    batch_size: int = _param(32, "int", lo=1, hi=65536)
+    learning_rate: float = _param(1e-3, "float", lo=0.0, hi=1.0, lo_open=True)
+    epochs: int = _param(60, "int", lo=1, hi=100000)
+    early_stopping_patience: int = _param(10, "int", lo=1)
+    reduce_lr_patience: int = _param(4, "int", lo=1)
+    reduce_lr_factor: float = _param(0.5, "float", lo=0.0, hi=1.0, lo_open=True,
+                                     hi_open=True)
+    class_weights: str = _param("none", "str", choices=("none", "balanced"))
+    precision: str = _param("float32", "str", choices=("float32", "mixed_bfloat16"))
+    seed: int = _param(0, "int", lo=0)
+
+
+@dataclass(frozen=True)
 class PipelineParams:
     """Everything in ``pipeline_parameters.json``; derived sizes are properties."""
 
@@ -110,6 +141,8 @@ class PipelineParams:
     features: FeatureParams = field(default_factory=FeatureParams)
     split: SplitParams = field(default_factory=SplitParams)
     process: ProcessParams = field(default_factory=ProcessParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    training: TrainingParams = field(default_factory=TrainingParams)
     workers: int | None = _param(None, "int", lo=1, hi=1024, nullable=True)
     source: Path | None = field(default=None, compare=False)
 
@@ -132,6 +165,11 @@ class PipelineParams:
         return n_frames(self.snippet_samples, hop_length=self.features.hop_length)
 
     @property
+    def model_dir(self) -> Path:
+        """The model bundle folder: ``paths.model_dir`` or ``<output_dir>/model``."""
+        return self.paths.model_dir or Path(self.paths.output_dir) / "model"
+
+    @property
     def n_workers(self) -> int:
         """Worker processes: ``workers`` or every core this process may use."""
         if self.workers is not None:
@@ -141,6 +179,12 @@ class PipelineParams:
         except AttributeError:  # macOS, Windows
             return max(1, os.cpu_count() or 1)
 
+    def to_dict(self) -> dict:
+        """Every parameter as the JSON object ``params_from_dict`` accepts."""
+        out = {name: _to_json(dataclasses.asdict(getattr(self, name))) for name in _SECTIONS}
+        out["workers"] = self.workers
+        return out
+
     def feature_settings(self) -> dict:
         """The parameters that shape the cached features (JSON-ready)."""
         return {name: _to_json(dataclasses.asdict(getattr(self, name)))
@@ -148,7 +192,8 @@ class PipelineParams:
 
 
 _SECTIONS = {"paths": PathsParams, "audio": AudioParams, "slicing": SlicingParams,
-             "features": FeatureParams, "split": SplitParams, "process": ProcessParams}
+             "features": FeatureParams, "split": SplitParams, "process": ProcessParams,
+             "model": ModelParams, "training": TrainingParams}
 
 
 def _to_json(value):
@@ -156,6 +201,8 @@ def _to_json(value):
         return {k: _to_json(v) for k, v in value.items()}
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
     return value
 
 
@@ -177,7 +224,9 @@ def _expected(spec) -> str:
         text = "one of " + ", ".join(repr(c) for c in spec["choices"])
     else:
         text = {"int": "an int", "float": "a number", "bool": "true or false",
-                "str": "a string", "path": "a path string"}[kind]
+                "str": "a string", "path": "a path string",
+                "ints": "a non-empty list of ints",
+                "pairs": "a non-empty list of [time, frequency] int pairs"}[kind]
         if spec["lo"] is not None or spec["hi"] is not None:
             lo = "-inf" if spec["lo"] is None else spec["lo"]
             hi = "inf" if spec["hi"] is None else spec["hi"]
@@ -201,6 +250,8 @@ def _check(key: str, value, spec, base: Path):
             return None
         raise _fail(key, _expected(spec), value)
     kind = spec["kind"]
+    if kind in ("ints", "pairs"):
+        return _check_list(key, value, spec)
     ok = {"int": isinstance(value, int) and not isinstance(value, bool),
           "float": isinstance(value, (int, float)) and not isinstance(value, bool),
           "bool": isinstance(value, bool),
@@ -220,6 +271,26 @@ def _check(key: str, value, spec, base: Path):
         path = Path(os.path.expanduser(value))
         return path if path.is_absolute() else (base / path)
     return value
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_list(key: str, value, spec):
+    """A list of ints (``ints``) or of ``[int, int]`` pairs (``pairs``) as tuples."""
+    def in_range(v):
+        return _is_int(v) and spec["lo"] <= v <= spec["hi"]
+
+    if spec["kind"] == "ints":
+        ok = isinstance(value, list) and value and all(in_range(v) for v in value)
+    else:
+        ok = isinstance(value, list) and value and all(
+            isinstance(v, list) and len(v) == 2 and all(in_range(x) for x in v)
+            for v in value)
+    if not ok:
+        raise _fail(key, _expected(spec), value)
+    return tuple(tuple(v) if isinstance(v, list) else v for v in value)
 
 
 def _unknown(key: str, name: str, known) -> ParameterError:
@@ -297,6 +368,15 @@ def _check_consistency(p: PipelineParams) -> None:
                     "or null", f.fmax)
     if f.fmin >= fmax:
         raise _fail("features.fmin", f"below features.fmax ({fmax:g} Hz)", f.fmin)
+    m = p.model
+    if len(m.pool_sizes) != len(m.conv_filters):
+        raise _fail("model.pool_sizes", f"one [time, frequency] pair per convolution block "
+                    f"({len(m.conv_filters)}, as in model.conv_filters)",
+                    [list(v) for v in m.pool_sizes])
+    time_pool = math.prod(t for t, _ in m.pool_sizes)
+    if time_pool > p.n_frames:
+        raise _fail("model.pool_sizes", f"time pools whose product ({time_pool}) is at most "
+                    f"the {p.n_frames} frames of a snippet", [list(v) for v in m.pool_sizes])
     total = p.split.val_share + p.split.test_share
     if total >= 1.0 - 1e-9:
         raise ParameterError(

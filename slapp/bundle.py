@@ -1,0 +1,154 @@
+"""The model bundle: the one folder prediction needs.
+
+Layout of ``<model_dir>`` (``paths.model_dir``, default ``<output_dir>/model``)::
+
+    model.keras          the trained Keras model (best epoch)
+    bundle.json          version, class names, every audio/slicing/feature parameter,
+                         normalisation statistics, all training parameters, training facts
+    evaluation.json      validation/test metrics (snippet and track level)
+    history.csv          per-epoch loss/accuracy/learning rate
+    curves.png           training curves
+    confusion_<split>.csv / .png    track-level confusion matrices
+    report.txt           per-class precision/recall/F1 per split
+
+``bundle.json`` is written last: a folder without it is an incomplete bundle and is
+refused. Prediction takes the feature settings from the bundle, never from the current
+parameters file (when they differ, the bundle wins and says so).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import TMP_SUFFIX, write_json
+from .cache import changed_settings
+from .errors import ParameterError, StageError
+from .params import PipelineParams, params_from_dict
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_VERSION = 1
+MODEL_FILE = "model.keras"
+INFO_FILE = "bundle.json"
+EVALUATION_FILE = "evaluation.json"
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the model, its classes, and the parameters it was trained with."""
+
+    folder: Path
+    model: object
+    classes: list[str]
+    params: PipelineParams
+    stats: dict
+    info: dict
+
+
+def save_model(model, folder: Path) -> None:
+    """Write ``model.keras`` atomically (Keras wants the ``.keras`` suffix on the temp)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model-", suffix=TMP_SUFFIX + ".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / MODEL_FILE)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_info(folder: Path, info: dict) -> None:
+    """Write ``bundle.json`` (last: it marks the bundle complete)."""
+    write_json(folder / INFO_FILE, {"bundle_version": BUNDLE_VERSION, **info})
+
+
+def read_info(folder: Path) -> dict | None:
+    """``bundle.json`` of a complete bundle, or None."""
+    try:
+        return json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def invalidate(folder: Path) -> None:
+    """Mark the bundle incomplete before its files are replaced."""
+    try:
+        (folder / INFO_FILE).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = None
+                ) -> Bundle:
+    """Load and check a bundle; ``current`` only serves to warn about differing settings."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StageError(f"Model bundle '{folder}' not found. Expected the folder "
+                         "train_crnn.py writes (paths.model_dir), or pass --model.")
+    info_path = folder / INFO_FILE
+    if not info_path.exists():
+        raise StageError(f"Model bundle '{folder}' is incomplete (no {INFO_FILE}). Run "
+                         "train_crnn.py to finish it.")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StageError(f"Model bundle file '{info_path}' is unreadable: {exc}.") from None
+    version = info.get("bundle_version") if isinstance(info, dict) else None
+    if version != BUNDLE_VERSION:
+        raise StageError(f"Model bundle '{folder}' has format version {version}; this slapp "
+                         f"reads version {BUNDLE_VERSION}. Retrain it with this version "
+                         "(train_crnn.py --retrain).")
+    try:
+        params = params_from_dict(info["params"], base=folder)
+        classes = [str(c) for c in info["classes"]]
+        stats = info["normalization"]
+    except (KeyError, TypeError, ParameterError) as exc:
+        raise StageError(f"Model bundle file '{info_path}' is damaged ({exc}). Retrain "
+                         "it with train_crnn.py --retrain.") from None
+    model_path = folder / MODEL_FILE
+    if not model_path.exists():
+        raise StageError(f"Model bundle '{folder}' has no {MODEL_FILE}. Retrain it with "
+                         "train_crnn.py --retrain.")
+    from .keras_env import import_keras
+
+    keras = import_keras()
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a damaged file
+        raise StageError(f"Cannot load '{model_path}': {str(exc).splitlines()[0][:200]}. "
+                         "Retrain it with train_crnn.py --retrain.") from None
+    expected = (params.n_frames, params.features.n_mels)
+    if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != len(classes):
+        raise StageError(f"Model bundle '{folder}' is inconsistent: model input "
+                         f"{model.input_shape[1:]} / {model.output_shape[-1]} classes, but "
+                         f"its settings say {expected} / {len(classes)}.")
+    if current is not None:
+        diffs = changed_settings(params.feature_settings(), current.feature_settings())
+        if diffs:
+            logger.info("the bundle's feature settings differ from %s (bundle -> file: %s); "
+                        "using the bundle's", current.source or "the parameters file",
+                        "; ".join(diffs))
+    return Bundle(folder=folder, model=model, classes=classes, params=params, stats=stats,
+                  info=info)
+
+
+def predict_probs(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` float32 of ``(n, n_frames, n_mels)`` rows
+    (a memory map is read ``batch_size`` rows at a time)."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        batch = np.asarray(x[i:i + batch_size], dtype=np.float32)
+        out.append(np.asarray(model(batch, training=False), dtype=np.float32))
+    n_classes = model.output_shape[-1]
+    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)

@@ -1,0 +1,120 @@
+"""Evaluation of a trained model on one split: snippet level and track level.
+
+Track-level labels come from summing each track's snippet scores (the divide & conquer
+step, :func:`slapp.aggregate.aggregate`). Metrics are scikit-learn's; figures matplotlib's
+(Agg backend, no display needed). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .aggregate import aggregate_tracks
+from .atomic import atomic_write
+
+
+def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
+                  classes: list[str]) -> dict:
+    """Metrics of ``(n_snippets, n_classes)`` probabilities against int ``labels``.
+
+    Returns a JSON-ready dict: ``snippet`` and ``track`` blocks with accuracy, macro-F1,
+    counts, the per-class report and the confusion matrix (rows true, columns predicted).
+    """
+    from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix,
+                                 f1_score)
+
+    labels = np.asarray(labels)
+    ids, track_scores = aggregate_tracks(probs, track_ids, "sum")
+    track_labels = np.array([labels[np.asarray(track_ids) == t][0] for t in ids])
+    out = {}
+    index = list(range(len(classes)))
+    for level, truth, pred in (("snippet", labels, probs.argmax(axis=1)),
+                               ("track", track_labels, track_scores.argmax(axis=1))):
+        out[level] = {
+            "count": int(len(truth)),
+            "accuracy": float(accuracy_score(truth, pred)),
+            "macro_f1": float(f1_score(truth, pred, labels=index, average="macro",
+                                       zero_division=0)),
+            "report": classification_report(truth, pred, labels=index, target_names=classes,
+                                            output_dict=True, zero_division=0),
+            "confusion": confusion_matrix(truth, pred, labels=index).tolist(),
+        }
+    return out
+
+
+def report_text(metrics: dict, classes: list[str]) -> str:
+    """A per-class precision/recall/F1 table at track level (plain text)."""
+    rep = metrics["track"]["report"]
+    width = max(12, *(len(c) for c in classes))
+    lines = [f"{'class':<{width}}  precision  recall  f1-score  tracks"]
+    for name in classes + ["macro avg"]:
+        r = rep[name]
+        lines.append(f"{name:<{width}}  {r['precision']:9.2f}  {r['recall']:6.2f}  "
+                     f"{r['f1-score']:8.2f}  {int(r['support']):6d}")
+    return "\n".join(lines)
+
+
+def write_confusion_csv(path: Path, confusion: list[list[int]], classes: list[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["true \\ predicted", *classes])
+    for name, row in zip(classes, confusion):
+        writer.writerow([name, *row])
+    data = buf.getvalue().encode("utf-8")
+    atomic_write(path, lambda f: f.write(data))
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    data = buf.getvalue()
+    atomic_write(path, lambda f: f.write(data))
+
+
+def plot_confusion(path: Path, confusion: list[list[int]], classes: list[str],
+                   title: str) -> None:
+    """Confusion matrix PNG (counts; rows true class, columns predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = 3 + 0.55 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ConfusionMatrixDisplay(np.asarray(confusion), display_labels=classes).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
+    ax.set_title(title)
+    _save_figure(fig, path)
+
+
+def plot_curves(path: Path, history: list[dict]) -> None:
+    """Loss and accuracy per epoch (training and validation) as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [int(row["epoch"]) + 1 for row in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            key = prefix + metric
+            values = [float(row[key]) for row in history if row.get(key) not in (None, "")]
+            if len(values) == len(epochs):
+                ax.plot(epochs, values, style, marker="o", markersize=3,
+                        label="validation" if prefix else "training")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("loss (categorical cross-entropy)")
+    axes[1].set_title("snippet accuracy")
+    _save_figure(fig, path)

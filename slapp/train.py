@@ -1,0 +1,479 @@
+"""Stage 3, ``train_crnn.py``: train the CRNN on the arrays of stage 2, evaluate it, and
+write the model bundle.
+
+Training uses Keras callbacks: EarlyStopping (best weights restored), ReduceLROnPlateau,
+ModelCheckpoint (best epoch only), CSVLogger, and :class:`TrainingBackup`, a
+``BackupAndRestore`` that writes atomically and also saves the other callbacks' state, so a
+run stopped anywhere (Ctrl-C, kill -9, power loss) continues from its last finished epoch
+when started again. Work files live in ``<output_dir>/training``; the bundle
+(:mod:`slapp.bundle`) is written at the end, ``bundle.json`` last.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import bundle as bundle_io
+from . import cache
+from .atomic import atomic_write, write_json
+from .cache import BuildLayout
+from .errors import StageError
+from .evaluate import (plot_confusion, plot_curves, report_text, split_metrics,
+                       write_confusion_csv)
+from .keras_env import import_keras
+from .lock import output_lock
+from .params import PipelineParams
+from .process import ArraysLayout
+
+logger = logging.getLogger(__name__)
+
+keras = import_keras()
+
+EVAL_SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class TrainingLayout:
+    """Work files of an unfinished (or finished, not yet bundled) training."""
+
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def best_weights(self) -> Path:
+        return self.root / "best.weights.h5"
+
+    @property
+    def history_file(self) -> Path:
+        return self.root / "history.csv"
+
+    def epoch_weights(self, epoch: int) -> Path:
+        return self.root / f"epoch-{epoch:04d}.weights.h5"
+
+
+def read_state(layout: TrainingLayout) -> dict | None:
+    try:
+        return json.loads(layout.state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _save_weights_atomically(model, path: Path) -> None:
+    tmp = path.with_name(".tmp-" + path.name)  # keeps the ".weights.h5" suffix Keras wants
+    model.save_weights(str(tmp), overwrite=True)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint (best epoch only, weights) that writes a temp file and renames it."""
+
+    def __init__(self, path: Path, **kwargs):
+        self.target = Path(path)
+        super().__init__(str(path.with_name(".tmp-" + path.name)), save_best_only=True,
+                         save_weights_only=True, **kwargs)
+
+    def _save_model(self, epoch, batch, logs):
+        super()._save_model(epoch, batch, logs)
+        if os.path.exists(self.filepath):
+            with open(self.filepath, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(self.filepath, self.target)
+
+
+class TrainingBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore, atomic, that also keeps the state of the other callbacks.
+
+    At each epoch end: weights (with the optimizer, learning rate included) go to
+    ``epoch-NNNN.weights.h5``, then ``state.json`` (epoch, the callbacks' counters and
+    best values, the history rows) replaces the old one; only then is the previous weights
+    file removed. Put it last in the callback list, so it saves what the others updated
+    and restores after they reset.
+    """
+
+    def __init__(self, layout: TrainingLayout, signature: dict, stateful: dict):
+        super().__init__(str(layout.root), save_freq="epoch", delete_checkpoint=False)
+        self.layout = layout
+        self.signature = signature
+        self.stateful = stateful  # name -> callback
+        self.history: list[dict] = []
+        self.epoch = 0
+
+    _FIELDS = ("wait", "best", "best_epoch", "stopped_epoch", "cooldown_counter")
+
+    def on_train_begin(self, logs=None):
+        state = read_state(self.layout)
+        if not state:
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(self.layout.root / state["weights"]))
+        for name, values in state["callbacks"].items():
+            for key, value in values.items():
+                setattr(self.stateful[name], key, value)
+        self.history = state["history"]
+        self.epoch = state["epoch"]
+        self.model._initial_epoch = self.epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch = epoch + 1
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        self.history.append(row)
+        self._save_model(finished=bool(self.model.stop_training))
+
+    def _save_model(self, finished: bool = False):
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        weights = self.layout.epoch_weights(self.epoch)
+        _save_weights_atomically(self.model, weights)
+        callbacks = {name: {k: _plain(getattr(cb, k)) for k in self._FIELDS
+                            if hasattr(cb, k)} for name, cb in self.stateful.items()}
+        write_state(self.layout, {"signature": self.signature, "epoch": self.epoch,
+                                  "weights": weights.name, "finished": finished,
+                                  "callbacks": callbacks, "history": self.history})
+        for old in self.layout.root.glob("epoch-*.weights.h5"):
+            if old != weights:
+                old.unlink()
+
+    def on_train_end(self, logs=None):
+        pass  # keep the backup: the bundle is written from it after fit
+
+
+def write_state(layout: TrainingLayout, state: dict) -> None:
+    write_json(layout.state_file, state)
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """One log line per epoch: losses, accuracies, learning rate, time, best marker."""
+
+    def __init__(self, epochs: int, monitor: str):
+        super().__init__()
+        self.epochs, self.monitor = epochs, monitor
+        self.best = np.inf
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1}/{self.epochs}",
+                 f"loss {logs.get('loss', np.nan):.3f} acc {logs.get('accuracy', np.nan):.3f}"]
+        if "val_loss" in logs:
+            parts.append(f"val_loss {logs['val_loss']:.3f} val_acc "
+                         f"{logs.get('val_accuracy', np.nan):.3f}")
+        parts.append(f"lr {float(self.model.optimizer.learning_rate.numpy()):.1e}")
+        parts.append(f"{time.monotonic() - self.started:.1f} s")
+        current = logs.get(self.monitor, np.inf)
+        if current < self.best:
+            self.best = current
+            parts.append("(best so far)")
+        logger.info("  ".join(parts))
+
+
+@dataclass
+class TrainReport:
+    bundle_dir: Path
+    up_to_date: bool = False
+    resumed_from: int = 0
+    epochs_run: int = 0
+    best_epoch: int | None = None
+    metrics: dict = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    evaluate_only: bool = False
+
+    def summary(self) -> list[str]:
+        if self.up_to_date:
+            lines = [f"nothing to do: the model bundle '{self.bundle_dir}' is up to date "
+                     "(use --retrain to train again, --evaluate-only to re-evaluate)"]
+        elif self.evaluate_only:
+            lines = [f"evaluated '{self.bundle_dir}' in {self.seconds:.1f} s"]
+        else:
+            resumed = (f", resumed after epoch {self.resumed_from}" if self.resumed_from
+                       else "")
+            lines = [f"training finished in {self.seconds:.1f} s: {self.epochs_run} epochs"
+                     f"{resumed}; best epoch {self.best_epoch}"]
+        for part, m in self.metrics.items():
+            s, t = m["snippet"], m["track"]
+            lines.append(f"  {part}: snippet accuracy {s['accuracy']:.3f} ({s['count']} "
+                         f"snippets), track accuracy {t['accuracy']:.3f} ({t['count']} "
+                         f"tracks, sum of snippet scores), track macro-F1 "
+                         f"{t['macro_f1']:.3f}")
+        if not self.metrics and not self.up_to_date:
+            lines.append("  no validation or test tracks: nothing to evaluate")
+        lines.append(f"model bundle: {self.bundle_dir}")
+        return lines
+
+
+def _signature(params: PipelineParams, inputs: dict, classes: list[str]) -> dict:
+    training = params.to_dict()["training"]
+    training.pop("epochs")  # raising epochs may continue a training
+    return {"arrays": inputs, "classes": classes, "model": params.to_dict()["model"],
+            "training": training}
+
+
+def _load_arrays(params: PipelineParams) -> tuple[ArraysLayout, dict]:
+    arrays = ArraysLayout(Path(params.paths.output_dir) / "arrays")
+    manifest = cache.read_json(arrays.manifest_file) if arrays.manifest_file.exists() else {}
+    if not manifest.get("complete"):
+        raise StageError(f"No processed arrays in '{arrays.root}'. Run build_dataset.py "
+                         "and process_dataset.py first.")
+    fingerprint = cache.fingerprint(params.feature_settings())
+    if manifest["inputs"].get("build_fingerprint") != fingerprint:
+        raise StageError(f"The arrays in '{arrays.root}' were made with other audio/slicing/"
+                         "feature parameters than the current ones. Run build_dataset.py "
+                         "--rebuild and process_dataset.py, or restore the old values.")
+    shape = tuple(manifest["snippet_shape"])
+    if shape != (params.n_frames, params.features.n_mels):
+        raise StageError(f"The arrays hold {shape} snippets, the parameters say "
+                         f"{(params.n_frames, params.features.n_mels)}. Run "
+                         "process_dataset.py again.")
+    return arrays, manifest
+
+
+def _class_weights(labels: np.ndarray, n_classes: int, how: str) -> np.ndarray | None:
+    if how == "none":
+        return None
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(n_classes)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+def compile_model(model, params: PipelineParams) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(params.training.learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+
+
+def new_model(params: PipelineParams, n_classes: int):
+    """The model the parameters describe (precision policy applied)."""
+    from .model import build_model
+
+    keras.mixed_precision.set_global_policy(params.training.precision)
+    return build_model(params.n_frames, params.features.n_mels, n_classes, params.model)
+
+
+def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size: int
+                    ) -> dict:
+    """Metrics per non-empty split of :data:`EVAL_SPLITS`."""
+    metrics = {}
+    for part in EVAL_SPLITS:
+        if not arrays.array(part, "X").exists():
+            continue
+        x = np.load(arrays.array(part, "X"), mmap_mode="r")
+        probs = bundle_io.predict_probs(model, x, batch_size=max(batch_size, 64))
+        metrics[part] = split_metrics(probs, np.load(arrays.array(part, "y")),
+                                      np.load(arrays.array(part, "track")), classes)
+    return metrics
+
+
+def _write_evaluation(folder: Path, metrics: dict, classes: list[str]) -> None:
+    write_json(folder / bundle_io.EVALUATION_FILE, metrics)
+    texts = []
+    for part, m in metrics.items():
+        name = {"val": "validation", "test": "test"}[part]
+        write_confusion_csv(folder / f"confusion_{part}.csv", m["track"]["confusion"], classes)
+        plot_confusion(folder / f"confusion_{part}.png", m["track"]["confusion"], classes,
+                       f"{name} tracks (sum of snippet scores): accuracy "
+                       f"{m['track']['accuracy']:.2f}")
+        texts.append(f"{name}: snippet accuracy {m['snippet']['accuracy']:.3f}, track "
+                     f"accuracy {m['track']['accuracy']:.3f}, track macro-F1 "
+                     f"{m['track']['macro_f1']:.3f}\n{report_text(m, classes)}\n")
+    data = "\n".join(texts).encode("utf-8")
+    atomic_write(folder / "report.txt", lambda f: f.write(data))
+
+
+def _history_csv(history: list[dict]) -> bytes:
+    keys = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow(row)
+    return buf.getvalue().encode("utf-8")
+
+
+def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool = False,
+               progress: bool = True) -> TrainReport:
+    """Run stage 3 (see the module docstring)."""
+    started = time.monotonic()
+    arrays, manifest = _load_arrays(params)
+    classes = list(manifest["classes"])
+    output = Path(params.paths.output_dir)
+    layout = TrainingLayout(output / "training")
+    bundle_dir = params.model_dir
+    report = TrainReport(bundle_dir=bundle_dir, classes=classes)
+    signature = _signature(params, manifest["inputs"], classes)
+    with output_lock(output, "train_crnn.py"):
+        info = bundle_io.read_info(bundle_dir)
+        if info and info.get("signature") == signature and not retrain:
+            report.up_to_date = True
+            return report
+        state = read_state(layout)
+        if state and (retrain or restart):
+            shutil.rmtree(layout.root)
+            state = None
+        if state and state.get("signature") != signature:
+            changes = cache.changed_settings(state.get("signature", {}), signature)
+            raise StageError(
+                f"'{layout.root}' holds an interrupted training with other inputs or "
+                f"parameters ({'; '.join(c for c in changes[:4])}). Run train_crnn.py "
+                "--restart to discard it and start over, or restore the old values.")
+        for leftover in glob.glob(str(layout.root / ".tmp-*")):
+            os.unlink(leftover)
+        layout.root.mkdir(parents=True, exist_ok=True)
+
+        keras.utils.set_random_seed(params.training.seed)
+        model = new_model(params, len(classes))
+        compile_model(model, params)
+        t = params.training
+        labels = np.load(arrays.array("train", "y"))
+        first_epoch = state["epoch"] if state else 0
+        report.resumed_from = first_epoch
+        train_feed = bundle_feed = None
+        from .feed import SnippetFeed
+
+        train_feed = SnippetFeed(arrays.array("train", "X"), labels, len(classes),
+                                 t.batch_size, shuffle_seed=t.seed, first_epoch=first_epoch,
+                                 class_weights=_class_weights(labels, len(classes),
+                                                              t.class_weights))
+        has_val = arrays.array("val", "X").exists()
+        val_feed = (SnippetFeed(arrays.array("val", "X"), np.load(arrays.array("val", "y")),
+                                len(classes), max(t.batch_size, 64)) if has_val else None)
+        monitor = "val_loss" if has_val else "loss"
+        stopping = keras.callbacks.EarlyStopping(monitor=monitor,
+                                                 patience=t.early_stopping_patience,
+                                                 restore_best_weights=True)
+        plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=t.reduce_lr_factor,
+                                                    patience=t.reduce_lr_patience, verbose=0)
+        checkpoint = AtomicCheckpoint(layout.best_weights, monitor=monitor)
+        if state:  # the CSV log must hold exactly the finished epochs
+            data = _history_csv(state["history"])
+            atomic_write(layout.history_file, lambda f: f.write(data))
+            logger.info("resuming the interrupted training after epoch %d of %d",
+                        first_epoch, t.epochs)
+        elif layout.history_file.exists():
+            layout.history_file.unlink()
+        logger_cb = keras.callbacks.CSVLogger(str(layout.history_file), append=True)
+        backup = TrainingBackup(layout, signature, {"early_stopping": stopping,
+                                                    "reduce_lr": plateau,
+                                                    "checkpoint": checkpoint})
+        summary = EpochSummary(t.epochs, monitor)
+        if state and state.get("callbacks", {}).get("checkpoint", {}).get("best") is not None:
+            summary.best = state["callbacks"]["checkpoint"]["best"]
+        if not (state and state.get("finished")) and first_epoch < t.epochs:
+            logger.info("training %s (%d parameters) on %d snippets, %d classes, "
+                        "batch %d, up to %d epochs", model.name, model.count_params(),
+                        len(labels), len(classes), t.batch_size, t.epochs)
+            verbose = 1 if progress and sys.stdout.isatty() else 0
+            model.fit(train_feed, validation_data=val_feed, epochs=t.epochs,
+                      callbacks=[stopping, plateau, checkpoint, logger_cb, summary, backup],
+                      verbose=verbose)
+            state = read_state(layout)
+            if state is None:  # fit ran no epoch (cannot happen with epochs > first)
+                raise StageError("training ran no epoch")
+            state["finished"] = True
+            write_state(layout, state)
+        report.epochs_run = state["epoch"] - first_epoch
+        history = state["history"]
+        if layout.best_weights.exists():
+            model.load_weights(str(layout.best_weights))
+        else:
+            model.load_weights(str(layout.root / state["weights"]))
+        monitored = [row.get(monitor, np.inf) for row in history]
+        report.best_epoch = int(np.argmin(monitored)) + 1 if monitored else None
+
+        logger.info("evaluating on the validation and test tracks")
+        report.metrics = evaluate_splits(model, arrays, classes, t.batch_size)
+        bundle_io.invalidate(bundle_dir)
+        bundle_dir.mkdir(parents=True, exist_ok=True)
+        bundle_io.save_model(model, bundle_dir)
+        for old in bundle_dir.glob("confusion_*"):
+            old.unlink()
+        _write_evaluation(bundle_dir, report.metrics, classes)
+        data = _history_csv(history)
+        atomic_write(bundle_dir / "history.csv", lambda f: f.write(data))
+        plot_curves(bundle_dir / "curves.png", history)
+        stats = cache.read_json(arrays.stats_file)
+        report.seconds = time.monotonic() - started
+        bundle_io.write_info(bundle_dir, {
+            "backbone": params.model.backbone, "classes": classes,
+            "snippet_shape": [params.n_frames, params.features.n_mels],
+            "feature_settings": params.feature_settings(), "normalization": stats,
+            "params": params.to_dict(), "signature": signature,
+            "trained": {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "epochs": state["epoch"], "best_epoch": report.best_epoch,
+                        "train_snippets": int(len(labels)),
+                        "parameters": int(model.count_params())}})
+        shutil.rmtree(layout.root)
+    return report
+
+
+def model_summary(params: PipelineParams) -> str:
+    """The Keras summary of the model the parameters describe (``--summary``)."""
+    n_classes, note = None, ""
+    for path in (Path(params.paths.output_dir) / "arrays" / "process_manifest.json",
+                 BuildLayout(Path(params.paths.output_dir)).info_file):
+        if path.exists():
+            n_classes = len(cache.read_json(path).get("classes", [])) or None
+            if n_classes:
+                break
+    if n_classes is None:
+        n_classes, note = 10, "(10 classes assumed: no build yet to count them)\n"
+    model = new_model(params, n_classes)
+    lines: list[str] = []
+    model.summary(print_fn=lambda text, **_: lines.append(text), line_length=78)
+    return note + "\n".join(lines)
+
+
+def evaluate_bundle(params: PipelineParams, *, model_dir: Path | None = None) -> TrainReport:
+    """``--evaluate-only``: evaluate the bundle on the current val/test arrays and rewrite
+    its evaluation files (the arrays must have the bundle's classes and shapes)."""
+    started = time.monotonic()
+    folder = Path(model_dir or params.model_dir)
+    arrays, manifest = _load_arrays(params)
+    with output_lock(Path(params.paths.output_dir), "train_crnn.py --evaluate-only"):
+        loaded = bundle_io.load_bundle(folder, current=params)
+        classes = list(manifest["classes"])
+        if classes != loaded.classes:
+            raise StageError(f"The arrays' classes ({', '.join(classes)}) differ from the "
+                             f"bundle's ({', '.join(loaded.classes)}). Expected the dataset "
+                             "the bundle was trained on.")
+        if tuple(manifest["snippet_shape"]) != tuple(loaded.model.input_shape[1:]):
+            raise StageError("The arrays were made with other feature settings than the "
+                             "bundle's. Expected the settings it was trained with.")
+        report = TrainReport(bundle_dir=folder, classes=classes, evaluate_only=True)
+        report.metrics = evaluate_splits(loaded.model, arrays, classes,
+                                         params.training.batch_size)
+        info = dict(loaded.info)
+        bundle_io.invalidate(folder)
+        for old in folder.glob("confusion_*"):
+            old.unlink()
+        _write_evaluation(folder, report.metrics, classes)
+        info.pop("bundle_version", None)
+        bundle_io.write_info(folder, info)
+        report.seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Stage 3: train the CRNN on the processed arrays, evaluate it, write the model bundle."""
+
+from __future__ import annotations
+
+import sys
+
+from slapp.cli import make_parser, run_script, setup_logging
+
+
+def get_parser():
+    parser = make_parser(
+        "Stage 3 of slapp. Trains the CRNN (model section of the parameters) on the arrays "
+        "of process_dataset.py with Adam (training section), early stopping on the "
+        "validation loss, learning-rate reduction on plateaus and a checkpoint of the best "
+        "epoch; then evaluates on the validation and test tracks (snippet accuracy, track "
+        "accuracy by summing snippet scores, macro-F1, confusion matrices, curves) and "
+        "writes the model bundle to paths.model_dir (default output_dir/model). Stopped "
+        "at any moment, the same command continues from the last finished epoch.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--summary", action="store_true",
+                      help="print the model's layers and parameter count, and exit")
+    mode.add_argument("--evaluate-only", action="store_true",
+                      help="evaluate the existing bundle on the current validation/test "
+                           "arrays and rewrite its evaluation files; no training")
+    mode.add_argument("--retrain", action="store_true",
+                      help="train again from scratch even if the bundle is up to date")
+    mode.add_argument("--restart", action="store_true",
+                      help="discard an interrupted training (e.g. after changing "
+                           "parameters) and start over")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    setup_logging(args.quiet)
+
+    def job():
+        from slapp.params import load_params
+
+        params = load_params(args.params)
+        from slapp import train
+
+        if args.summary:
+            print(train.model_summary(params))
+            return 0
+        if args.evaluate_only:
+            report = train.evaluate_bundle(params)
+        else:
+            report = train.train_crnn(params, retrain=args.retrain, restart=args.restart,
+                                      progress=not args.quiet)
+        print("\n".join(report.summary()))
+        return 0
+
+    return run_script(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
