@@ -77,3 +77,33 @@ def dataset(tmp_path) -> Path:
 @pytest.fixture
 def params_file(tmp_path, dataset) -> Path:
     return write_params(tmp_path / "params.json", dataset, tmp_path / "out")
+
+
+# A tiny CRNN and a few epochs: enough to test the stages, seconds to train.
+TINY = {
+    "model": {"conv_filters": [4, 8], "pool_sizes": [[2, 4], [2, 8]], "gru_units": [8],
+              "conv_dropout": 0.0, "gru_dropout": 0.0},
+    "training": {"batch_size": 8, "epochs": 3, "learning_rate": 0.01},
+}
+
+
+def run_stages(params_path: Path, *stages: str) -> None:
+    """Run the given scripts' ``main`` in-process (``build``, ``process``, ``train``)."""
+    import importlib
+
+    names = {"build": "build_dataset", "process": "process_dataset", "train": "train_crnn"}
+    for stage in stages:
+        module = importlib.import_module(names[stage])
+        code = module.main(["--params", str(params_path), "--quiet"])
+        assert code == 0, f"{names[stage]}.py exited with {code}"
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A dataset, its parameters file and a trained tiny bundle (shared: do not modify;
+    copy ``out/model`` first)."""
+    root = tmp_path_factory.mktemp("trained")
+    music = make_dataset(root / "music", per_class=6, seconds=3.0)
+    params = write_params(root / "params.json", music, root / "out", **TINY)
+    run_stages(params, "build", "process", "train")
+    return root, params

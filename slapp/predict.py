@@ -1,0 +1,424 @@
+"""Stage 4, ``predict_track.py``: label whole tracks of any length with a model bundle.
+
+For each track: decode once → snippets every ``hop_seconds`` covering the whole track (the
+last one ends at the track's end; a track shorter than a snippet is zero-padded) →
+log-mel with the bundle's settings (:func:`slapp.features.log_mel`, the build's function)
+→ the bundle's normalisation → class probabilities in batches → one label by
+:func:`slapp.aggregate.aggregate`. Snippets are processed ``batch_size`` at a time, so a
+long track needs little memory; the next track is decoded in a background thread while
+the current one is predicted.
+
+With an output file, finished tracks are also appended to ``<output>.partial.jsonl``; a
+re-run with the same output, bundle and options skips them, so an interrupted run over a
+large folder continues where it stopped. The output file itself is written atomically at
+the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .aggregate import RULES, aggregate
+from .atomic import atomic_write
+from .audio import AUDIO_EXTENSIONS, decode
+from .bundle import Bundle, load_bundle
+from .errors import AudioError, SlappError, StageError
+from .features import log_mel
+from .normalization import apply
+from .params import PipelineParams
+from .slicing import cut_snippets
+from .track import check_waveform
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FORMATS = (".csv", ".json")
+
+
+@dataclass
+class TrackResult:
+    """The outcome for one input: ``label`` and ``scores`` or an ``error``."""
+
+    path: str
+    label: str | None = None
+    confidence: float | None = None
+    scores: dict[str, float] | None = None
+    seconds: float | None = None
+    snippets: int = 0
+    notes: list[str] = field(default_factory=list)
+    timeline: list[dict] | None = None
+    error: str | None = None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k] if self.scores else []
+
+    def to_dict(self, timeline: bool) -> dict:
+        out = {"path": self.path, "label": self.label, "confidence": self.confidence,
+               "scores": self.scores, "seconds": self.seconds, "snippets": self.snippets,
+               "notes": self.notes, "error": self.error}
+        if timeline:
+            out["timeline"] = self.timeline
+        return out
+
+
+@dataclass
+class PredictReport:
+    results: list[TrackResult]
+    classes: list[str]
+    bundle: Path
+    seconds: float = 0.0
+    resumed: int = 0
+
+    @property
+    def failed(self) -> list[TrackResult]:
+        return [r for r in self.results if r.error]
+
+    def table(self) -> str:
+        """One line per track: path, label, confidence, top 3 (or the failure)."""
+        width = min(60, max([len(r.path) for r in self.results] + [5]))
+        lines = [f"{'track':<{width}}  {'label':<12} {'conf':>5}  top 3"]
+        for r in self.results:
+            name = r.path if len(r.path) <= width else "…" + r.path[-(width - 1):]
+            if r.error:
+                lines.append(f"{name:<{width}}  FAILED: {r.error}")
+            else:
+                top = ", ".join(f"{c} {s:.2f}" for c, s in r.top(3))
+                lines.append(f"{name:<{width}}  {r.label:<12} {r.confidence:5.2f}  {top}")
+        return "\n".join(lines)
+
+    def summary(self) -> list[str]:
+        done = len(self.results) - len(self.failed)
+        resumed = f" ({self.resumed} from the interrupted run)" if self.resumed else ""
+        lines = [f"labelled {done} track(s){resumed}, failed {len(self.failed)}, in "
+                 f"{self.seconds:.1f} s with bundle {self.bundle}"]
+        for r in self.failed:
+            lines.append(f"  failed: {r.path}: {r.error}")
+        return lines
+
+
+def find_inputs(paths: list[str]) -> list[tuple[str, Path | None, str | None]]:
+    """``(shown name, path or None, error or None)`` per track: files as given, folders
+    searched recursively for audio extensions (sorted); a missing path is an error entry."""
+    out = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+                           and not p.name.startswith("."))
+            if not found:
+                out.append((raw, None, "folder holds no audio files (expected "
+                            f"{', '.join(sorted(AUDIO_EXTENSIONS))})"))
+            out += [(str(p), p, None) for p in found]
+        elif path.exists():
+            out.append((raw, path, None))
+        else:
+            out.append((raw, None, "not found"))
+    return out
+
+
+def track_starts(n_samples: int, *, snippet_samples: int, hop_samples: int) -> np.ndarray:
+    """Snippet starts covering the whole track: every ``hop_samples`` from 0, plus one
+    ending exactly at the end when the hops miss the tail; ``[0]`` for a short track."""
+    if n_samples <= snippet_samples:
+        return np.zeros(1, np.int64)
+    starts = np.arange(0, n_samples - snippet_samples + 1, hop_samples, dtype=np.int64)
+    if starts[-1] + snippet_samples < n_samples:
+        starts = np.append(starts, n_samples - snippet_samples)
+    return starts
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """The bundle's model and settings, and the per-run options."""
+
+    bundle: Bundle
+    hop_seconds: float = 1.0
+    rule: str = "sum"
+    min_seconds: float = 1.0
+    batch_size: int = 64
+    timeline: bool = False
+
+    @property
+    def params(self) -> PipelineParams:
+        return self.bundle.params
+
+    def decode(self, path: Path):
+        a = self.params.audio
+        decoded = decode(path, sample_rate=a.sample_rate, mixdown=a.mixdown)
+        check_waveform(decoded.y, sample_rate=a.sample_rate, min_seconds=self.min_seconds,
+                       silence_threshold_db=a.silence_threshold_db)
+        return decoded
+
+    def probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(starts in s (n,), probabilities (n, n_classes))`` of a mono waveform."""
+        p, f = self.params, self.params.features
+        rate = p.audio.sample_rate
+        starts = track_starts(len(y), snippet_samples=p.snippet_samples,
+                              hop_samples=max(1, int(round(self.hop_seconds * rate))))
+        probs = []
+        for i in range(0, len(starts), self.batch_size):
+            chunk = cut_snippets(y, starts[i:i + self.batch_size],
+                                 snippet_samples=p.snippet_samples)
+            mel = log_mel(chunk, sample_rate=rate, n_fft=f.n_fft, hop_length=f.hop_length,
+                          n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax,
+                          reference=f.log_reference, amin=f.log_amin)
+            if f.dtype == "float16":  # as stored by the build
+                mel = mel.astype(np.float16)
+            x = apply(mel, self.bundle.stats)
+            probs.append(np.asarray(self.bundle.model(x, training=False), np.float32))
+        return starts / rate, np.concatenate(probs)
+
+    def label(self, name: str, decoded) -> TrackResult:
+        rate = self.params.audio.sample_rate
+        seconds = len(decoded.y) / rate
+        starts, probs = self.probabilities(decoded.y)
+        scores = aggregate(probs, self.rule)
+        classes = self.bundle.classes
+        best = int(np.argmax(scores))
+        result = TrackResult(path=name, label=classes[best], confidence=float(scores[best]),
+                             scores={c: round(float(s), 6) for c, s in zip(classes, scores)},
+                             seconds=round(seconds, 3), snippets=len(starts))
+        if seconds < self.params.slicing.snippet_seconds:
+            result.notes.append(f"{seconds:.2f} s is shorter than one snippet: zero-padded")
+        if self.timeline:
+            result.timeline = [
+                {"start": round(float(t), 3), "label": classes[int(np.argmax(row))],
+                 "scores": {c: round(float(v), 6) for c, v in zip(classes, row)}}
+                for t, row in zip(starts, probs)]
+        return result
+
+
+@contextlib.contextmanager
+def _c_stderr_to_devnull():
+    """Send C-level stderr (decoder and TensorFlow chatter) to /dev/null for the run while
+    Python's ``sys.stderr`` (messages, progress bars) keeps the terminal; thread-safe, unlike
+    swapping fd 2 around each decode."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    old = sys.stderr
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=old.encoding or "utf-8",
+                           errors="replace")
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr.close()
+        sys.stderr = old
+
+
+def _partial_path(output: Path) -> Path:
+    return output.with_name(output.name + ".partial.jsonl")
+
+
+def _run_signature(bundle: Bundle, options: dict) -> str:
+    text = json.dumps({"bundle": bundle.info.get("trained"),
+                       "signature": bundle.info.get("signature"), **options}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _load_partial(path: Path, signature: str) -> dict[str, dict]:
+    """Finished tracks of an interrupted run with the same signature (a torn last line
+    from a kill is ignored)."""
+    done: dict[str, dict] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return done
+    if not lines:
+        return done
+    try:
+        if json.loads(lines[0]).get("signature") != signature:
+            return done
+    except (ValueError, AttributeError):
+        return done
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+            done[row["path"]] = row
+        except (ValueError, KeyError, TypeError):
+            continue
+    return done
+
+
+def write_output(path: Path, results: list[TrackResult], classes: list[str],
+                 timeline: bool) -> None:
+    """CSV (one row per track, or per snippet with ``timeline``) or JSON, atomically."""
+    if path.suffix.lower() == ".json":
+        data = json.dumps({"classes": classes,
+                           "tracks": [r.to_dict(timeline) for r in results]},
+                          indent=2, ensure_ascii=False).encode("utf-8")
+    else:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        head = ["path", "label", "confidence", "seconds", "snippets", "error"]
+        if timeline:
+            writer.writerow(head[:2] + ["start", "snippet_label"] + classes)
+            for r in results:
+                for row in r.timeline or []:
+                    writer.writerow([r.path, r.label, row["start"], row["label"],
+                                     *(row["scores"][c] for c in classes)])
+        else:
+            writer.writerow(head + classes)
+            for r in results:
+                writer.writerow([r.path, r.label or "", "" if r.confidence is None
+                                 else f"{r.confidence:.6f}", r.seconds or "", r.snippets,
+                                 r.error or "", *((r.scores or {}).get(c, "") for c in classes)])
+        data = buf.getvalue().encode("utf-8")
+    atomic_write(path, lambda f: f.write(data))
+
+
+def plot_timeline(path: Path, result: TrackResult, classes: list[str]) -> None:
+    """Per-snippet class probabilities over time (stacked areas) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    starts = np.array([row["start"] for row in result.timeline])
+    probs = np.array([[row["scores"][c] for c in classes] for row in result.timeline])
+    fig, ax = plt.subplots(figsize=(10, 4))
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    colors = [cmap(i % cmap.N) for i in range(len(classes))]
+    if len(starts) == 1:
+        starts, probs = np.array([starts[0], starts[0] + 1]), np.repeat(probs, 2, axis=0)
+    ax.stackplot(starts, probs.T, labels=classes, colors=colors, alpha=0.85)
+    ax.set_xlim(starts[0], starts[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("snippet start (s)")
+    ax.set_ylabel("probability")
+    ax.set_title(f"{Path(result.path).name}: {result.label} ({result.confidence:.2f})")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    data = buf.getvalue()
+    atomic_write(path, lambda f: f.write(data))
+
+
+def _plot_name(name: str, used: set[str]) -> str:
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(name).stem)
+    candidate, i = stem + ".png", 1
+    while candidate in used:
+        i += 1
+        candidate = f"{stem}-{i}.png"
+    used.add(candidate)
+    return candidate
+
+
+def predict_tracks(paths: list[str], *, model_dir: Path, current: PipelineParams | None = None,
+                   hop_seconds: float = 1.0, rule: str = "sum", min_seconds: float | None = None,
+                   output: Path | None = None, timeline: bool = False,
+                   plot_dir: Path | None = None, progress: bool = True) -> PredictReport:
+    """Label every track in ``paths`` (see the module docstring).
+
+    A failed track is a :class:`TrackResult` with ``error`` set; the run goes on.
+    """
+    started = time.monotonic()
+    if rule not in RULES:
+        raise StageError(f"Unknown aggregation '{rule}'. Expected one of {', '.join(RULES)}.")
+    if not hop_seconds > 0:
+        raise StageError(f"The --hop value must be a positive number of seconds. Got "
+                         f"{hop_seconds} instead.")
+    if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
+        raise StageError(f"Output file '{output}' must end in .csv or .json.")
+    if output is not None and not output.parent.is_dir():
+        raise StageError(f"Cannot write '{output}': folder '{output.parent}' does not exist.")
+    bundle = load_bundle(model_dir, current=current)
+    predictor = Predictor(bundle, hop_seconds=hop_seconds, rule=rule,
+                          min_seconds=(bundle.params.slicing.min_track_seconds
+                                       if min_seconds is None else min_seconds),
+                          timeline=timeline or plot_dir is not None)
+    inputs = find_inputs(paths)
+    report = PredictReport(results=[], classes=bundle.classes, bundle=bundle.folder)
+    done: dict[str, dict] = {}
+    partial = None
+    if output is not None:
+        signature = _run_signature(bundle, {"hop": hop_seconds, "rule": rule,
+                                            "min": predictor.min_seconds,
+                                            "timeline": predictor.timeline})
+        partial_path = _partial_path(output)
+        done = _load_partial(partial_path, signature)
+        lines = [json.dumps({"signature": signature})] + [
+            json.dumps(row, ensure_ascii=False) for row in done.values()]
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        atomic_write(partial_path, lambda f: f.write(data))
+        partial = open(partial_path, "a", encoding="utf-8")
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    used_names: set[str] = set()
+
+    def start_decode(item):
+        name, path, error = item
+        if error or name in done:
+            return None
+        return pool.submit(predictor.decode, path)
+
+    with _c_stderr_to_devnull(), ThreadPoolExecutor(1) as pool:
+        bar = tqdm(total=len(inputs), unit="track", desc="labelling",
+                   disable=not progress or len(inputs) < 2)
+        pending = start_decode(inputs[0]) if inputs else None
+        try:
+            for i, (name, path, error) in enumerate(inputs):
+                future = pending
+                pending = start_decode(inputs[i + 1]) if i + 1 < len(inputs) else None
+                if name in done:
+                    row = done[name]
+                    result = TrackResult(**{k: row.get(k) for k in
+                                            ("path", "label", "confidence", "scores", "seconds",
+                                             "snippets", "timeline", "error")},
+                                         notes=row.get("notes", []))
+                    report.resumed += 1
+                elif error:
+                    result = TrackResult(path=name, error=error)
+                else:
+                    try:
+                        result = predictor.label(name, future.result())
+                    except AudioError as exc:
+                        result = TrackResult(path=name, error=str(exc))
+                    except MemoryError:
+                        result = TrackResult(path=name, error="not enough memory to decode it")
+                    if plot_dir is not None and not result.error:
+                        plot_timeline(plot_dir / _plot_name(name, used_names), result,
+                                      bundle.classes)
+                    if partial is not None:
+                        partial.write(json.dumps(result.to_dict(True), ensure_ascii=False)
+                                      + "\n")
+                        partial.flush()
+                report.results.append(result)
+                if result.error:
+                    logger.error("%s: %s", name, result.error)
+                bar.update(1)
+        finally:
+            bar.close()
+            if pending is not None:
+                pending.cancel()
+            if partial is not None:
+                os.fsync(partial.fileno())
+                partial.close()
+    if output is not None:
+        write_output(output, report.results, bundle.classes, timeline)
+        _partial_path(output).unlink()
+    report.seconds = time.monotonic() - started
+    return report

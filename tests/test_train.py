@@ -1,0 +1,187 @@
+"""Stage 3: the model, resumable training, the evaluation and the bundle."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY, make_dataset, run_stages, write_params
+from slapp.aggregate import aggregate, aggregate_tracks
+from slapp.errors import ParameterError, StageError
+from slapp.evaluate import split_metrics
+from slapp.params import ModelParams, load_params
+
+
+def test_default_model_has_about_400k_parameters():
+    from slapp.model import build_model
+
+    model = build_model(130, 100, 10, ModelParams())
+    assert 350_000 < model.count_params() < 450_000
+    assert model.output_shape == (None, 10)
+
+
+def test_frequency_axis_is_pooled_to_one_whatever_the_mels():
+    from slapp.model import build_model
+
+    model = build_model(63, 40, 3, ModelParams(conv_filters=(4,), pool_sizes=((2, 2),),
+                                               gru_units=(4,)))
+    assert model.get_layer("to_sequence").output.shape[1:] == (31, 4)
+
+
+def test_pool_sizes_must_match_filters(tmp_path, dataset):
+    path = write_params(tmp_path / "p.json", dataset, tmp_path / "o",
+                        model={"conv_filters": [4, 8], "pool_sizes": [[2, 2]]})
+    with pytest.raises(ParameterError, match=r"'model.pool_sizes'.*one \[time, frequency\]"):
+        load_params(path)
+    path = write_params(tmp_path / "p.json", dataset, tmp_path / "o",
+                        model={"conv_filters": [4, "8"]})
+    with pytest.raises(ParameterError, match="'model.conv_filters' parameter must be a "
+                                             "non-empty list of ints"):
+        load_params(path)
+
+
+def test_aggregate_rules():
+    probs = np.array([[0.9, 0.1, 0.0], [0.4, 0.6, 0.0], [0.45, 0.55, 0.0]])
+    assert np.argmax(aggregate(probs, "sum")) == 0  # 1.75 vs 1.25
+    assert np.argmax(aggregate(probs, "vote")) == 1  # two votes to one
+    np.testing.assert_allclose(aggregate(probs, "sum").sum(), 1.0)
+    assert np.argmax(aggregate(np.array([[0.99, 0.01], [0.3, 0.7], [0.3, 0.7]]),
+                               "mean-log")) == 0
+    ids, scores = aggregate_tracks(np.vstack([probs, probs[::-1]]), np.array([5] * 3 + [2] * 3))
+    assert list(ids) == [2, 5] and scores.shape == (2, 3)
+
+
+def test_track_level_metrics_sum_snippet_scores():
+    # track 0 (true class 0): snippets mostly say 1 weakly, one says 0 strongly
+    probs = np.array([[0.9, 0.1], [0.45, 0.55], [0.45, 0.55], [0.2, 0.8], [0.1, 0.9]])
+    labels = np.array([0, 0, 0, 1, 1])
+    tracks = np.array([0, 0, 0, 1, 1])
+    m = split_metrics(probs, labels, tracks, ["a", "b"])
+    assert m["snippet"]["accuracy"] == pytest.approx(3 / 5)
+    assert m["track"]["accuracy"] == 1.0
+    assert m["track"]["confusion"] == [[1, 0], [0, 1]]
+    assert m["snippet"]["confusion"] == [[1, 2], [0, 2]]
+
+
+def test_training_writes_a_complete_bundle(trained):
+    root, params = trained
+    bundle = root / "out" / "model"
+    for name in ("model.keras", "bundle.json", "evaluation.json", "history.csv",
+                 "curves.png", "confusion_val.csv", "confusion_val.png",
+                 "confusion_test.csv", "confusion_test.png", "report.txt"):
+        assert (bundle / name).stat().st_size > 0, name
+    info = json.loads((bundle / "bundle.json").read_text())
+    assert info["classes"] == ["bass", "mid", "treble"]
+    assert info["feature_settings"]["features"]["n_mels"] == 32
+    assert info["normalization"]["method"] == "standard"
+    evaluation = json.loads((bundle / "evaluation.json").read_text())
+    for part in ("val", "test"):
+        for level in ("snippet", "track"):
+            assert 0.0 <= evaluation[part][level]["accuracy"] <= 1.0
+        assert evaluation[part]["track"]["count"] == 6  # 2 tracks x 3 classes
+        assert np.sum(evaluation[part]["track"]["confusion"]) == 6
+    rows = list(csv.DictReader((bundle / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(len(rows)))
+    assert not (root / "out" / "training").exists()  # work files removed once bundled
+    assert (bundle / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_is_a_no_op_and_evaluate_only_rewrites(trained, tmp_path, capsys):
+    root, params = trained
+    import train_crnn
+
+    assert train_crnn.main(["--params", str(params), "--quiet"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    evaluation = root / "out" / "model" / "evaluation.json"
+    before = evaluation.read_text()
+    evaluation.unlink()
+    assert train_crnn.main(["--params", str(params), "--quiet", "--evaluate-only"]) == 0
+    assert "test: snippet accuracy" in capsys.readouterr().out
+    assert json.loads(evaluation.read_text()) == json.loads(before)
+
+
+def test_learns_the_synthetic_classes(tmp_path):
+    music = make_dataset(tmp_path / "music", per_class=8, seconds=3.0)
+    params = write_params(tmp_path / "p.json", music, tmp_path / "out", model=TINY["model"],
+                          training={"batch_size": 8, "epochs": 12, "learning_rate": 0.01})
+    run_stages(params, "build", "process", "train")
+    evaluation = json.loads((tmp_path / "out" / "model" / "evaluation.json").read_text())
+    assert evaluation["test"]["track"]["accuracy"] >= 0.8  # chance is 1/3
+
+
+def test_interrupted_training_with_other_parameters_is_refused(trained, tmp_path):
+    root, params = trained
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)
+    shutil.rmtree(out / "model")
+    (out / "training").mkdir()
+    (out / "training" / "state.json").write_text(json.dumps(
+        {"signature": {"model": {"gru_units": [99]}}, "epoch": 1}))
+    other = write_params(tmp_path / "p.json", root / "music", out, **TINY)
+    import train_crnn
+
+    with pytest.raises(StageError, match="interrupted training with other inputs or "
+                                         r"parameters .*--restart"):
+        from slapp.train import train_crnn as train
+
+        train(load_params(other), progress=False)
+    assert train_crnn.main(["--params", str(other), "--quiet", "--restart"]) == 0
+    assert (out / "model" / "bundle.json").exists()
+
+
+def test_train_without_arrays_says_what_to_run(tmp_path, dataset, capsys):
+    import train_crnn
+
+    params = write_params(tmp_path / "p.json", dataset, tmp_path / "out", **TINY)
+    assert train_crnn.main(["--params", str(params)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: No processed arrays in") and "process_dataset.py" in err
+
+
+def _wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig):
+    root, _ = trained
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out, ignore=shutil.ignore_patterns("model"))
+    params = write_params(tmp_path / "p.json", root / "music", out, model=TINY["model"],
+                          training={"batch_size": 4, "epochs": 8, "learning_rate": 0.01})
+    state = out / "training" / "state.json"
+    cmd = [sys.executable, str(ROOT / "train_crnn.py"), "--params", str(params)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: state.exists() and json.loads(state.read_text())["epoch"] >= 2)
+        time.sleep(0.3)  # somewhere inside the next epoch
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    done = json.loads(state.read_text())["epoch"]
+    assert 2 <= done < 8
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "interrupted: finished work is saved" in err
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming the interrupted training after epoch {done} of 8" in rerun.stderr
+    assert f"resumed after epoch {done}" in rerun.stdout
+    rows = list(csv.DictReader((out / "model" / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(len(rows)))
+    assert len(rows) <= 8 and len(rows) > done
+    assert not any(p.name.startswith(".tmp-") for p in out.rglob("*"))
