@@ -28,7 +28,9 @@ def build_crnn(n_frames: int, n_mels: int, n_classes: int, params: ModelParams):
     for i, (filters, (pool_t, pool_f)) in enumerate(
             zip(params.conv_filters, params.pool_sizes), start=1):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        # momentum 0.9, not Keras' 0.99: with the few hundred steps a small dataset gives,
+        # 0.99 leaves the moving statistics far from the data and inference near chance
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         pool = (max(1, min(pool_t, x.shape[1])), max(1, min(pool_f, x.shape[2])))
         x = layers.MaxPooling2D(pool, name=f"pool{i}")(x)

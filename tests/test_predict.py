@@ -1,0 +1,162 @@
+"""Stage 4: labelling tracks with a bundle; outputs, bad inputs, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import TINY, tone, write_audio, write_params
+from slapp.predict import track_starts
+
+
+def _predict(trained, *args, tmp_path=None):
+    import predict_track
+
+    root, params = trained
+    return predict_track.main(["--params", str(params), "--quiet", *map(str, args)])
+
+
+def test_track_starts_cover_the_whole_track():
+    starts = track_starts(100, snippet_samples=30, hop_samples=20)
+    assert list(starts) == [0, 20, 40, 60, 70]  # the last one ends at sample 100
+    assert list(track_starts(20, snippet_samples=30, hop_samples=10)) == [0]
+    assert list(track_starts(50, snippet_samples=30, hop_samples=10)) == [0, 10, 20]
+
+
+def test_labels_files_and_folders_with_csv_json_and_timeline(trained, tmp_path, capsys):
+    root, _ = trained
+    music = root / "music"
+    out_csv, out_json = tmp_path / "labels.csv", tmp_path / "labels.json"
+    assert _predict(trained, music / "treble", music / "bass" / "bass_0.wav",
+                    "--output", out_csv) == 0
+    table = capsys.readouterr().out
+    assert "treble_0.wav" in table and "labelled 7 track(s), failed 0" in table
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 7
+    assert set(rows[0]) >= {"path", "label", "confidence", "bass", "mid", "treble"}
+    scores = [float(rows[0][c]) for c in ("bass", "mid", "treble")]
+    assert sum(scores) == pytest.approx(1.0, abs=1e-4)
+    assert not (tmp_path / "labels.csv.partial.jsonl").exists()
+
+    assert _predict(trained, music / "mid" / "mid_1.wav", "--output", out_json,
+                    "--timeline", "--aggregate", "vote", "--hop", "0.25") == 0
+    data = json.loads(out_json.read_text())
+    track = data["tracks"][0]
+    assert data["classes"] == ["bass", "mid", "treble"]
+    starts = [row["start"] for row in track["timeline"]]
+    # 3.25 s at hop 0.25 with 1 s snippets: 0, 0.25 ... 2.25, plus one ending at 3.25
+    assert starts[:3] == [0.0, 0.25, 0.5] and starts[-1] == pytest.approx(2.25)
+    assert track["snippets"] == len(starts)
+
+
+def test_plot_draws_a_png_per_track(trained, tmp_path):
+    root, _ = trained
+    assert _predict(trained, root / "music" / "mid", "--plot", tmp_path / "plots") == 0
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == [f"mid_{i}.png" for i in range(6)]
+    assert (tmp_path / "plots" / "mid_0.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_inputs_are_reported_and_the_run_goes_on(trained, tmp_path, capsys):
+    root, _ = trained
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.mp3").write_bytes(b"")
+    (bad / "notes.wav").write_text("not audio at all")
+    write_audio(bad / "short.wav", tone(0.2, sr=16000), 16000)
+    write_audio(bad / "silent.flac", np.zeros((32000, 1), np.float32), 16000)
+    good = root / "music" / "bass" / "bass_1.wav"
+    code = _predict(trained, bad, good, tmp_path / "missing.mp3", "--output",
+                    tmp_path / "o.csv")
+    assert code == 3
+    out = capsys.readouterr().out
+    assert "empty.mp3  FAILED: empty file (0 bytes)" in out
+    assert "notes.wav  FAILED: not a readable audio file" in out
+    assert "short.wav  FAILED: too short: 0.20 s of audio, expected at least 0.5 s" in out
+    assert "silent.flac  FAILED: silent: peak level -inf dBFS" in out
+    assert "missing.mp3  FAILED: not found" in out
+    assert "labelled 1 track(s), failed 5" in out
+    rows = {os.path.basename(r["path"]): r for r in csv.DictReader((tmp_path / "o.csv").open())}
+    assert rows["bass_1.wav"]["label"] and not rows["bass_1.wav"]["error"]
+    assert rows["empty.mp3"]["error"] == "empty file (0 bytes)"
+
+
+def test_long_stereo_44k_mp3_is_labelled(trained, tmp_path, capsys):
+    y = tone(75.0, sr=44100, freq=1760.0, channels=2)
+    path = write_audio(tmp_path / "long track.mp3", y, 44100)
+    assert _predict(trained, path, "--output", tmp_path / "o.json") == 0
+    track = json.loads((tmp_path / "o.json").read_text())["tracks"][0]
+    assert track["seconds"] == pytest.approx(75.0, abs=0.1)
+    assert track["snippets"] == 75  # 0..74 s every 1 s, the last ending at 75 s
+
+
+def test_incomplete_or_missing_bundle_is_one_clear_error(trained, tmp_path, capsys):
+    root, _ = trained
+    import predict_track
+
+    code = predict_track.main(["--model", str(tmp_path / "nope"), str(root / "music")])
+    assert code == 1
+    assert "error: Model bundle" in capsys.readouterr().err
+    broken = tmp_path / "model"
+    shutil.copytree(root / "out" / "model", broken)
+    (broken / "bundle.json").unlink()
+    assert predict_track.main(["--model", str(broken), str(root / "music")]) == 1
+    assert "is incomplete (no bundle.json)" in capsys.readouterr().err
+    shutil.copytree(root / "out" / "model", broken, dirs_exist_ok=True)
+    info = json.loads((broken / "bundle.json").read_text())
+    info["bundle_version"] = 99
+    (broken / "bundle.json").write_text(json.dumps(info))
+    assert predict_track.main(["--model", str(broken), str(root / "music")]) == 1
+    assert "has format version 99" in capsys.readouterr().err
+
+
+def test_bundle_settings_win_over_the_parameters_file(trained, tmp_path, capsys, caplog):
+    root, _ = trained
+    other = write_params(tmp_path / "other.json", root / "music", root / "out", **TINY,
+                         features={"n_fft": 256, "hop_length": 128, "n_mels": 20})
+    import predict_track
+
+    reference = tmp_path / "ref.json"
+    assert _predict(trained, root / "music" / "mid", "--output", reference) == 0
+    changed = tmp_path / "changed.json"
+    assert predict_track.main(["--params", str(other), str(root / "music" / "mid"),
+                               "--output", str(changed)]) == 0
+    assert "using the bundle's" in capsys.readouterr().err
+    a = json.loads(reference.read_text())["tracks"]
+    b = json.loads(changed.read_text())["tracks"]
+    assert [t["scores"] for t in a] == [t["scores"] for t in b]
+
+
+def test_interrupted_run_with_an_output_file_resumes(trained, tmp_path, capsys):
+    root, _ = trained
+    out = tmp_path / "o.json"
+    assert _predict(trained, root / "music" / "mid", "--output", out) == 0
+    full = json.loads(out.read_text())
+    out.unlink()
+    # what an interrupted run leaves: the header, two finished tracks, a torn line
+    from slapp.predict import _partial_path
+
+    assert _predict(trained, root / "music" / "mid" / "mid_0.wav", "--output",
+                    tmp_path / "warm.json") == 0  # (only to get a signature below)
+    header = None
+    part = _partial_path(out)
+    import slapp.predict as sp
+
+    bundle = sp.load_bundle(root / "out" / "model")
+    header = {"signature": sp._run_signature(bundle, {"hop": 1.0, "rule": "sum", "min": 0.5,
+                                                      "timeline": False})}
+    rows = [dict(t, notes=t["notes"], timeline=None) for t in full["tracks"][:2]]
+    rows[0]["label"] = "treble"  # so we can tell it was reused, not recomputed
+    part.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + '\n{"path": "x')
+    capsys.readouterr()
+    assert _predict(trained, root / "music" / "mid", "--output", out) == 0
+    assert "(2 from the interrupted run)" in capsys.readouterr().out
+    again = json.loads(out.read_text())["tracks"]
+    assert again[0]["label"] == "treble"
+    assert [t["scores"] for t in again[1:]] == [t["scores"] for t in full["tracks"][1:]]
+    assert not part.exists()
