@@ -121,9 +121,9 @@ class TrainingParams:
 
     batch_size: int = _param(32, "int", lo=1, hi=65536)
     learning_rate: float = _param(1e-3, "float", lo=0.0, hi=1.0, lo_open=True)
-    epochs: int = _param(60, "int", lo=1, hi=100000)
-    early_stopping_patience: int = _param(10, "int", lo=1)
-    reduce_lr_patience: int = _param(4, "int", lo=1)
+    epochs: int = _param(30, "int", lo=1, hi=100000)
+    early_stopping_patience: int = _param(6, "int", lo=1)
+    reduce_lr_patience: int = _param(3, "int", lo=1)
     reduce_lr_factor: float = _param(0.5, "float", lo=0.0, hi=1.0, lo_open=True,
                                      hi_open=True)
     class_weights: str = _param("none", "str", choices=("none", "balanced"))

@@ -327,13 +327,14 @@ def _plot_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def predict_tracks(paths: list[str], *, model_dir: Path, current: PipelineParams | None = None,
+def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
+                   bundle: Bundle | None = None, current: PipelineParams | None = None,
                    hop_seconds: float = 1.0, rule: str = "sum", min_seconds: float | None = None,
                    output: Path | None = None, timeline: bool = False,
                    plot_dir: Path | None = None, progress: bool = True) -> PredictReport:
     """Label every track in ``paths`` (see the module docstring).
 
-    A failed track is a :class:`TrackResult` with ``error`` set; the run goes on.
+    Pass a loaded ``bundle`` or its ``model_dir``. A failed track is a :class:`TrackResult` with ``error`` set; the run goes on.
     """
     started = time.monotonic()
     if rule not in RULES:
@@ -345,7 +346,8 @@ def predict_tracks(paths: list[str], *, model_dir: Path, current: PipelineParams
         raise StageError(f"Output file '{output}' must end in .csv or .json.")
     if output is not None and not output.parent.is_dir():
         raise StageError(f"Cannot write '{output}': folder '{output.parent}' does not exist.")
-    bundle = load_bundle(model_dir, current=current)
+    if bundle is None:
+        bundle = load_bundle(model_dir, current=current)
     predictor = Predictor(bundle, hop_seconds=hop_seconds, rule=rule,
                           min_seconds=(bundle.params.slicing.min_track_seconds
                                        if min_seconds is None else min_seconds),

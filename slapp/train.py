@@ -228,10 +228,18 @@ class TrainReport:
 
 
 def _signature(params: PipelineParams, inputs: dict, classes: list[str]) -> dict:
-    training = params.to_dict()["training"]
-    training.pop("epochs")  # raising epochs may continue a training
     return {"arrays": inputs, "classes": classes, "model": params.to_dict()["model"],
-            "training": training}
+            "training": params.to_dict()["training"]}
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    """Same signature but for ``training.epochs`` (raising it continues a training)."""
+    def strip(sig):
+        sig = json.loads(json.dumps(sig))
+        sig.get("training", {}).pop("epochs", None)
+        return sig
+
+    return strip(a) == strip(b)
 
 
 def _load_arrays(params: PipelineParams) -> tuple[ArraysLayout, dict]:
@@ -336,7 +344,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         if state and (retrain or restart):
             shutil.rmtree(layout.root)
             state = None
-        if state and state.get("signature") != signature:
+        if state and not _same_run(state.get("signature", {}), signature):
             changes = cache.changed_settings(state.get("signature", {}), signature)
             raise StageError(
                 f"'{layout.root}' holds an interrupted training with other inputs or "

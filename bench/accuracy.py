@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Accuracy study on real music: k-fold cross-validation that keeps artists together.
+
+Protocol (no leakage between neighbouring clips): within each class the clips are sorted
+by their number and cut into ``k`` contiguous blocks (clips 0-1 | 2-3 | ... for 10 clips
+and k = 5), since neighbouring GTZAN numbers often share an artist. Fold f tests on block
+f of every class, validates (early stopping) on block f+1, and trains on the rest. Every
+model sees exactly the same folds. Rows, as mean ± sd over the folds:
+
+1. CRNN snippet accuracy (the pipeline: build → process → train with the parameters
+   file, the split given through ``split.file``);
+2. CRNN track accuracy, divide & conquer (sum of snippet scores);
+3. a CRNN of the same architecture trained on whole clips: the same pipeline with
+   ``slicing.snippet_seconds = 29``, one snippet per track;
+4. MFCC/spectral statistics per track + logistic regression (scikit-learn).
+
+Writes per-fold numbers and the table to stdout and ``--out`` (JSON), and the pooled
+track-level confusion matrix of the CRNN over all folds as a PNG.
+
+Usage: python bench/accuracy.py [--params bench/params_gtzan.json] [--folds 5]
+       [--rows crnn,whole,mfcc] [--work output/accuracy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def folds_of(dataset, k: int) -> list[dict[str, list[str]]]:
+    """Per fold, ``{class: [track keys of the test block]}``: contiguous blocks of the
+    clips sorted by number."""
+    out = [dict() for _ in range(k)]
+    for name in dataset.classes:
+        keys = sorted(dataset.tracks[name], key=lambda key: [
+            int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)])
+        for f in range(k):
+            lo, hi = len(keys) * f // k, len(keys) * (f + 1) // k
+            out[f][name] = keys[lo:hi]
+    return out
+
+
+def split_for(folds, f: int) -> dict:
+    k = len(folds)
+    split = {}
+    for name in folds[0]:
+        test, val = folds[f][name], folds[(f + 1) % k][name]
+        train = [key for g in range(k) if g not in (f, (f + 1) % k) for key in folds[g][name]]
+        split[name] = {"train": train, "val": val, "test": test}
+    return split
+
+
+def run_pipeline(params_file: Path, overrides: dict, work: Path, split: dict) -> dict:
+    """Build (cache reused across folds) → process → train; return evaluation.json."""
+    from slapp.build import build_dataset
+    from slapp.params import load_params, params_from_dict
+    from slapp.process import process_dataset
+    from slapp.train import train_crnn
+
+    base = load_params(params_file).to_dict()
+    for section, values in overrides.items():
+        base[section].update(values)
+    work.mkdir(parents=True, exist_ok=True)
+    split_file = work / "split.json"
+    split_file.write_text(json.dumps(split, indent=1))
+    base["paths"]["output_dir"] = str(work / "out")
+    base["paths"]["model_dir"] = None
+    base["split"]["file"] = str(split_file)
+    params = params_from_dict(base, base=work)
+    report = build_dataset(params, resplit=True, progress=False)
+    if report.failed:
+        raise SystemExit(f"build failed for {len(report.failed)} tracks")
+    process_dataset(params, progress=False)
+    train_crnn(params, retrain=True, progress=False)
+    return json.loads((Path(params.model_dir) / "evaluation.json").read_text())
+
+
+def mfcc_features(path: Path, sr: int = 22050):
+    import librosa
+    import numpy as np
+
+    from slapp.audio import decode
+
+    y = decode(path, sample_rate=sr).y
+    parts = [librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20),
+             librosa.feature.spectral_centroid(y=y, sr=sr),
+             librosa.feature.spectral_bandwidth(y=y, sr=sr),
+             librosa.feature.spectral_rolloff(y=y, sr=sr),
+             librosa.feature.zero_crossing_rate(y),
+             librosa.feature.spectral_contrast(y=y, sr=sr),
+             librosa.feature.rms(y=y)]
+    m = np.vstack(parts)
+    return np.concatenate([m.mean(axis=1), m.std(axis=1)])
+
+
+def mfcc_fold(features: dict, split: dict, classes: list[str]) -> float:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def xy(part):
+        keys = [(c, key) for c in classes for key in split[c][part]]
+        return (np.stack([features[key] for _, key in keys]),
+                np.array([classes.index(c) for c, _ in keys]))
+
+    xtr, ytr = xy("train")
+    xva, yva = xy("val")
+    xte, yte = xy("test")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    model.fit(np.vstack([xtr, xva]), np.concatenate([ytr, yva]))
+    return float((model.predict(xte) == yte).mean())
+
+
+def ms(values):
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "-"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=str(ROOT / "bench" / "params_gtzan.json"))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--only-folds", type=int, nargs="*", help="run these folds only")
+    parser.add_argument("--rows", default="crnn,whole,mfcc")
+    parser.add_argument("--work", default=str(ROOT / "output" / "accuracy"))
+    parser.add_argument("--out", default=None, help="JSON results (default: WORK/results.json)")
+    args = parser.parse_args()
+    rows = args.rows.split(",")
+    work = Path(args.work)
+
+    from slapp.cli import setup_logging
+    from slapp.dataset import find_tracks
+    from slapp.params import load_params
+
+    setup_logging(quiet=True)
+    params = load_params(args.params)
+    dataset = find_tracks(params.paths.input_dir)
+    classes = dataset.classes
+    folds = folds_of(dataset, args.folds)
+    results = {"crnn_snippet": [], "crnn_track": [], "crnn_track_f1": [], "whole": [],
+               "mfcc": [], "per_fold": [], "confusion": None}
+    out_file = Path(args.out) if args.out else work / "results.json"
+    features = None
+    if "mfcc" in rows:
+        features = {key: mfcc_features(dataset.root / dataset.files[key])
+                    for name in classes for key in dataset.tracks[name]}
+    started = time.monotonic()
+    for f in args.only_folds if args.only_folds is not None else range(args.folds):
+        split = split_for(folds, f)
+        fold = {"fold": f}
+        if "crnn" in rows:
+            ev = run_pipeline(Path(args.params), {}, work / "crnn", split)
+            fold["crnn_snippet"] = ev["test"]["snippet"]["accuracy"]
+            fold["crnn_track"] = ev["test"]["track"]["accuracy"]
+            fold["crnn_track_f1"] = ev["test"]["track"]["macro_f1"]
+            cm = ev["test"]["track"]["confusion"]
+            results["confusion"] = (cm if results["confusion"] is None else
+                                    [[a + b for a, b in zip(r1, r2)]
+                                     for r1, r2 in zip(results["confusion"], cm)])
+        if "whole" in rows:
+            ev = run_pipeline(Path(args.params), {
+                "slicing": {"snippet_seconds": 29.0, "overlap_seconds": 0.0,
+                            "max_snippets_per_track": 1, "min_track_seconds": 20.0},
+                "model": {"pool_sizes": [[2, 2], [2, 5], [2, 5], [2, 2]]},
+                "training": {"batch_size": 8}}, work / "whole", split)
+            fold["whole"] = ev["test"]["track"]["accuracy"]
+        if "mfcc" in rows:
+            fold["mfcc"] = mfcc_fold(features, split, classes)
+        for key, value in fold.items():
+            if key != "fold":
+                results[key].append(value)
+        results["per_fold"].append(fold)
+        print(f"fold {f}: " + ", ".join(f"{k} {v:.3f}" for k, v in fold.items()
+                                        if k != "fold") + f"  ({time.monotonic() - started:.0f} s)",
+              flush=True)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(json.dumps(results, indent=1))
+    print(f"command: python bench/accuracy.py --params {args.params} --folds {args.folds} "
+          f"--rows {args.rows}")
+    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores; "
+          f"{len(results['per_fold'])} folds, {time.monotonic() - started:.0f} s")
+    print("| model | test accuracy (mean ± sd over folds) |")
+    print("| --- | --- |")
+    print(f"| CRNN, snippet level | {ms(results['crnn_snippet'])} |")
+    print(f"| CRNN, track level (sum of snippet scores) | {ms(results['crnn_track'])} |")
+    print(f"| CRNN, track macro-F1 | {ms(results['crnn_track_f1'])} |")
+    print(f"| CRNN on whole 29 s clips | {ms(results['whole'])} |")
+    print(f"| MFCC/spectral stats + logistic regression | {ms(results['mfcc'])} |")
+    if results["confusion"] is not None:
+        from slapp.evaluate import plot_confusion
+
+        png = ROOT / "bench" / "accuracy_confusion.png"
+        plot_confusion(png, results["confusion"], classes,
+                       f"CRNN, track level, {len(results['per_fold'])} folds pooled")
+        print(f"confusion matrix: {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
