@@ -9,11 +9,15 @@ instrument details and length (10-60 s), so the task is learnable but not trivia
 ==========  =========  ===================================================================
 style       tempo      what plays
 ==========  =========  ===================================================================
-techno      124-136    four-on-the-floor kick, off-beat hi-hats, saw bass, minor stabs
-ambient     56-76      slow detuned pads, bell notes, soft noise wash; no drums
-funk        92-112     syncopated kick/snare, 16th hats, plucked bass, dominant 7th chords
-waltz       84-120     3/4 time: plucked arpeggios on the bar, light tick, major harmony
-rock        118-150    back-beat snare, crash, distorted power chords, root-note bass
+techno      118-136    four-on-the-floor kick, off-beat hi-hats (not always), saw bass,
+                       minor stabs
+ambient     56-90      slow detuned pads, bell notes, soft noise wash; sometimes a soft
+                       kick pulse
+funk        92-124     syncopated kick/snare, 16th hats, plucked bass, dominant 7th chords
+waltz       84-130     3/4 time: plucked arpeggios on the bar, light tick, major harmony;
+                       sometimes a light snare
+rock        110-150    back-beat snare, crash, power chords with more or less distortion,
+                       root-note bass
 ==========  =========  ===================================================================
 
 Writes ``OUTPUT_DIR/labelled/<style>/<style>_NN.mp3`` (the training collection) and
@@ -36,8 +40,8 @@ from .atomic import atomic_write
 
 SAMPLE_RATE = 22050
 STYLES = ("techno", "ambient", "funk", "waltz", "rock")
-TEMPO = {"techno": (124, 136), "ambient": (56, 76), "funk": (92, 112), "waltz": (84, 120),
-         "rock": (118, 150)}
+TEMPO = {"techno": (118, 136), "ambient": (56, 90), "funk": (92, 124), "waltz": (84, 130),
+         "rock": (110, 150)}
 
 
 def _t(n: int) -> np.ndarray:
@@ -119,10 +123,12 @@ def synthesize(style: str, seed: int) -> np.ndarray:
     n_beats = int(n / beat) + 1
     minor = [0, 3, 7, 10]
     major = [0, 4, 7, 11]
+    optional = rng.random() < 0.35  # a style-specific layer left out or added
     if style == "techno":
         for b in range(n_beats):
             _place(drums, _kick(rng, int(0.3 * SAMPLE_RATE)), b * beat)
-            _place(drums, 0.5 * _hat(rng, 2000), (b + 0.5) * beat)
+            if not optional:
+                _place(drums, 0.5 * _hat(rng, 2000), (b + 0.5) * beat)
             if rng.random() < 0.3:
                 _place(drums, 0.3 * _hat(rng, 1500), (b + 0.75) * beat)
             note = root + int(rng.choice([0, 0, 0, 12, 7]))
@@ -147,6 +153,9 @@ def synthesize(style: str, seed: int) -> np.ndarray:
                 _place(extra, np.sin(2 * np.pi * f * _t(m)) * _env(m, 0.01, 0.8),
                        k * bar + rng.uniform(0, bar))
         drums = 0.05 * np.convolve(rng.standard_normal(n), np.ones(40) / 40, mode="same")
+        if optional:
+            for b in range(0, n_beats, 2):
+                _place(drums, 0.4 * _kick(rng, int(0.3 * SAMPLE_RATE)), b * beat)
     elif style == "funk":
         kick_pat = [0, 0.75, 1.5, 2.5, 2.75]
         for bar in range(n_beats // 4 + 1):
@@ -177,7 +186,10 @@ def synthesize(style: str, seed: int) -> np.ndarray:
                        base + k * beat / 2)
             for k in (1, 2):
                 _place(drums, 0.25 * _hat(rng, 800), base + k * beat)
+                if optional:
+                    _place(drums, 0.3 * _snare(rng, 3000), base + k * beat)
     elif style == "rock":
+        drive = rng.uniform(1.5, 6.0)
         for b in range(n_beats):
             if b % 2 == 0:
                 _place(drums, _kick(rng, int(0.25 * SAMPLE_RATE)), b * beat)
@@ -192,11 +204,12 @@ def synthesize(style: str, seed: int) -> np.ndarray:
             m = int(4 * beat)
             chord = sum(_saw(_midi(root + 12 + degree + i), m, rng.uniform(-.003, .003))
                         for i in (0, 7, 12))
-            _place(harm, np.tanh(4 * chord) * 0.5, bar * 4 * beat)
+            _place(harm, np.tanh(drive * chord) * 0.5, bar * 4 * beat)
             _place(bass, 0.6 * _saw(_midi(root + degree), m), bar * 4 * beat)
-    mix = rng.uniform(0.6, 1.0, 4)
+    mix = rng.uniform(0.3, 1.0, 4)
     y = mix[0] * drums + mix[1] * bass + mix[2] * harm + mix[3] * extra
-    y += 10 ** (rng.uniform(-50, -35) / 20) * rng.standard_normal(n)  # hiss
+    y = y / np.max(np.abs(y))
+    y += 10 ** (rng.uniform(-45, -25) / 20) * rng.standard_normal(n)  # hiss
     fade = min(n // 4, SAMPLE_RATE)
     y[:fade] *= np.linspace(0, 1, fade)
     y[-fade:] *= np.linspace(1, 0, fade)

@@ -372,7 +372,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         val_feed = (SnippetFeed(arrays.array("val", "X"), np.load(arrays.array("val", "y")),
                                 len(classes), max(t.batch_size, 64)) if has_val else None)
         monitor = "val_loss" if has_val else "loss"
-        stopping = keras.callbacks.EarlyStopping(monitor=monitor,
+        stopping = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=1e-3,
                                                  patience=t.early_stopping_patience,
                                                  restore_best_weights=True)
         plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=t.reduce_lr_factor,
@@ -407,6 +407,8 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
             write_state(layout, state)
         report.epochs_run = state["epoch"] - first_epoch
         history = state["history"]
+        if not model.optimizer.built:  # the weight files hold the optimizer's state too
+            model.optimizer.build(model.trainable_variables)
         if layout.best_weights.exists():
             model.load_weights(str(layout.best_weights))
         else:
