@@ -165,7 +165,8 @@ def main() -> int:
             kills += 1
         proc.wait()
         rerun = subprocess.run(cmd, capture_output=True, text=True)
-        resumed = "resuming" in rerun.stderr or "from the interrupted run" in rerun.stdout
+        resumed = any(s in rerun.stdout for s in ("resumed after epoch",
+                                                   "from the interrupted run"))
         resumes += int(killed)
         problems = [] if rerun.returncode == 0 else [f"re-run exit {rerun.returncode}: "
                                                      f"{rerun.stderr[-300:]}"]
