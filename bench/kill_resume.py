@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -146,7 +145,6 @@ def main() -> int:
     durations = {}
     for stage in SCRIPTS:
         durations[stage] = run(command(stage, ref / "params.json", ref))
-    snapshots = {}  # outputs right before each stage
     kills = resumes = mismatches = 0
     for i in range(args.rounds):
         stage = list(SCRIPTS)[i % 4]

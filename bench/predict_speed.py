@@ -63,7 +63,6 @@ def make_tracks(data: Path, folder: Path, n: int) -> list[Path]:
 
 
 def floor_run(bundle, tracks: list[Path]) -> float:
-    import numpy as np
     import soundfile as sf
 
     from slapp.audio import resample

@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path

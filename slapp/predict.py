@@ -36,7 +36,7 @@ from .aggregate import RULES, aggregate
 from .atomic import atomic_write
 from .audio import AUDIO_EXTENSIONS, decode
 from .bundle import Bundle, load_bundle
-from .errors import AudioError, SlappError, StageError
+from .errors import AudioError, StageError
 from .features import log_mel
 from .normalization import apply
 from .params import PipelineParams

@@ -361,7 +361,6 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         labels = np.load(arrays.array("train", "y"))
         first_epoch = state["epoch"] if state else 0
         report.resumed_from = first_epoch
-        train_feed = bundle_feed = None
         from .feed import SnippetFeed
 
         train_feed = SnippetFeed(arrays.array("train", "X"), labels, len(classes),

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
-import stat
 
 import pytest
 
