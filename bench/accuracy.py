@@ -17,8 +17,14 @@ model sees exactly the same folds. Rows, as mean ± sd over the folds:
 Writes per-fold numbers and the table to stdout and ``--out`` (JSON), and the pooled
 track-level confusion matrix of the CRNN over all folds as a PNG.
 
+Each finished fold is saved as ``WORK/TAG/fold-F.json`` (atomically) and reused by a
+re-run, so the study can be stopped and resumed; ``--fresh`` recomputes. ``--set
+section.key=VALUE`` overrides a parameter of the CRNN rows (an experiment; give it its own
+``--tag``).
+
 Usage: python bench/accuracy.py [--params bench/params_gtzan.json] [--folds 5]
-       [--rows crnn,whole,mfcc] [--work output/accuracy]
+       [--rows crnn,whole,mfcc] [--work output/accuracy] [--tag default]
+       [--set training.learning_rate=1e-4 ...]
 """
 
 from __future__ import annotations
@@ -122,6 +128,13 @@ def mfcc_fold(features: dict, split: dict, classes: list[str]) -> float:
     return float((model.predict(xte) == yte).mean())
 
 
+def save_fold(path: Path, data: dict) -> None:
+    from slapp.atomic import write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, data)
+
+
 def ms(values):
     if len(values) < 2:
         return f"{values[0]:.3f}" if values else "-"
@@ -135,10 +148,25 @@ def main() -> int:
     parser.add_argument("--only-folds", type=int, nargs="*", help="run these folds only")
     parser.add_argument("--rows", default="crnn,whole,mfcc")
     parser.add_argument("--work", default=str(ROOT / "output" / "accuracy"))
-    parser.add_argument("--out", default=None, help="JSON results (default: WORK/results.json)")
+    parser.add_argument("--out", default=None,
+                        help="JSON results (default: WORK/TAG/results.json)")
+    parser.add_argument("--tag", default="default", help="name of this configuration")
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a CRNN parameter (JSON value)")
+    parser.add_argument("--fresh", action="store_true", help="ignore saved folds")
     args = parser.parse_args()
     rows = args.rows.split(",")
     work = Path(args.work)
+    overrides: dict = {}
+    for item in args.sets:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        overrides.setdefault(section, {})[name] = parsed
+    tag_dir = work / args.tag
 
     from slapp.cli import setup_logging
     from slapp.dataset import find_tracks
@@ -151,7 +179,7 @@ def main() -> int:
     folds = folds_of(dataset, args.folds)
     results = {"crnn_snippet": [], "crnn_track": [], "crnn_track_f1": [], "whole": [],
                "mfcc": [], "per_fold": [], "confusion": None}
-    out_file = Path(args.out) if args.out else work / "results.json"
+    out_file = Path(args.out) if args.out else tag_dir / "results.json"
     features = None
     if "mfcc" in rows:
         features = {key: mfcc_features(dataset.root / dataset.files[key])
@@ -159,36 +187,47 @@ def main() -> int:
     started = time.monotonic()
     for f in args.only_folds if args.only_folds is not None else range(args.folds):
         split = split_for(folds, f)
+        fold_file = tag_dir / f"fold-{f}.json"
+        saved = {} if args.fresh or not fold_file.exists() else json.loads(fold_file.read_text())
         fold = {"fold": f}
-        if "crnn" in rows:
-            ev = run_pipeline(Path(args.params), {}, work / "crnn", split)
+        if "crnn" in rows and "crnn_track" in saved:
+            for key in ("crnn_snippet", "crnn_track", "crnn_track_f1", "confusion"):
+                fold[key] = saved[key]
+        elif "crnn" in rows:
+            ev = run_pipeline(Path(args.params), overrides, work / "crnn", split)
             fold["crnn_snippet"] = ev["test"]["snippet"]["accuracy"]
             fold["crnn_track"] = ev["test"]["track"]["accuracy"]
             fold["crnn_track_f1"] = ev["test"]["track"]["macro_f1"]
-            cm = ev["test"]["track"]["confusion"]
+            fold["confusion"] = ev["test"]["track"]["confusion"]
+            save_fold(fold_file, {**saved, **fold})
+        if "crnn" in rows:
+            cm = fold["confusion"]
             results["confusion"] = (cm if results["confusion"] is None else
                                     [[a + b for a, b in zip(r1, r2)]
                                      for r1, r2 in zip(results["confusion"], cm)])
-        if "whole" in rows:
+        if "whole" in rows and "whole" in saved:
+            fold["whole"] = saved["whole"]
+        elif "whole" in rows:
             ev = run_pipeline(Path(args.params), {
                 "slicing": {"snippet_seconds": 29.0, "overlap_seconds": 0.0,
                             "max_snippets_per_track": 1, "min_track_seconds": 20.0},
                 "model": {"pool_sizes": [[2, 2], [2, 5], [2, 5], [2, 2]]},
                 "training": {"batch_size": 8}}, work / "whole", split)
             fold["whole"] = ev["test"]["track"]["accuracy"]
+            save_fold(fold_file, {**saved, **fold})
         if "mfcc" in rows:
             fold["mfcc"] = mfcc_fold(features, split, classes)
         for key, value in fold.items():
-            if key != "fold":
+            if key not in ("fold", "confusion"):
                 results[key].append(value)
-        results["per_fold"].append(fold)
+        results["per_fold"].append({k: v for k, v in fold.items() if k != "confusion"})
         print(f"fold {f}: " + ", ".join(f"{k} {v:.3f}" for k, v in fold.items()
-                                        if k != "fold") + f"  ({time.monotonic() - started:.0f} s)",
-              flush=True)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text(json.dumps(results, indent=1))
+                                        if k not in ("fold", "confusion"))
+              + f"  ({time.monotonic() - started:.0f} s)", flush=True)
+    save_fold(out_file, results)
+    sets = "".join(f" --set {item}" for item in args.sets)
     print(f"command: python bench/accuracy.py --params {args.params} --folds {args.folds} "
-          f"--rows {args.rows}")
+          f"--rows {args.rows} --tag {args.tag}{sets}")
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores; "
           f"{len(results['per_fold'])} folds, {time.monotonic() - started:.0f} s")
     print("| model | test accuracy (mean ± sd over folds) |")
@@ -201,7 +240,7 @@ def main() -> int:
     if results["confusion"] is not None:
         from slapp.evaluate import plot_confusion
 
-        png = ROOT / "bench" / "accuracy_confusion.png"
+        png = tag_dir / "confusion.png"
         plot_confusion(png, results["confusion"], classes,
                        f"CRNN, track level, {len(results['per_fold'])} folds pooled")
         print(f"confusion matrix: {png}")
