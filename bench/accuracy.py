@@ -12,14 +12,16 @@ model sees exactly the same folds. Rows, as mean ± sd over the folds:
 2. CRNN track accuracy, divide & conquer (sum of snippet scores);
 3. a CRNN of the same architecture trained on whole clips: the same pipeline with
    ``slicing.snippet_seconds = 29``, one snippet per track;
-4. MFCC/spectral statistics per track + logistic regression (scikit-learn).
+4. MFCC/spectral statistics per track + logistic regression (scikit-learn);
+5. (``--rows ...,musicnn``) the pipeline with ``model.backbone = "musicnn-msd"``: a
+   softmax head on the frozen pretrained musicnn embedding, snippet and track level.
 
 Writes per-fold numbers and the table to stdout and ``--out`` (JSON), and the pooled
 track-level confusion matrix of the CRNN over all folds as a PNG.
 
 Each finished fold is saved as ``WORK/TAG/fold-F.json`` (atomically) and reused by a
 re-run, so the study can be stopped and resumed; ``--fresh`` recomputes. ``--set
-section.key=VALUE`` overrides a parameter of the CRNN rows (an experiment; give it its own
+section.key=VALUE`` overrides a parameter of the pipeline rows (CRNN, musicnn) (an experiment; give it its own
 ``--tag``).
 
 Usage: python bench/accuracy.py [--params bench/params_gtzan.json] [--folds 5]
@@ -178,7 +180,8 @@ def main() -> int:
     classes = dataset.classes
     folds = folds_of(dataset, args.folds)
     results = {"crnn_snippet": [], "crnn_track": [], "crnn_track_f1": [], "whole": [],
-               "mfcc": [], "per_fold": [], "confusion": None}
+               "musicnn_snippet": [], "musicnn_track": [], "mfcc": [], "per_fold": [],
+               "confusion": None}
     out_file = Path(args.out) if args.out else tag_dir / "results.json"
     features = None
     if "mfcc" in rows:
@@ -215,6 +218,16 @@ def main() -> int:
                 "training": {"batch_size": 8}}, work / "whole", split)
             fold["whole"] = ev["test"]["track"]["accuracy"]
             save_fold(fold_file, {**saved, **fold})
+        if "musicnn" in rows and "musicnn_track" in saved:
+            fold["musicnn_snippet"] = saved["musicnn_snippet"]
+            fold["musicnn_track"] = saved["musicnn_track"]
+        elif "musicnn" in rows:
+            ev = run_pipeline(Path(args.params), {**overrides, "model": {
+                **overrides.get("model", {}), "backbone": "musicnn-msd"}},
+                work / "musicnn", split)
+            fold["musicnn_snippet"] = ev["test"]["snippet"]["accuracy"]
+            fold["musicnn_track"] = ev["test"]["track"]["accuracy"]
+            save_fold(fold_file, {**saved, **fold})
         if "mfcc" in rows:
             fold["mfcc"] = mfcc_fold(features, split, classes)
         for key, value in fold.items():
@@ -236,6 +249,10 @@ def main() -> int:
     print(f"| CRNN, track level (sum of snippet scores) | {ms(results['crnn_track'])} |")
     print(f"| CRNN, track macro-F1 | {ms(results['crnn_track_f1'])} |")
     print(f"| CRNN on whole 29 s clips | {ms(results['whole'])} |")
+    print(f"| musicnn-msd (frozen) + softmax head, snippet level | "
+          f"{ms(results['musicnn_snippet'])} |")
+    print(f"| musicnn-msd (frozen) + softmax head, track level | "
+          f"{ms(results['musicnn_track'])} |")
     print(f"| MFCC/spectral stats + logistic regression | {ms(results['mfcc'])} |")
     if results["confusion"] is not None:
         from slapp.evaluate import plot_confusion

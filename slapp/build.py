@@ -142,12 +142,9 @@ def _warm_up(params: PipelineParams) -> None:
     """Import librosa's feature code once in the parent, so forked workers share it."""
     import numpy as np
 
-    from .features import log_mel
+    from .features import snippet_features
 
-    f = params.features
-    log_mel(np.zeros((1, f.n_fft), np.float32), sample_rate=params.audio.sample_rate,
-            n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin,
-            fmax=f.fmax)
+    snippet_features(np.zeros((1, params.snippet_samples), np.float32), params)
 
 
 def _run_tracks(tasks: list[tuple[str, Path]], params: PipelineParams, layout: BuildLayout,

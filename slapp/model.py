@@ -4,6 +4,10 @@ Input ``(n_frames, n_mels)`` normalised log-mels (130 × 100 by default). Convol
 blocks (Conv2D 3×3 → BatchNorm → ReLU → MaxPool → Dropout) pool the frequency axis down to
 one bin while keeping most of the time axis; the ``(time, channels)`` sequence goes through
 stacked GRUs; a softmax gives class probabilities. ~392k parameters by default.
+
+With ``backbone = "musicnn-msd"`` the trained part is a head on musicnn's 200-dimensional
+embedding (:func:`build_head`: dropout → softmax, a multinomial logistic regression); the
+bundle's model is :func:`with_backbone`, the frozen network and the head in one.
 """
 
 from __future__ import annotations
@@ -13,10 +17,42 @@ from .params import ModelParams
 
 
 def build_model(n_frames: int, n_mels: int, n_classes: int, params: ModelParams):
-    """A compiled-free Keras model mapping ``(batch, n_frames, n_mels)`` → ``(batch, n_classes)``."""
+    """The model that training fits: the CRNN ``(batch, n_frames, n_mels)`` →
+    ``(batch, n_classes)``, or for a pretrained backbone the head ``(batch, 200)`` →
+    ``(batch, n_classes)``."""
+    if params.backbone == "musicnn-msd":
+        return build_head(200, n_classes)
     if params.backbone != "crnn":
         raise ValueError(f"unknown backbone {params.backbone!r}")
     return build_crnn(n_frames, n_mels, n_classes, params)
+
+
+HEAD_DROPOUT = 0.5
+HEAD_L2 = 1e-3
+
+
+def build_head(n_inputs: int, n_classes: int):
+    """Softmax regression on an embedding: ``(batch, n_inputs)`` → ``(batch, n_classes)``,
+    with input dropout 0.5 and L2 1e-3 on the weights."""
+    keras = import_keras()
+    inputs = keras.Input(shape=(n_inputs,), name="embedding")
+    x = keras.layers.Dropout(HEAD_DROPOUT, name="dropout_embedding")(inputs)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32",
+                                 kernel_regularizer=keras.regularizers.L2(HEAD_L2),
+                                 name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="slapp_head")
+
+
+def with_backbone(head, n_frames: int = 187):
+    """The frozen musicnn network and ``head`` as one model ``(batch, n_frames, 96)`` →
+    ``(batch, n_classes)``: what the bundle holds and prediction runs."""
+    from .musicnn import N_MELS, load_backbone
+
+    keras = import_keras()
+    backbone = load_backbone(n_frames)
+    inputs = keras.Input(shape=(n_frames, N_MELS), name="musicnn_mel")
+    embedding = backbone(inputs)[1]
+    return keras.Model(inputs, head(embedding), name="slapp_musicnn_msd")
 
 
 def build_crnn(n_frames: int, n_mels: int, n_classes: int, params: ModelParams):

@@ -9,6 +9,7 @@ Methods (``process.normalization``):
 - ``nonzero_minmax``: as ``minmax`` but ``min`` ignores values at the log floor
   (silence and zero padding, ``<= floor_db``), so padding does not stretch the range;
   values below ``min`` are clipped to 0. The original SLAPP's "non-zero" variant.
+- ``none``: values unchanged (a pretrained backbone normalises its own input).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-METHODS = ("standard", "minmax", "nonzero_minmax")
+METHODS = ("standard", "minmax", "nonzero_minmax", "none")
 
 
 @dataclass
@@ -76,6 +77,8 @@ def apply(x: np.ndarray, stats: dict) -> np.ndarray:
     """Normalise ``(..., n_mels)`` dB values with ``stats``; returns float32."""
     x = np.asarray(x, dtype=np.float32)
     method = stats["method"]
+    if method == "none":
+        return x
     if method == "standard":
         mean = np.asarray(stats["mean"], np.float32)
         std = np.maximum(np.asarray(stats["std"], np.float32), 1e-6)

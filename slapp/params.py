@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ParameterError
+
+BACKBONES = ("crnn", "musicnn-msd")
+
+# What a pretrained backbone fixes, whatever the JSON says: its input was made this way.
+BACKBONE_SETTINGS = {
+    "musicnn-msd": {
+        "audio": {"sample_rate": 16000},
+        "slicing": {"snippet_seconds": 3.0},
+        "features": {"n_fft": 512, "hop_length": 256, "n_mels": 96, "fmin": 0.0,
+                     "fmax": None, "dtype": "float32"},
+        "process": {"normalization": "none"},
+    },
+}
 
 DEFAULT_PARAMS_FILE = "pipeline_parameters.json"
 
@@ -98,15 +112,17 @@ class ProcessParams:
     """Stage 2: normalisation of the training arrays and their shuffling."""
 
     normalization: str = _param("standard", "str",
-                                choices=("standard", "minmax", "nonzero_minmax"))
+                                choices=("standard", "minmax", "nonzero_minmax", "none"))
     seed: int = _param(0, "int", lo=0)
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    """The network: a CRNN (Choi et al. 2017) trained from scratch on the log-mels."""
+    """The network: a CRNN (Choi et al. 2017) trained from scratch on the log-mels
+    (``crnn``), or a classifier head on the frozen, pretrained musicnn network
+    (``musicnn-msd``; the other fields are the CRNN's and are then unused)."""
 
-    backbone: str = _param("crnn", "str", choices=("crnn",))
+    backbone: str = _param("crnn", "str", choices=BACKBONES)
     conv_filters: tuple[int, ...] = _param((64, 128, 128, 128), "ints", lo=1, hi=4096)
     pool_sizes: tuple[tuple[int, int], ...] = _param(((2, 2), (2, 5), (2, 5), (1, 2)),
                                                       "pairs", lo=1, hi=64)
@@ -145,6 +161,7 @@ class PipelineParams:
     training: TrainingParams = field(default_factory=TrainingParams)
     workers: int | None = _param(None, "int", lo=1, hi=1024, nullable=True)
     source: Path | None = field(default=None, compare=False)
+    _overrides: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def snippet_samples(self) -> int:
@@ -159,7 +176,10 @@ class PipelineParams:
 
     @property
     def n_frames(self) -> int:
-        """Spectrogram frames per snippet (centred STFT): 130 for 3 s at 22050/512."""
+        """Spectrogram frames per snippet (centred STFT): 130 for 3 s at 22050/512; 187
+        for musicnn (its 3-second patch)."""
+        if self.model.backbone == "musicnn-msd":
+            return 187
         from .features import n_frames
 
         return n_frames(self.snippet_samples, hop_length=self.features.hop_length)
@@ -187,8 +207,17 @@ class PipelineParams:
 
     def feature_settings(self) -> dict:
         """The parameters that shape the cached features (JSON-ready)."""
-        return {name: _to_json(dataclasses.asdict(getattr(self, name)))
-                for name in ("audio", "slicing", "features")}
+        out = {name: _to_json(dataclasses.asdict(getattr(self, name)))
+               for name in ("audio", "slicing", "features")}
+        if self.model.backbone != "crnn":  # other input scaling: another cache
+            out["backbone"] = self.model.backbone
+        return out
+
+    @property
+    def backbone_overrides(self) -> list[str]:
+        """``["audio.sample_rate: 22050 -> 16000", ...]``: JSON values the backbone
+        replaced (see :data:`BACKBONE_SETTINGS`)."""
+        return list(self._overrides)
 
 
 _SECTIONS = {"paths": PathsParams, "audio": AudioParams, "slicing": SlicingParams,
@@ -325,7 +354,7 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
     if not isinstance(raw, dict):
         raise ParameterError(
             f"The parameters must be a JSON object of sections. Got {_describe(raw)} instead.")
-    top = {f.name for f in dataclasses.fields(PipelineParams) if f.name != "source"}
+    top = {f.name for f in dataclasses.fields(PipelineParams) if f.name not in ("source", "_overrides")}
     for name in raw:
         if name not in top:
             raise _unknown(name, name, top)
@@ -339,7 +368,15 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
     workers_spec = next(f for f in dataclasses.fields(PipelineParams)
                         if f.name == "workers").metadata
     workers = _check("workers", raw.get("workers"), workers_spec, base)
-    params = PipelineParams(**sections, workers=workers, source=source)
+    overrides = []
+    for section, values in BACKBONE_SETTINGS.get(sections["model"].backbone, {}).items():
+        current = sections[section]
+        for key, value in values.items():
+            if getattr(current, key) != value:
+                overrides.append(f"{section}.{key}: {getattr(current, key)} -> {value}")
+        sections[section] = dataclasses.replace(current, **values)
+    params = PipelineParams(**sections, workers=workers, source=source,
+                            _overrides=tuple(overrides))
     _check_consistency(params)
     return params
 
@@ -374,7 +411,7 @@ def _check_consistency(p: PipelineParams) -> None:
                     f"({len(m.conv_filters)}, as in model.conv_filters)",
                     [list(v) for v in m.pool_sizes])
     time_pool = math.prod(t for t, _ in m.pool_sizes)
-    if time_pool > p.n_frames:
+    if m.backbone == "crnn" and time_pool > p.n_frames:
         raise _fail("model.pool_sizes", f"time pools whose product ({time_pool}) is at most "
                     f"the {p.n_frames} frames of a snippet", [list(v) for v in m.pool_sizes])
     total = p.split.val_share + p.split.test_share
@@ -403,6 +440,11 @@ def load_params(path: str | os.PathLike = DEFAULT_PARAMS_FILE) -> PipelineParams
             f"Parameters file '{path}' is not valid JSON: {exc.msg} at line {exc.lineno} "
             f"column {exc.colno}.") from None
     try:
-        return params_from_dict(raw, base=path.resolve().parent, source=path)
+        params = params_from_dict(raw, base=path.resolve().parent, source=path)
     except ParameterError as exc:
         raise ParameterError(f"{path}: {exc}") from None
+    if params.backbone_overrides:
+        logging.getLogger(__name__).info(
+            "model.backbone '%s' fixes its input; ignoring %s", params.model.backbone,
+            "; ".join(params.backbone_overrides))
+    return params

@@ -2,7 +2,7 @@
 
 For each track: decode once → snippets every ``hop_seconds`` covering the whole track (the
 last one ends at the track's end; a track shorter than a snippet is zero-padded) →
-log-mel with the bundle's settings (:func:`slapp.features.log_mel`, the build's function)
+log-mel with the bundle's settings (:func:`slapp.features.snippet_features`, the build's function)
 → the bundle's normalisation → class probabilities in batches → one label by
 :func:`slapp.aggregate.aggregate`. Snippets are processed ``batch_size`` at a time, so a
 long track needs little memory; the next track is decoded in a background thread while
@@ -37,7 +37,7 @@ from .atomic import atomic_write
 from .audio import AUDIO_EXTENSIONS, decode
 from .bundle import Bundle, load_bundle
 from .errors import AudioError, StageError
-from .features import log_mel
+from .features import snippet_features
 from .normalization import apply
 from .params import PipelineParams
 from .slicing import cut_snippets
@@ -173,9 +173,7 @@ class Predictor:
         for i in range(0, len(starts), self.batch_size):
             chunk = cut_snippets(y, starts[i:i + self.batch_size],
                                  snippet_samples=p.snippet_samples)
-            mel = log_mel(chunk, sample_rate=rate, n_fft=f.n_fft, hop_length=f.hop_length,
-                          n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax,
-                          reference=f.log_reference, amin=f.log_amin)
+            mel = snippet_features(chunk, p)
             if f.dtype == "float16":  # as stored by the build
                 mel = mel.astype(np.float16)
             x = apply(mel, self.bundle.stats)

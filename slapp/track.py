@@ -10,7 +10,7 @@ import numpy as np
 
 from .audio import decode
 from .errors import AudioError
-from .features import log_mel
+from .features import snippet_features
 from .params import PipelineParams
 from .slicing import cut_snippets, select_snippets, snippet_starts
 
@@ -59,7 +59,7 @@ def extract_track(path: str | os.PathLike, params: PipelineParams, *, key: str
 
     Raises :class:`AudioError` (message without the file name) for an unusable track.
     """
-    a, s, f = params.audio, params.slicing, params.features
+    a, s = params.audio, params.slicing
     decoded = decode(path, sample_rate=a.sample_rate, mixdown=a.mixdown)
     y = decoded.y
     check_waveform(y, sample_rate=a.sample_rate, min_seconds=s.min_track_seconds,
@@ -81,9 +81,7 @@ def extract_track(path: str | os.PathLike, params: PipelineParams, *, key: str
                              selection=s.selection, rng=track_rng(s.seed, key))
     starts = starts[chosen]
     snippets = cut_snippets(y, starts, snippet_samples=params.snippet_samples)
-    mel = log_mel(snippets, sample_rate=a.sample_rate, n_fft=f.n_fft,
-                  hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax,
-                  reference=f.log_reference, amin=f.log_amin)
+    mel = snippet_features(snippets, params)
     return TrackFeatures(mel=mel, starts=(starts / a.sample_rate).astype(np.float32),
                          seconds=seconds, source_rate=decoded.source_rate,
                          source_channels=decoded.source_channels, notes=tuple(notes))

@@ -284,14 +284,16 @@ def new_model(params: PipelineParams, n_classes: int):
     return build_model(params.n_frames, params.features.n_mels, n_classes, params.model)
 
 
-def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size: int
-                    ) -> dict:
-    """Metrics per non-empty split of :data:`EVAL_SPLITS`."""
+def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size: int,
+                    x_files: dict[str, Path] | None = None) -> dict:
+    """Metrics per non-empty split of :data:`EVAL_SPLITS`; ``x_files`` replaces the
+    arrays' ``<part>_X.npy`` (embeddings for a head)."""
     metrics = {}
     for part in EVAL_SPLITS:
-        if not arrays.array(part, "X").exists():
+        x_file = (x_files or {}).get(part, arrays.array(part, "X"))
+        if not x_file.exists():
             continue
-        x = np.load(arrays.array(part, "X"), mmap_mode="r")
+        x = np.load(x_file, mmap_mode="r")
         probs = bundle_io.predict_probs(model, x, batch_size=max(batch_size, 64))
         metrics[part] = split_metrics(probs, np.load(arrays.array(part, "y")),
                                       np.load(arrays.array(part, "track")), classes)
@@ -354,6 +356,12 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
             os.unlink(leftover)
         layout.root.mkdir(parents=True, exist_ok=True)
 
+        x_files = {part: arrays.array(part, "X") for part in ("train",) + EVAL_SPLITS}
+        if params.model.backbone != "crnn":  # a frozen backbone: embed once, train a head
+            from .embed import embed_arrays
+
+            x_files = embed_arrays(arrays, params.model.backbone, ("train",) + EVAL_SPLITS,
+                                   progress=progress)
         keras.utils.set_random_seed(params.training.seed)
         model = new_model(params, len(classes))
         compile_model(model, params)
@@ -363,12 +371,12 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         report.resumed_from = first_epoch
         from .feed import SnippetFeed
 
-        train_feed = SnippetFeed(arrays.array("train", "X"), labels, len(classes),
+        train_feed = SnippetFeed(x_files["train"], labels, len(classes),
                                  t.batch_size, shuffle_seed=t.seed, first_epoch=first_epoch,
                                  class_weights=_class_weights(labels, len(classes),
                                                               t.class_weights))
-        has_val = arrays.array("val", "X").exists()
-        val_feed = (SnippetFeed(arrays.array("val", "X"), np.load(arrays.array("val", "y")),
+        has_val = "val" in x_files and x_files["val"].exists()
+        val_feed = (SnippetFeed(x_files["val"], np.load(arrays.array("val", "y")),
                                 len(classes), max(t.batch_size, 64)) if has_val else None)
         monitor = "val_loss" if has_val else "loss"
         stopping = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=1e-3,
@@ -416,7 +424,11 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         report.best_epoch = int(np.argmin(monitored)) + 1 if monitored else None
 
         logger.info("evaluating on the validation and test tracks")
-        report.metrics = evaluate_splits(model, arrays, classes, t.batch_size)
+        report.metrics = evaluate_splits(model, arrays, classes, t.batch_size, x_files)
+        if params.model.backbone == "musicnn-msd":
+            from .model import with_backbone
+
+            model = with_backbone(model, params.n_frames)
         bundle_io.invalidate(bundle_dir)
         bundle_dir.mkdir(parents=True, exist_ok=True)
         bundle_io.save_model(model, bundle_dir)

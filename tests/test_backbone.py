@@ -1,0 +1,85 @@
+"""``model.backbone = "musicnn-msd"`` through the four stages (skipped without the musicnn
+weights): the backbone fixes the input settings, the head trains on cached embeddings, the
+bundle holds the whole network and predict works unchanged."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from conftest import make_dataset, run_stages, write_params
+
+needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
+                                   reason="musicnn weights not installed "
+                                          "(pip install --no-deps musicnn==0.1.0)")
+
+
+def test_backbone_fixes_its_input_settings(tmp_path):
+    from slapp.params import params_from_dict
+
+    p = params_from_dict({"paths": {"input_dir": "x"}, "audio": {"sample_rate": 44100},
+                          "features": {"n_mels": 128}, "model": {"backbone": "musicnn-msd"},
+                          "slicing": {"overlap_seconds": 1.5}})
+    assert (p.audio.sample_rate, p.features.n_mels, p.features.n_fft) == (16000, 96, 512)
+    assert p.n_frames == 187 and p.process.normalization == "none"
+    assert p.slicing.overlap_seconds == 1.5  # not the backbone's business
+    assert "audio.sample_rate: 44100 -> 16000" in p.backbone_overrides
+    assert p.feature_settings()["backbone"] == "musicnn-msd"
+    crnn = params_from_dict({"paths": {"input_dir": "x"}})
+    assert "backbone" not in crnn.feature_settings() and crnn.backbone_overrides == []
+
+
+def test_unknown_backbone_is_refused():
+    from slapp.errors import ParameterError
+    from slapp.params import params_from_dict
+
+    with pytest.raises(ParameterError, match="model.backbone.*crnn.*musicnn-msd"):
+        params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "vggish"}})
+
+
+@needs_musicnn
+def test_musicnn_pipeline_end_to_end(tmp_path, capsys):
+    import predict_track
+
+    music = make_dataset(tmp_path / "music", per_class=4, seconds=4.0)
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          model={"backbone": "musicnn-msd"},
+                          slicing={"snippet_seconds": 3.0, "overlap_seconds": 2.0,
+                                   "max_snippets_per_track": 3},
+                          training={"epochs": 40, "learning_rate": 0.01, "batch_size": 8})
+    run_stages(params, "build", "process", "train")
+    out = tmp_path / "out"
+    info = json.loads((out / "build_info.json").read_text())
+    assert info["n_frames"] == 187 and info["n_mels"] == 96
+    emb = out / "arrays" / "embeddings-musicnn-msd"
+    train_emb = np.load(emb / "train.npy")
+    assert train_emb.shape == (len(np.load(out / "arrays" / "train_y.npy")), 200)
+    assert np.isfinite(train_emb).all() and train_emb.std() > 0.01
+    bundle = json.loads((out / "model" / "bundle.json").read_text())
+    assert bundle["backbone"] == "musicnn-msd"
+    assert bundle["trained"]["parameters"] > 700_000  # the frozen network is in the bundle
+    ev = json.loads((out / "model" / "evaluation.json").read_text())
+    assert ev["test"]["track"]["accuracy"] >= 2 / 3  # three pitch classes, easy for musicnn
+
+    capsys.readouterr()
+    code = predict_track.main(["--params", str(params), str(music / "treble"), "--quiet"])
+    table = capsys.readouterr().out
+    assert code == 0
+    rows = [line for line in table.splitlines() if "treble_" in line]
+    assert len(rows) == 4 and sum(" treble " in r for r in rows) >= 3
+
+    # retraining reuses the embeddings (same files, not recomputed) ...
+    import train_crnn
+
+    stamp = (emb / "train.npy").stat().st_mtime_ns
+    assert train_crnn.main(["--params", str(params), "--retrain", "--quiet"]) == 0
+    assert (emb / "train.npy").stat().st_mtime_ns == stamp
+    # ... unless the arrays they came from changed (another shuffle)
+    raw = json.loads(params.read_text())
+    raw["process"] = {"seed": 5}
+    params.write_text(json.dumps(raw))
+    run_stages(params, "process", "train")
+    assert (emb / "train.npy").stat().st_mtime_ns != stamp
