@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .augment import Augmentation, augment_batch
 from .keras_env import import_keras
 
 keras = import_keras()
@@ -22,12 +23,15 @@ class SnippetFeed(keras.utils.PyDataset):
     """``(x, one_hot_y[, sample_weight])`` batches: x ``(batch, n_frames, n_mels)`` float32.
 
     ``shuffle_seed=None`` keeps the file order (validation); ``class_weights`` (per class
-    index) adds sample weights; ``first_epoch`` is where a resumed run starts.
+    index) adds sample weights; ``first_epoch`` is where a resumed run starts;
+    ``augmentation`` (with ``db_scale``, see :mod:`slapp.augment`) changes each batch with
+    a generator seeded by ``(shuffle_seed, epoch, batch)``, so a resumed run repeats it.
     """
 
     def __init__(self, x_file: str | Path, labels: np.ndarray, n_classes: int,
                  batch_size: int, *, shuffle_seed: int | None = None,
-                 class_weights: np.ndarray | None = None, first_epoch: int = 0):
+                 class_weights: np.ndarray | None = None, first_epoch: int = 0,
+                 augmentation: Augmentation | None = None, db_scale: np.ndarray | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x = np.load(x_file, mmap_mode="r")
         self.labels = np.asarray(labels, np.int64)
@@ -39,6 +43,8 @@ class SnippetFeed(keras.utils.PyDataset):
         self.class_weights = (None if class_weights is None
                               else np.asarray(class_weights, np.float32))
         self.epoch = first_epoch
+        self.augmentation = augmentation if augmentation and augmentation.active else None
+        self.db_scale = db_scale
         self._order = self._epoch_order()
 
     def _epoch_order(self) -> np.ndarray:
@@ -55,6 +61,9 @@ class SnippetFeed(keras.utils.PyDataset):
         x = np.asarray(self.x[rows], dtype=np.float32)
         labels = self.labels[rows]
         y = np.eye(self.n_classes, dtype=np.float32)[labels]
+        if self.augmentation is not None:
+            rng = np.random.default_rng([self.shuffle_seed or 0, self.epoch, index])
+            x, y = augment_batch(x, y, rng, self.augmentation, self.db_scale)
         if self.class_weights is None:
             return x, y
         return x, y, self.class_weights[labels]

@@ -371,10 +371,19 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         report.resumed_from = first_epoch
         from .feed import SnippetFeed
 
+        augmentation = None
+        if params.model.backbone == "crnn":  # log-mel augmentations; not for embeddings
+            from .augment import Augmentation, db_scale
+
+            augmentation = Augmentation(t.augment_gain_db, t.augment_time_masks,
+                                        t.augment_freq_masks, t.augment_mixup_alpha)
+            scale = db_scale(cache.read_json(arrays.stats_file), params.features.n_mels)
         train_feed = SnippetFeed(x_files["train"], labels, len(classes),
                                  t.batch_size, shuffle_seed=t.seed, first_epoch=first_epoch,
                                  class_weights=_class_weights(labels, len(classes),
-                                                              t.class_weights))
+                                                              t.class_weights),
+                                 augmentation=augmentation,
+                                 db_scale=scale if augmentation else None)
         has_val = "val" in x_files and x_files["val"].exists()
         val_feed = (SnippetFeed(x_files["val"], np.load(arrays.array("val", "y")),
                                 len(classes), max(t.batch_size, 64)) if has_val else None)

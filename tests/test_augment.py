@@ -1,0 +1,71 @@
+"""Snippet augmentation: each transform does what it says, and is reproducible."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slapp.augment import Augmentation, augment_batch, db_scale
+
+
+def _batch(n=6, frames=40, mels=16, classes=3):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, frames, mels)).astype(np.float32)
+    y = np.eye(classes, dtype=np.float32)[np.arange(n) % classes]
+    return x, y
+
+
+def test_gain_moves_each_snippet_by_one_offset_in_db():
+    x, y = _batch()
+    stats = {"method": "standard", "std": [2.0] * 16}
+    out, out_y = augment_batch(x, y, np.random.default_rng(1), Augmentation(gain_db=6.0),
+                               db_scale(stats, 16))
+    shift = out - x
+    per_snippet = shift[:, 0, 0]
+    assert np.allclose(shift, per_snippet[:, None, None], atol=1e-5)  # one offset each
+    assert np.all(np.abs(per_snippet) <= 6.0 / 2.0 + 1e-6) and per_snippet.std() > 0
+    assert np.array_equal(out_y, y)
+
+
+def test_masks_zero_whole_bands():
+    x, y = _batch()
+    out, _ = augment_batch(x, y, np.random.default_rng(2),
+                           Augmentation(time_masks=2, freq_masks=2), np.ones(16, np.float32))
+    zero_frames = (out == 0).all(axis=2).sum()
+    zero_bins = (out == 0).all(axis=1).sum()
+    assert zero_frames > 0 and zero_bins > 0
+    assert zero_frames <= 6 * 2 * (40 // 8) and zero_bins <= 6 * 2 * (16 // 8)
+    changed = out != x
+    assert np.all(out[changed] == 0)  # masking only zeroes
+
+
+def test_mixup_mixes_inputs_and_labels_alike():
+    x, y = _batch()
+    out, out_y = augment_batch(x, y, np.random.default_rng(3), Augmentation(mixup_alpha=0.4),
+                               np.ones(16, np.float32))
+    assert np.allclose(out_y.sum(axis=1), 1.0)
+    assert (out_y.max(axis=1) >= 0.5 - 1e-6).all()  # each snippet keeps most of itself
+    assert not np.allclose(out, x)
+
+
+def test_same_generator_same_batch_and_off_is_identity():
+    x, y = _batch()
+    aug = Augmentation(gain_db=3.0, time_masks=1, freq_masks=1, mixup_alpha=0.2)
+    a = augment_batch(x, y, np.random.default_rng([0, 4, 2]), aug, np.ones(16, np.float32))
+    b = augment_batch(x, y, np.random.default_rng([0, 4, 2]), aug, np.ones(16, np.float32))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not Augmentation().active
+
+
+def test_training_with_every_augmentation(tmp_path):
+    import json
+
+    from conftest import TINY, make_dataset, run_stages, write_params
+
+    music = make_dataset(tmp_path / "music")
+    training = {**TINY["training"], "augment_gain_db": 6.0, "augment_time_masks": 1,
+                "augment_freq_masks": 1, "augment_mixup_alpha": 0.3}
+    params = write_params(tmp_path / "p.json", music, tmp_path / "out",
+                          model=TINY["model"], training=training)
+    run_stages(params, "build", "process", "train")
+    info = json.loads((tmp_path / "out" / "model" / "bundle.json").read_text())
+    assert info["params"]["training"]["augment_mixup_alpha"] == 0.3
