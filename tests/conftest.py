@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-import zlib
+import signal
+import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,19 @@ def make_dataset(root: Path, *, classes=("bass", "mid", "treble"), per_class: in
                      seed=zlib.crc32(f"{c}{i}".encode()))
             write_audio(root / c / f"{c}_{i}{ext}", y, 22050)
     return root
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def popen_script(cmd: list[str], **kw) -> subprocess.Popen:
+    """Start a script as a terminal would for Ctrl-C: with SIGINT at its default. (A
+    process started in the background by a non-interactive shell — as some CI runners
+    start the tests — inherits SIGINT *ignored*, and a SIGINT test would then wait for
+    nothing.)"""
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint, **kw)
 
 
 def write_params(path: Path, input_dir: Path, output_dir: Path, **overrides) -> Path:

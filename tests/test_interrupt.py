@@ -1,8 +1,6 @@
 """kill -9 and Ctrl-C in the middle of build_dataset.py, then re-run: nothing lost."""
 
-import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -11,15 +9,14 @@ import pytest
 
 from slapp.cache import BuildLayout, read_track
 
-from conftest import ROOT, make_dataset, write_params
+from conftest import ROOT, make_dataset, popen_script, write_params
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 
 def start(params):
-    return subprocess.Popen([sys.executable, str(ROOT / "build_dataset.py"), "--params",
-                             str(params), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return popen_script([sys.executable, str(ROOT / "build_dataset.py"), "--params",
+                         str(params), "--quiet"], cwd=ROOT)
 
 
 def wait_for_files(folder, n, proc, timeout=60):

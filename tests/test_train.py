@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY, make_dataset, run_stages, write_params
+from conftest import ROOT, TINY, make_dataset, popen_script, run_stages, write_params
 from slapp.aggregate import aggregate, aggregate_tracks
 from slapp.errors import ParameterError, StageError
 from slapp.evaluate import split_metrics
@@ -162,10 +162,7 @@ def _wait_for(predicate, timeout=120):
     return False
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(
-    signal.SIGINT, marks=pytest.mark.xfail(
-        strict=False, reason="known issue: once in a clean-clone CI run, a SIGINT during "
-        "model.fit was not turned into KeyboardInterrupt and training ran to the end"))])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig):
     root, _ = trained
     out = tmp_path / "out"
@@ -175,7 +172,7 @@ def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig
                                     "early_stopping_patience": 30})
     state = out / "training" / "state.json"
     cmd = [sys.executable, str(ROOT / "train_crnn.py"), "--params", str(params)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = popen_script(cmd)
     try:
         assert _wait_for(lambda: _epoch(state) >= 2)
         time.sleep(0.3)  # somewhere inside the next epoch
