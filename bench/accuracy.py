@@ -197,7 +197,7 @@ def main() -> int:
             for key in ("crnn_snippet", "crnn_track", "crnn_track_f1", "confusion"):
                 fold[key] = saved[key]
         elif "crnn" in rows:
-            ev = run_pipeline(Path(args.params), overrides, work / "crnn", split)
+            ev = run_pipeline(Path(args.params), overrides, tag_dir / "crnn", split)
             fold["crnn_snippet"] = ev["test"]["snippet"]["accuracy"]
             fold["crnn_track"] = ev["test"]["track"]["accuracy"]
             fold["crnn_track_f1"] = ev["test"]["track"]["macro_f1"]
@@ -215,7 +215,7 @@ def main() -> int:
                 "slicing": {"snippet_seconds": 29.0, "overlap_seconds": 0.0,
                             "max_snippets_per_track": 1, "min_track_seconds": 20.0},
                 "model": {"pool_sizes": [[2, 2], [2, 5], [2, 5], [2, 2]]},
-                "training": {"batch_size": 8}}, work / "whole", split)
+                "training": {"batch_size": 8}}, tag_dir / "whole", split)
             fold["whole"] = ev["test"]["track"]["accuracy"]
             save_fold(fold_file, {**saved, **fold})
         if "musicnn" in rows and "musicnn_track" in saved:
@@ -224,7 +224,7 @@ def main() -> int:
         elif "musicnn" in rows:
             ev = run_pipeline(Path(args.params), {**overrides, "model": {
                 **overrides.get("model", {}), "backbone": "musicnn-msd"}},
-                work / "musicnn", split)
+                tag_dir / "musicnn", split)
             fold["musicnn_snippet"] = ev["test"]["snippet"]["accuracy"]
             fold["musicnn_track"] = ev["test"]["track"]["accuracy"]
             save_fold(fold_file, {**saved, **fold})
