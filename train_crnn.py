@@ -11,7 +11,9 @@ from slapp.cli import make_parser, run_script, setup_logging
 def get_parser():
     parser = make_parser(
         "Stage 3 of slapp. Trains the CRNN (model section of the parameters) on the arrays "
-        "of process_dataset.py with Adam (training section), early stopping on the "
+        "of process_dataset.py - or, with model.backbone = musicnn-msd, a softmax head on "
+        "the frozen pretrained musicnn network, whose embeddings of the arrays are computed "
+        "once and reused - with Adam (training section), early stopping on the "
         "validation loss, learning-rate reduction on plateaus and a checkpoint of the best "
         "epoch; then evaluates on the validation and test tracks (snippet accuracy, track "
         "accuracy by summing snippet scores, macro-F1, confusion matrices, curves) and "

@@ -474,6 +474,9 @@ def model_summary(params: PipelineParams) -> str:
     if n_classes is None:
         n_classes, note = 10, "(10 classes assumed: no build yet to count them)\n"
     model = new_model(params, n_classes)
+    if params.model.backbone != "crnn":
+        note += (f"(the head that training fits, on the frozen {params.model.backbone} "
+                 "embedding; the bundle holds the backbone and this head)\n")
     lines: list[str] = []
     model.summary(print_fn=lambda text, **_: lines.append(text), line_length=78)
     return note + "\n".join(lines)
