@@ -1,10 +1,12 @@
 """Embeddings of the processed snippets through a frozen pretrained backbone, computed once.
 
 For ``model.backbone = "musicnn-msd"`` the classifier is a small head on musicnn's
-200-dimensional "penultimate" features. Stage 3 runs the frozen network once over each
+200-dimensional "penultimate" features (with ``model.fine_tune``: on its 1506 pooled
+features, the head starting with musicnn's own top layers). Stage 3 runs the frozen network once over each
 split's ``<part>_X.npy`` (musicnn's input patches) and trains the head on the results, so
 an epoch takes a fraction of a second. The embeddings live in
-``<output_dir>/arrays/embeddings-<backbone>/<part>.npy`` beside a ``<part>.json`` that
+``<output_dir>/arrays/embeddings-<backbone>/<part>.npy`` (``<part>.pooled.npy``) beside a
+``.json`` that
 records which array they came from (its size and modification time); each file is written
 atomically and a re-run reuses what matches, so an interrupted run loses at most one split.
 """
@@ -25,6 +27,7 @@ from .process import ArraysLayout
 logger = logging.getLogger(__name__)
 
 BATCH = 64
+LAYERS = {"penultimate": 1, "pooled": 2}  # outputs of slapp.musicnn.build_backbone
 
 
 def source_key(x_file: Path) -> dict:
@@ -32,19 +35,22 @@ def source_key(x_file: Path) -> dict:
     return {"source": x_file.name, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def embed_rows(backbone, x: np.ndarray, *, progress: bool = False, desc: str = "") -> np.ndarray:
-    """Penultimate features ``(n, 200)`` float32 of musicnn input rows ``(n, 187, 96)``
-    (a memory map is read :data:`BATCH` rows at a time)."""
+def embed_rows(backbone, x: np.ndarray, *, layer: str = "penultimate", progress: bool = False,
+               desc: str = "") -> np.ndarray:
+    """Features ``(n, 200)`` (penultimate) or ``(n, 1506)`` (pooled) float32 of musicnn
+    input rows ``(n, 187, 96)`` (a memory map is read :data:`BATCH` rows at a time)."""
+    index = LAYERS[layer]
     out = []
     for i in tqdm(range(0, len(x), BATCH), desc=desc, unit="batch", disable=not progress,
                   leave=False):
         batch = np.asarray(x[i:i + BATCH], dtype=np.float32)
-        out.append(np.asarray(backbone(batch, training=False)[1], dtype=np.float32))
-    return np.concatenate(out) if out else np.zeros((0, 200), np.float32)
+        out.append(np.asarray(backbone(batch, training=False)[index], dtype=np.float32))
+    return (np.concatenate(out) if out else
+            np.zeros((0, backbone.outputs[index].shape[-1]), np.float32))
 
 
 def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...], *,
-                 progress: bool = False) -> dict[str, Path]:
+                 layer: str = "penultimate", progress: bool = False) -> dict[str, Path]:
     """``{part: embeddings file}`` for each part whose ``<part>_X.npy`` exists, computing
     those not yet embedded from the current arrays."""
     folder = arrays.root / f"embeddings-{backbone_name}"
@@ -54,7 +60,8 @@ def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...
         x_file = arrays.array(part, "X")
         if not x_file.exists():
             continue
-        out, meta = folder / f"{part}.npy", folder / f"{part}.json"
+        stem = part if layer == "penultimate" else f"{part}.{layer}"
+        out, meta = folder / f"{stem}.npy", folder / f"{stem}.json"
         key = source_key(x_file)
         if out.exists() and meta.exists() and read_json(meta) == key:
             files[part] = out
@@ -65,7 +72,8 @@ def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...
             backbone = load_backbone()
         x = np.load(x_file, mmap_mode="r")
         started = time.monotonic()
-        emb = embed_rows(backbone, x, progress=progress, desc=f"embedding {part}")
+        emb = embed_rows(backbone, x, layer=layer, progress=progress,
+                         desc=f"embedding {part}")
         seconds = time.monotonic() - started
         logger.info("embedded %d %s snippets with %s in %.1f s (%.0f snippets/s)", len(x),
                     part, backbone_name, seconds, len(x) / max(seconds, 1e-9))

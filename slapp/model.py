@@ -6,8 +6,10 @@ one bin while keeping most of the time axis; the ``(time, channels)`` sequence g
 stacked GRUs; a softmax gives class probabilities. ~392k parameters by default.
 
 With ``backbone = "musicnn-msd"`` the trained part is a head on musicnn's 200-dimensional
-embedding (:func:`build_head`: dropout → softmax, a multinomial logistic regression); the
-bundle's model is :func:`with_backbone`, the frozen network and the head in one.
+embedding (:func:`build_head`: dropout → softmax, a multinomial logistic regression), or
+with ``fine_tune`` musicnn's own top layers and a softmax on its pooled features
+(:func:`build_top_head`); the bundle's model is :func:`with_backbone`, the frozen network
+and the head in one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def build_model(n_frames: int, n_mels: int, n_classes: int, params: ModelParams)
     ``(batch, n_classes)``, or for a pretrained backbone the head ``(batch, 200)`` →
     ``(batch, n_classes)``."""
     if params.backbone == "musicnn-msd":
-        return build_head(200, n_classes)
+        return build_top_head(n_classes) if params.fine_tune else build_head(200, n_classes)
     if params.backbone != "crnn":
         raise ValueError(f"unknown backbone {params.backbone!r}")
     return build_crnn(n_frames, n_mels, n_classes, params)
@@ -43,15 +45,48 @@ def build_head(n_inputs: int, n_classes: int):
     return keras.Model(inputs, outputs, name="slapp_head")
 
 
-def with_backbone(head, n_frames: int = 187):
+def build_top_head(n_classes: int):
+    """For fine-tuning: musicnn's own top layers (BatchNorm → dropout → dense 200 →
+    BatchNorm, initialised from the checkpoint, trainable) then dropout → softmax, on its
+    pooled features ``(batch, 1506)`` → ``(batch, n_classes)``."""
+    from .musicnn import load_backbone
+
+    keras = import_keras()
+    L = keras.layers
+    inputs = keras.Input(shape=(1506,), name="pooled")
+    top = [L.BatchNormalization(epsilon=1e-3, name="batch_normalization_9"),
+           L.Dropout(0.5, name="dropout_pooled"),
+           L.Dense(200, activation="relu", name="dense"),
+           L.BatchNormalization(epsilon=1e-3, name="batch_normalization_10")]
+    x = inputs
+    for layer in top:
+        x = layer(x)
+    x = L.Dropout(HEAD_DROPOUT, name="dropout_embedding")(x)
+    outputs = L.Dense(n_classes, activation="softmax", dtype="float32",
+                      kernel_regularizer=keras.regularizers.L2(HEAD_L2),
+                      name="probabilities")(x)
+    backbone = load_backbone()
+    for layer in top:
+        if layer.weights:
+            layer.set_weights(backbone.get_layer(layer.name).get_weights())
+    return keras.Model(inputs, outputs, name="slapp_top_head")
+
+
+def head_input(params: ModelParams) -> str:
+    """Which backbone output the head reads: ``"penultimate"`` or ``"pooled"``."""
+    return "pooled" if params.fine_tune else "penultimate"
+
+
+def with_backbone(head, n_frames: int = 187, *, layer: str = "penultimate"):
     """The frozen musicnn network and ``head`` as one model ``(batch, n_frames, 96)`` →
     ``(batch, n_classes)``: what the bundle holds and prediction runs."""
+    from .embed import LAYERS
     from .musicnn import N_MELS, load_backbone
 
     keras = import_keras()
     backbone = load_backbone(n_frames)
     inputs = keras.Input(shape=(n_frames, N_MELS), name="musicnn_mel")
-    embedding = backbone(inputs)[1]
+    embedding = backbone(inputs)[LAYERS[layer]]
     return keras.Model(inputs, head(embedding), name="slapp_musicnn_msd")
 
 

@@ -120,9 +120,11 @@ class ProcessParams:
 class ModelParams:
     """The network: a CRNN (Choi et al. 2017) trained from scratch on the log-mels
     (``crnn``), or a classifier head on the frozen, pretrained musicnn network
-    (``musicnn-msd``; the other fields are the CRNN's and are then unused)."""
+    (``musicnn-msd``; ``fine_tune`` then also trains the backbone's top layers; the other
+    fields are the CRNN's and are then unused)."""
 
     backbone: str = _param("crnn", "str", choices=BACKBONES)
+    fine_tune: bool = _param(False, "bool")
     conv_filters: tuple[int, ...] = _param((64, 128, 128, 128), "ints", lo=1, hi=4096)
     pool_sizes: tuple[tuple[int, int], ...] = _param(((2, 2), (2, 5), (2, 5), (1, 2)),
                                                       "pairs", lo=1, hi=64)

@@ -360,8 +360,10 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         if params.model.backbone != "crnn":  # a frozen backbone: embed once, train a head
             from .embed import embed_arrays
 
+            from .model import head_input
+
             x_files = embed_arrays(arrays, params.model.backbone, ("train",) + EVAL_SPLITS,
-                                   progress=progress)
+                                   layer=head_input(params.model), progress=progress)
         keras.utils.set_random_seed(params.training.seed)
         model = new_model(params, len(classes))
         compile_model(model, params)
@@ -435,9 +437,9 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         logger.info("evaluating on the validation and test tracks")
         report.metrics = evaluate_splits(model, arrays, classes, t.batch_size, x_files)
         if params.model.backbone == "musicnn-msd":
-            from .model import with_backbone
+            from .model import head_input, with_backbone
 
-            model = with_backbone(model, params.n_frames)
+            model = with_backbone(model, params.n_frames, layer=head_input(params.model))
         bundle_io.invalidate(bundle_dir)
         bundle_dir.mkdir(parents=True, exist_ok=True)
         bundle_io.save_model(model, bundle_dir)

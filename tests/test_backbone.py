@@ -83,3 +83,23 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys):
     params.write_text(json.dumps(raw))
     run_stages(params, "process", "train")
     assert (emb / "train.npy").stat().st_mtime_ns != stamp
+
+
+@needs_musicnn
+def test_fine_tune_head_starts_from_musicnn_top_layers():
+    from slapp.model import build_top_head, with_backbone
+    from slapp.musicnn import load_backbone
+
+    head = build_top_head(4)
+    backbone = load_backbone()
+    for name in ("batch_normalization_9", "dense", "batch_normalization_10"):
+        for a, b in zip(head.get_layer(name).get_weights(),
+                        backbone.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert len(head.trainable_weights) == 8  # two BatchNorms, two dense layers
+    x = np.random.default_rng(0).uniform(0, 3, (2, 187, 96)).astype(np.float32)
+    full = with_backbone(head, layer="pooled")
+    pooled = np.asarray(backbone(x, training=False)[2])
+    np.testing.assert_allclose(np.asarray(full(x, training=False)),
+                               np.asarray(head(pooled, training=False)), atol=1e-5)
+    assert len(full.trainable_weights) == 8  # the backbone below stays frozen
