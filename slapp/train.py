@@ -373,7 +373,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         report.resumed_from = first_epoch
         from .feed import SnippetFeed
 
-        augmentation = None
+        augmentation, scale = None, None
         if params.model.backbone == "crnn":  # log-mel augmentations; not for embeddings
             from .augment import Augmentation, db_scale
 
@@ -384,8 +384,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
                                  t.batch_size, shuffle_seed=t.seed, first_epoch=first_epoch,
                                  class_weights=_class_weights(labels, len(classes),
                                                               t.class_weights),
-                                 augmentation=augmentation,
-                                 db_scale=scale if augmentation else None)
+                                 augmentation=augmentation, db_scale=scale)
         has_val = "val" in x_files and x_files["val"].exists()
         val_feed = (SnippetFeed(x_files["val"], np.load(arrays.array("val", "y")),
                                 len(classes), max(t.batch_size, 64)) if has_val else None)
