@@ -145,7 +145,7 @@ class TrainingParams:
     reduce_lr_factor: float = _param(0.5, "float", lo=0.0, hi=1.0, lo_open=True,
                                      hi_open=True)
     class_weights: str = _param("none", "str", choices=("none", "balanced"))
-    augment_gain_db: float = _param(0.0, "float", lo=0.0, hi=40.0)
+    augment_gain_db: float = _param(6.0, "float", lo=0.0, hi=40.0)
     augment_time_masks: int = _param(0, "int", lo=0, hi=10)
     augment_freq_masks: int = _param(0, "int", lo=0, hi=10)
     augment_mixup_alpha: float = _param(0.0, "float", lo=0.0, hi=10.0)
