@@ -211,11 +211,13 @@ def main() -> int:
         if "whole" in rows and "whole" in saved:
             fold["whole"] = saved["whole"]
         elif "whole" in rows:
-            ev = run_pipeline(Path(args.params), {
-                "slicing": {"snippet_seconds": 29.0, "overlap_seconds": 0.0,
-                            "max_snippets_per_track": 1, "min_track_seconds": 20.0},
-                "model": {"pool_sizes": [[2, 2], [2, 5], [2, 5], [2, 2]]},
-                "training": {"batch_size": 8}}, tag_dir / "whole", split)
+            whole = {"slicing": {"snippet_seconds": 29.0, "overlap_seconds": 0.0,
+                                 "max_snippets_per_track": 1, "min_track_seconds": 20.0},
+                     "model": {"pool_sizes": [[2, 2], [2, 5], [2, 5], [2, 2]]},
+                     "training": {"batch_size": 8}}
+            for section, values in overrides.items():  # --set applies here too
+                whole[section] = {**values, **whole.get(section, {})}
+            ev = run_pipeline(Path(args.params), whole, tag_dir / "whole", split)
             fold["whole"] = ev["test"]["track"]["accuracy"]
             save_fold(fold_file, {**saved, **fold})
         if "musicnn" in rows and "musicnn_track" in saved:
