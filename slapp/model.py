@@ -38,11 +38,15 @@ def build_head(n_inputs: int, n_classes: int):
     with input dropout 0.5 and L2 1e-3 on the weights."""
     keras = import_keras()
     inputs = keras.Input(shape=(n_inputs,), name="embedding")
-    x = keras.layers.Dropout(HEAD_DROPOUT, name="dropout_embedding")(inputs)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32",
-                                 kernel_regularizer=keras.regularizers.L2(HEAD_L2),
-                                 name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="slapp_head")
+    return keras.Model(inputs, _softmax_head(keras, inputs, n_classes), name="slapp_head")
+
+
+def _softmax_head(keras, x, n_classes: int):
+    """Dropout → softmax with L2 on the weights: the classifier on top of an embedding."""
+    x = keras.layers.Dropout(HEAD_DROPOUT, name="dropout_embedding")(x)
+    return keras.layers.Dense(n_classes, activation="softmax", dtype="float32",
+                              kernel_regularizer=keras.regularizers.L2(HEAD_L2),
+                              name="probabilities")(x)
 
 
 def build_top_head(n_classes: int):
@@ -61,10 +65,7 @@ def build_top_head(n_classes: int):
     x = inputs
     for layer in top:
         x = layer(x)
-    x = L.Dropout(HEAD_DROPOUT, name="dropout_embedding")(x)
-    outputs = L.Dense(n_classes, activation="softmax", dtype="float32",
-                      kernel_regularizer=keras.regularizers.L2(HEAD_L2),
-                      name="probabilities")(x)
+    outputs = _softmax_head(keras, x, n_classes)
     backbone = load_backbone()
     for layer in top:
         if layer.weights:

@@ -85,16 +85,11 @@ def musicnn_mel(snippets: np.ndarray) -> np.ndarray:
     np.ndarray [shape=(n_snippets, 1 + n_samples // 256, 96)], float32 (187 frames are used
     per 3-second patch).
     """
-    import librosa
+    from .features import mel_power
 
-    snippets = np.asarray(snippets, dtype=np.float32)
-    if snippets.ndim != 2:
-        raise ValueError(f"snippets must be 2-D (n_snippets, n_samples), got shape "
-                         f"{snippets.shape}")
-    power = librosa.feature.melspectrogram(
-        y=snippets, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS,
-        power=2.0, center=True, pad_mode="constant")
-    out = np.log10(10000.0 * power.astype(np.float32) + 1.0)
+    power = mel_power(snippets, sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
+                      n_mels=N_MELS)
+    out = np.log10(10000.0 * power + 1.0)
     return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float32)
 
 
