@@ -43,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def folds_of(dataset, k: int) -> list[dict[str, list[str]]]:
@@ -90,7 +91,8 @@ def run_pipeline(params_file: Path, overrides: dict, work: Path, split: dict) ->
         raise SystemExit(f"build failed for {len(report.failed)} tracks")
     process_dataset(params, progress=False)
     train_crnn(params, retrain=True, progress=False)
-    return json.loads((Path(params.model_dir) / "evaluation.json").read_text())
+    ev = json.loads((Path(params.model_dir) / "evaluation.json").read_text())
+    return {**ev, "_model_dir": str(params.model_dir), "_split": split}
 
 
 def mfcc_features(path: Path, sr: int = 22050):
@@ -111,7 +113,9 @@ def mfcc_features(path: Path, sr: int = 22050):
     return np.concatenate([m.mean(axis=1), m.std(axis=1)])
 
 
-def mfcc_fold(features: dict, split: dict, classes: list[str]) -> float:
+def mfcc_fold(features: dict, split: dict, classes: list[str], shifted: dict
+              ) -> tuple[float, dict]:
+    """Test accuracy of the baseline trained on train+val, clean and per shift."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -127,7 +131,67 @@ def mfcc_fold(features: dict, split: dict, classes: list[str]) -> float:
     xte, yte = xy("test")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
     model.fit(np.vstack([xtr, xva]), np.concatenate([ytr, yva]))
-    return float((model.predict(xte) == yte).mean())
+    clean = float((model.predict(xte) == yte).mean())
+    test = [key for c in classes for key in split[c]["test"]]
+    out = {"clean": clean}
+    for shift, feats in shifted.items():
+        out[shift] = float((model.predict(np.stack([feats[k] for k in test])) == yte).mean())
+    return clean, (out if shifted else {})
+
+
+def shift_accuracies(model_dir: Path, split: dict, files: dict, classes: list[str]) -> dict:
+    """Track accuracy of the bundle in ``model_dir`` on the fold's test tracks, as
+    ``predict_track.py`` labels them (hop 1 s, sum), per ``files`` variant (clean and each
+    shift)."""
+    from slapp.bundle import load_bundle
+    from slapp.predict import predict_tracks
+
+    bundle = load_bundle(model_dir)
+    test = [(c, key) for c in classes for key in split[c]["test"]]
+    out = {}
+    for variant, by_key in files.items():
+        report = predict_tracks([str(by_key[key]) for _, key in test], bundle=bundle,
+                                progress=False)
+        out[variant] = sum(r.label == c for r, (c, _) in zip(report.results, test)) / len(test)
+    return out
+
+
+def pipeline_row(name: str, saved: dict, fold_file: Path, *, run, shift,
+                 extra: tuple[str, ...] = ()) -> dict:
+    """One pipeline row of one fold: saved numbers, or train (``run``), evaluate the
+    test split and every shift (``shift``), and save."""
+    keys = (f"{name}_snippet", f"{name}_track", f"{name}_shift") + extra
+    if all(key in saved for key in keys):
+        return {key: saved[key] for key in keys}
+    ev = run()
+    row = {f"{name}_snippet": ev["test"]["snippet"]["accuracy"],
+           f"{name}_track": ev["test"]["track"]["accuracy"]}
+    if "crnn_track_f1" in extra:
+        row["crnn_track_f1"] = ev["test"]["track"]["macro_f1"]
+    if "confusion" in extra:
+        row["confusion"] = ev["test"]["track"]["confusion"]
+    row[f"{name}_shift"] = shift(Path(ev["_model_dir"]), ev["_split"])
+    save_fold(fold_file, {**saved, **row})
+    return row
+
+
+def shift_table(results: dict) -> list[str]:
+    """Markdown rows: clean and per-shift track accuracy (mean ± sd), worst drop."""
+    lines = []
+    for name in ("crnn", "musicnn", "mfcc"):
+        per_fold = results.get(f"{name}_shift") or []
+        if not per_fold or not per_fold[0]:
+            continue
+        variants = list(per_fold[0])
+        if not lines:
+            lines = ["| row | " + " | ".join(variants) + " | worst drop |",
+                     "| --- |" + " --- |" * (len(variants) + 1)]
+        means = {v: statistics.mean(f[v] for f in per_fold) for v in variants}
+        worst = max(variants[1:], key=lambda v: means["clean"] - means[v])
+        lines.append(f"| {name} | " + " | ".join(ms([f[v] for f in per_fold])
+                                                  for v in variants)
+                     + f" | {means['clean'] - means[worst]:+.3f} ({worst}) |")
+    return lines
 
 
 def save_fold(path: Path, data: dict) -> None:
@@ -156,6 +220,8 @@ def main() -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a CRNN parameter (JSON value)")
     parser.add_argument("--fresh", action="store_true", help="ignore saved folds")
+    parser.add_argument("--no-shifts", action="store_true",
+                        help="skip the domain-shift evaluation (bench/domain_shift.py)")
     args = parser.parse_args()
     rows = args.rows.split(",")
     work = Path(args.work)
@@ -183,27 +249,33 @@ def main() -> int:
                "musicnn_snippet": [], "musicnn_track": [], "mfcc": [], "per_fold": [],
                "confusion": None}
     out_file = Path(args.out) if args.out else tag_dir / "results.json"
-    features = None
+    all_keys = [key for name in classes for key in dataset.tracks[name]]
+    shifted = {}
+    if not args.no_shifts:
+        from domain_shift import shifted_files
+
+        shifted = shifted_files(dataset, all_keys, work / "shifted")
+    files = {"clean": {key: dataset.root / dataset.files[key] for key in all_keys},
+             **shifted}
+
+    def shift_eval(model_dir: Path, split: dict) -> dict:
+        return shift_accuracies(model_dir, split, files, classes)
+
+    features, mfcc_shifted = None, {}
     if "mfcc" in rows:
-        features = {key: mfcc_features(dataset.root / dataset.files[key])
-                    for name in classes for key in dataset.tracks[name]}
+        features = {key: mfcc_features(files["clean"][key]) for key in all_keys}
+        mfcc_shifted = {shift: {key: mfcc_features(path) for key, path in by_key.items()}
+                        for shift, by_key in shifted.items()}
     started = time.monotonic()
     for f in args.only_folds if args.only_folds is not None else range(args.folds):
         split = split_for(folds, f)
         fold_file = tag_dir / f"fold-{f}.json"
         saved = {} if args.fresh or not fold_file.exists() else json.loads(fold_file.read_text())
         fold = {"fold": f}
-        if "crnn" in rows and "crnn_track" in saved:
-            for key in ("crnn_snippet", "crnn_track", "crnn_track_f1", "confusion"):
-                fold[key] = saved[key]
-        elif "crnn" in rows:
-            ev = run_pipeline(Path(args.params), overrides, tag_dir / "crnn", split)
-            fold["crnn_snippet"] = ev["test"]["snippet"]["accuracy"]
-            fold["crnn_track"] = ev["test"]["track"]["accuracy"]
-            fold["crnn_track_f1"] = ev["test"]["track"]["macro_f1"]
-            fold["confusion"] = ev["test"]["track"]["confusion"]
-            save_fold(fold_file, {**saved, **fold})
         if "crnn" in rows:
+            fold.update(pipeline_row("crnn", saved, fold_file, run=lambda: run_pipeline(
+                Path(args.params), overrides, tag_dir / "crnn", split), shift=shift_eval,
+                extra=("crnn_track_f1", "confusion")))
             cm = fold["confusion"]
             results["confusion"] = (cm if results["confusion"] is None else
                                     [[a + b for a, b in zip(r1, r2)]
@@ -220,25 +292,27 @@ def main() -> int:
             ev = run_pipeline(Path(args.params), whole, tag_dir / "whole", split)
             fold["whole"] = ev["test"]["track"]["accuracy"]
             save_fold(fold_file, {**saved, **fold})
-        if "musicnn" in rows and "musicnn_track" in saved:
-            fold["musicnn_snippet"] = saved["musicnn_snippet"]
-            fold["musicnn_track"] = saved["musicnn_track"]
-        elif "musicnn" in rows:
-            ev = run_pipeline(Path(args.params), {**overrides, "model": {
-                **overrides.get("model", {}), "backbone": "musicnn-msd"}},
-                tag_dir / "musicnn", split)
-            fold["musicnn_snippet"] = ev["test"]["snippet"]["accuracy"]
-            fold["musicnn_track"] = ev["test"]["track"]["accuracy"]
-            save_fold(fold_file, {**saved, **fold})
+        if "musicnn" in rows:
+            musicnn = {**overrides, "model": {**overrides.get("model", {}),
+                                              "backbone": "musicnn-msd"}}
+            fold.update(pipeline_row("musicnn", {**saved, **fold}, fold_file,
+                                     run=lambda: run_pipeline(Path(args.params), musicnn,
+                                                              tag_dir / "musicnn", split),
+                                     shift=shift_eval))
         if "mfcc" in rows:
-            fold["mfcc"] = mfcc_fold(features, split, classes)
+            fold["mfcc"], fold["mfcc_shift"] = mfcc_fold(features, split, classes,
+                                                         mfcc_shifted)
         for key, value in fold.items():
             if key not in ("fold", "confusion"):
-                results[key].append(value)
+                results.setdefault(key, []).append(value)
         results["per_fold"].append({k: v for k, v in fold.items() if k != "confusion"})
         print(f"fold {f}: " + ", ".join(f"{k} {v:.3f}" for k, v in fold.items()
-                                        if k not in ("fold", "confusion"))
+                                        if isinstance(v, float))
               + f"  ({time.monotonic() - started:.0f} s)", flush=True)
+        for key, value in fold.items():
+            if key.endswith("_shift") and value:
+                print(f"  {key}: " + ", ".join(f"{s} {a:.2f}" for s, a in value.items()),
+                      flush=True)
     save_fold(out_file, results)
     sets = "".join(f" --set {item}" for item in args.sets)
     print(f"command: python bench/accuracy.py --params {args.params} --folds {args.folds} "
@@ -256,6 +330,10 @@ def main() -> int:
     print(f"| musicnn-msd (frozen) + softmax head, track level | "
           f"{ms(results['musicnn_track'])} |")
     print(f"| MFCC/spectral stats + logistic regression | {ms(results['mfcc'])} |")
+    table = shift_table(results)
+    if table:
+        print("\ntrack accuracy under domain shifts (predict_track.py, hop 1 s; mean ± sd):")
+        print("\n".join(table))
     if results["confusion"] is not None:
         from slapp.evaluate import plot_confusion
 
