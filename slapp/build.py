@@ -135,7 +135,8 @@ def _build_track(task: tuple[str, Path]) -> dict:
     channels = {1: "mono", 2: "stereo"}.get(tf.source_channels, f"{tf.source_channels} ch")
     return {"key": key, "status": "done", "snippets": int(tf.mel.shape[0]),
             "seconds": round(tf.seconds, 3), "source": f"{tf.source_rate} Hz {channels}",
-            "notes": list(tf.notes)}
+            "source_rate": tf.source_rate, "bandwidth_hz": round(tf.bandwidth_hz, 1),
+            "loudness_db": round(tf.loudness_db, 2), "notes": list(tf.notes)}
 
 
 def _warm_up(params: PipelineParams) -> None:

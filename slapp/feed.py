@@ -31,7 +31,8 @@ class SnippetFeed(keras.utils.PyDataset):
     def __init__(self, x_file: str | Path, labels: np.ndarray, n_classes: int,
                  batch_size: int, *, shuffle_seed: int | None = None,
                  class_weights: np.ndarray | None = None, first_epoch: int = 0,
-                 augmentation: Augmentation | None = None, db_scale: np.ndarray | None = None):
+                 augmentation: Augmentation | None = None, db_scale: np.ndarray | None = None,
+                 lowpass_bins: tuple[np.ndarray, np.ndarray] | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x = np.load(x_file, mmap_mode="r")
         self.labels = np.asarray(labels, np.int64)
@@ -45,6 +46,7 @@ class SnippetFeed(keras.utils.PyDataset):
         self.epoch = first_epoch
         self.augmentation = augmentation if augmentation and augmentation.active else None
         self.db_scale = db_scale
+        self.lowpass_bins = lowpass_bins
         self._order = self._epoch_order()
 
     def _epoch_order(self) -> np.ndarray:
@@ -63,7 +65,8 @@ class SnippetFeed(keras.utils.PyDataset):
         y = np.eye(self.n_classes, dtype=np.float32)[labels]
         if self.augmentation is not None:
             rng = np.random.default_rng([self.shuffle_seed or 0, self.epoch, index])
-            x, y = augment_batch(x, y, rng, self.augmentation, self.db_scale)
+            x, y = augment_batch(x, y, rng, self.augmentation, self.db_scale,
+                                 self.lowpass_bins)
         if self.class_weights is None:
             return x, y
         return x, y, self.class_weights[labels]

@@ -68,6 +68,8 @@ class AudioParams:
     sample_rate: int = _param(22050, "int", lo=8000, hi=192000)
     mixdown: str = _param("mean", "str", choices=("mean", "first"))
     silence_threshold_db: float = _param(-60.0, "float", lo=-120.0, hi=0.0)
+    trim_silence: bool = _param(False, "bool")
+    loudness_db: float | None = _param(None, "float", lo=-60.0, hi=0.0, nullable=True)
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class TrainingParams:
     augment_time_masks: int = _param(0, "int", lo=0, hi=10)
     augment_freq_masks: int = _param(0, "int", lo=0, hi=10)
     augment_mixup_alpha: float = _param(0.0, "float", lo=0.0, hi=10.0)
+    augment_lowpass: float = _param(0.0, "float", lo=0.0, hi=1.0)
+    augment_lowpass_min_hz: float = _param(3500.0, "float", lo=0.0, lo_open=True)
     precision: str = _param("float32", "str", choices=("float32", "mixed_bfloat16"))
     seed: int = _param(0, "int", lo=0)
 

@@ -36,8 +36,10 @@ from .aggregate import RULES, aggregate
 from .atomic import atomic_write
 from .audio import AUDIO_EXTENSIONS, decode
 from .bundle import Bundle, load_bundle
+from .coverage import range_notes
 from .errors import AudioError, StageError
 from .features import snippet_features
+from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .normalization import apply
 from .params import PipelineParams
 from .slicing import cut_snippets
@@ -61,6 +63,7 @@ class TrackResult:
     notes: list[str] = field(default_factory=list)
     timeline: list[dict] | None = None
     error: str | None = None
+    outside_training: bool = False
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k] if self.scores else []
@@ -68,7 +71,8 @@ class TrackResult:
     def to_dict(self, timeline: bool) -> dict:
         out = {"path": self.path, "label": self.label, "confidence": self.confidence,
                "scores": self.scores, "seconds": self.seconds, "snippets": self.snippets,
-               "notes": self.notes, "error": self.error}
+               "notes": self.notes, "outside_training": self.outside_training,
+               "error": self.error}
         if timeline:
             out["timeline"] = self.timeline
         return out
@@ -97,6 +101,7 @@ class PredictReport:
             else:
                 top = ", ".join(f"{c} {s:.2f}" for c, s in r.top(3))
                 lines.append(f"{name:<{width}}  {r.label:<12} {r.confidence:5.2f}  {top}")
+                lines += [f"{'':<{width}}  note: {note}" for note in r.notes]
         return "\n".join(lines)
 
     def summary(self) -> list[str]:
@@ -104,6 +109,10 @@ class PredictReport:
         resumed = f" ({self.resumed} from the interrupted run)" if self.resumed else ""
         lines = [f"labelled {done} track(s){resumed}, failed {len(self.failed)}, in "
                  f"{self.seconds:.1f} s with bundle {self.bundle}"]
+        outside = [r for r in self.results if r.outside_training]
+        if outside:
+            lines.append(f"  {len(outside)} track(s) unlike the training audio (see their "
+                         "notes): their labels are less reliable")
         for r in self.failed:
             lines.append(f"  failed: {r.path}: {r.error}")
         return lines
@@ -181,17 +190,24 @@ class Predictor:
         return starts / rate, np.concatenate(probs)
 
     def label(self, name: str, decoded) -> TrackResult:
-        rate = self.params.audio.sample_rate
+        p = self.params
+        rate = p.audio.sample_rate
         seconds = len(decoded.y) / rate
-        starts, probs = self.probabilities(decoded.y)
+        unlike = range_notes(
+            bandwidth_hz=bandwidth_hz(decoded.y, sample_rate=rate),
+            loudness_db=loudness_db(decoded.y, sample_rate=rate),
+            trained=self.bundle.info.get("training_audio"), params=p)
+        starts, probs = self.probabilities(prepare_waveform(decoded.y, p.audio))
         scores = aggregate(probs, self.rule)
         classes = self.bundle.classes
         best = int(np.argmax(scores))
         result = TrackResult(path=name, label=classes[best], confidence=float(scores[best]),
                              scores={c: round(float(s), 6) for c, s in zip(classes, scores)},
                              seconds=round(seconds, 3), snippets=len(starts))
-        if seconds < self.params.slicing.snippet_seconds:
+        if seconds < p.slicing.snippet_seconds:
             result.notes.append(f"{seconds:.2f} s is shorter than one snippet: zero-padded")
+        result.notes += unlike
+        result.outside_training = bool(unlike)
         if self.timeline:
             result.timeline = [
                 {"start": round(float(t), 3), "label": classes[int(np.argmax(row))],
@@ -270,7 +286,7 @@ def write_output(path: Path, results: list[TrackResult], classes: list[str],
     else:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        head = ["path", "label", "confidence", "seconds", "snippets", "error"]
+        head = ["path", "label", "confidence", "seconds", "snippets", "error", "notes"]
         if timeline:
             writer.writerow(head[:2] + ["start", "snippet_label"] + classes)
             for r in results:
@@ -282,7 +298,8 @@ def write_output(path: Path, results: list[TrackResult], classes: list[str],
             for r in results:
                 writer.writerow([r.path, r.label or "", "" if r.confidence is None
                                  else f"{r.confidence:.6f}", r.seconds or "", r.snippets,
-                                 r.error or "", *((r.scores or {}).get(c, "") for c in classes)])
+                                 r.error or "", "; ".join(r.notes),
+                                 *((r.scores or {}).get(c, "") for c in classes)])
         data = buf.getvalue().encode("utf-8")
     atomic_write(path, lambda f: f.write(data))
 
@@ -388,6 +405,7 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
                     result = TrackResult(**{k: row.get(k) for k in
                                             ("path", "label", "confidence", "scores", "seconds",
                                              "snippets", "timeline", "error")},
+                                         outside_training=bool(row.get("outside_training")),
                                          notes=row.get("notes", []))
                     report.resumed += 1
                 elif error:

@@ -11,6 +11,7 @@ import numpy as np
 from .audio import decode
 from .errors import AudioError
 from .features import snippet_features
+from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .params import PipelineParams
 from .slicing import cut_snippets, select_snippets, snippet_starts
 
@@ -20,8 +21,9 @@ class TrackFeatures:
     """Features of one track.
 
     ``mel``: ``(n_snippets, n_frames, n_mels)`` float32 dB; ``starts``: ``(n_snippets,)``
-    float32 snippet start times in seconds; ``seconds``: decoded length; ``notes``:
-    warnings worth a line in the summary (the track is still used).
+    float32 snippet start times in seconds; ``seconds``: decoded length; ``bandwidth_hz``
+    and ``loudness_db``: the decoded audio's :mod:`slapp.levels` profile (before any
+    levelling); ``notes``: warnings worth a line in the summary (the track is still used).
     """
 
     mel: np.ndarray
@@ -29,6 +31,8 @@ class TrackFeatures:
     seconds: float
     source_rate: int
     source_channels: int
+    bandwidth_hz: float = 0.0
+    loudness_db: float = 0.0
     notes: tuple[str, ...] = ()
 
 
@@ -65,6 +69,9 @@ def extract_track(path: str | os.PathLike, params: PipelineParams, *, key: str
     check_waveform(y, sample_rate=a.sample_rate, min_seconds=s.min_track_seconds,
                    silence_threshold_db=a.silence_threshold_db)
     seconds = len(y) / a.sample_rate
+    bandwidth = bandwidth_hz(y, sample_rate=a.sample_rate)
+    loudness = loudness_db(y, sample_rate=a.sample_rate)
+    y = prepare_waveform(y, a)
     notes = []
     if decoded.source_rate < a.sample_rate:
         notes.append(f"{decoded.source_rate} Hz source upsampled to {a.sample_rate} Hz: "
@@ -84,4 +91,5 @@ def extract_track(path: str | os.PathLike, params: PipelineParams, *, key: str
     mel = snippet_features(snippets, params)
     return TrackFeatures(mel=mel, starts=(starts / a.sample_rate).astype(np.float32),
                          seconds=seconds, source_rate=decoded.source_rate,
-                         source_channels=decoded.source_channels, notes=tuple(notes))
+                         source_channels=decoded.source_channels, bandwidth_hz=bandwidth,
+                         loudness_db=loudness, notes=tuple(notes))

@@ -29,6 +29,7 @@ from . import bundle as bundle_io
 from . import cache
 from .atomic import atomic_write, write_json
 from .cache import BuildLayout
+from .coverage import training_range
 from .errors import StageError
 from .evaluate import (plot_confusion, plot_curves, report_text, split_metrics,
                        write_confusion_csv)
@@ -373,18 +374,23 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         report.resumed_from = first_epoch
         from .feed import SnippetFeed
 
-        augmentation, scale = None, None
+        augmentation, scale, bins = None, None, None
         if params.model.backbone == "crnn":  # log-mel augmentations; not for embeddings
-            from .augment import Augmentation, db_scale
+            from .augment import Augmentation, db_scale, lowpass_bins
 
             augmentation = Augmentation(t.augment_gain_db, t.augment_time_masks,
-                                        t.augment_freq_masks, t.augment_mixup_alpha)
-            scale = db_scale(cache.read_json(arrays.stats_file), params.features.n_mels)
+                                        t.augment_freq_masks, t.augment_mixup_alpha,
+                                        t.augment_lowpass, t.augment_lowpass_min_hz)
+            stats, f = cache.read_json(arrays.stats_file), params.features
+            scale = db_scale(stats, f.n_mels)
+            bins = lowpass_bins(stats, sample_rate=params.audio.sample_rate, n_mels=f.n_mels,
+                                fmin=f.fmin, fmax=f.fmax)
         train_feed = SnippetFeed(x_files["train"], labels, len(classes),
                                  t.batch_size, shuffle_seed=t.seed, first_epoch=first_epoch,
                                  class_weights=_class_weights(labels, len(classes),
                                                               t.class_weights),
-                                 augmentation=augmentation, db_scale=scale)
+                                 augmentation=augmentation, db_scale=scale,
+                                 lowpass_bins=bins)
         has_val = "val" in x_files and x_files["val"].exists()
         val_feed = (SnippetFeed(x_files["val"], np.load(arrays.array("val", "y")),
                                 len(classes), max(t.batch_size, 64)) if has_val else None)
@@ -450,10 +456,12 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         plot_curves(bundle_dir / "curves.png", history)
         stats = cache.read_json(arrays.stats_file)
         report.seconds = time.monotonic() - started
+        training_audio = training_range(_train_entries(BuildLayout(output)))
         bundle_io.write_info(bundle_dir, {
             "backbone": params.model.backbone, "classes": classes,
             "snippet_shape": [params.n_frames, params.features.n_mels],
             "feature_settings": params.feature_settings(), "normalization": stats,
+            "training_audio": training_audio,
             "params": params.to_dict(), "signature": signature,
             "trained": {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                         "epochs": state["epoch"], "best_epoch": report.best_epoch,
@@ -461,6 +469,15 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
                         "parameters": int(model.count_params())}})
         shutil.rmtree(layout.root)
     return report
+
+
+def _train_entries(layout: BuildLayout) -> list[dict]:
+    """Build-manifest entries of the cached training tracks (their audio profile)."""
+    if not layout.manifest_file.exists():
+        return []
+    tracks = cache.read_json(layout.manifest_file).get("tracks", {})
+    return [e for e in tracks.values() if e.get("split") == "train"
+            and e.get("status") == "done"]
 
 
 def model_summary(params: PipelineParams) -> str:
