@@ -18,7 +18,7 @@ BLOCK_SECONDS = 0.4
 SPECTRUM_FFT = 4096
 SPECTRUM_FRAMES = 64
 DYNAMIC_RANGE_DB = 70.0  # content more than this below the spectrum's peak is not counted
-FLOOR_MARGIN_DB = 10.0   # ... nor content less than this above the noise floor
+FLOOR_MARGIN_DB = 10.0   # ... nor content less than this above 16-bit quantisation noise
 
 
 def _block_power(y: np.ndarray, block: int) -> np.ndarray:
@@ -42,8 +42,8 @@ def loudness_db(y: np.ndarray, *, sample_rate: int) -> float:
 def bandwidth_hz(y: np.ndarray, *, sample_rate: int) -> float:
     """Effective bandwidth of ``y`` ``(n_samples,)`` in Hz: the highest frequency whose
     smoothed long-term power spectrum (up to 64 Hann frames of 4096 samples spread over
-    the track) stays within 70 dB of its peak and 10 dB above its noise floor (the 10th
-    percentile); at most ``sample_rate / 2``, 0 for silence."""
+    the track) stays within 70 dB of its peak and 10 dB above the noise of 16-bit
+    quantisation; at most ``sample_rate / 2``, 0 for silence."""
     y = np.asarray(y, np.float32)
     if len(y) < SPECTRUM_FFT:
         y = np.pad(y, (0, SPECTRUM_FFT - len(y)))
@@ -53,11 +53,11 @@ def bandwidth_hz(y: np.ndarray, *, sample_rate: int) -> float:
     frames = np.stack([y[s:s + SPECTRUM_FFT] for s in starts]) * window
     power = np.mean(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0)
     db = 10 * np.log10(np.maximum(power, 1e-20))
-    smooth = np.convolve(db, np.ones(9) / 9, mode="same")
+    smooth = np.convolve(np.pad(db, 4, mode="edge"), np.ones(9) / 9, mode="valid")
     peak = smooth.max()
-    if peak <= -190:
-        return 0.0
-    threshold = max(peak - DYNAMIC_RANGE_DB, np.percentile(smooth, 10) + FLOOR_MARGIN_DB)
+    # white noise of one 16-bit step (variance 2^-30 / 12) through the window, per bin
+    quantisation = 10 * np.log10(2.0 ** -30 / 12 * float(np.sum(window ** 2)))
+    threshold = max(peak - DYNAMIC_RANGE_DB, quantisation + FLOOR_MARGIN_DB)
     above = np.nonzero(smooth > threshold)[0]
     freqs = np.fft.rfftfreq(SPECTRUM_FFT, 1.0 / sample_rate)
     return float(freqs[above[-1]]) if len(above) else 0.0

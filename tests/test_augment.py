@@ -69,3 +69,25 @@ def test_training_with_every_augmentation(tmp_path):
     run_stages(params, "build", "process", "train")
     info = json.loads((tmp_path / "out" / "model" / "bundle.json").read_text())
     assert info["params"]["training"]["augment_mixup_alpha"] == 0.3
+
+
+def test_lowpass_floors_the_bins_above_a_random_cutoff_and_keeps_the_rest():
+    from slapp.augment import lowpass_bins
+
+    x, y = _batch(n=40, mels=32)
+    stats = {"method": "standard", "mean": [-30.0] * 32, "std": [10.0] * 32,
+             "floor_db": -100.0}
+    centres, floor = lowpass_bins(stats, sample_rate=22050, n_mels=32, fmin=0.0, fmax=8000.0)
+    assert centres[-1] < 8000 and np.allclose(floor, -7.0)  # (-100 - -30) / 10
+    out, out_y = augment_batch(x, y, np.random.default_rng(3),
+                               Augmentation(lowpass=0.5, lowpass_min_hz=3500.0),
+                               np.ones(32, np.float32), (centres, floor))
+    hit = [i for i in range(40) if not np.array_equal(out[i], x[i])]
+    assert 10 <= len(hit) <= 30  # about half of the snippets
+    for i in hit:
+        floored = np.all(out[i] == -7.0, axis=0)  # whole bins at the floor
+        first = int(np.argmax(floored))
+        assert floored[first:].all() and not floored[:first].any()  # one cut-off
+        assert centres[first] >= 3500.0 - 1e-3
+        assert np.array_equal(out[i][:, :first], x[i][:, :first])
+    assert np.array_equal(out_y, y)
