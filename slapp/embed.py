@@ -67,9 +67,9 @@ def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...
             files[part] = out
             continue
         if backbone is None:
-            from .musicnn import load_backbone
+            from .musicnn import CHECKPOINTS, load_backbone
 
-            backbone = load_backbone()
+            backbone = load_backbone(checkpoint=CHECKPOINTS[backbone_name])
         x = np.load(x_file, mmap_mode="r")
         started = time.monotonic()
         emb = embed_rows(backbone, x, layer=layer, progress=progress,

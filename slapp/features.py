@@ -72,7 +72,7 @@ def snippet_features(snippets: np.ndarray, params) -> np.ndarray:
     -------
     np.ndarray [shape=(n_snippets, params.n_frames, params.features.n_mels)], float32.
     """
-    if params.model.backbone == "musicnn-msd":
+    if params.model.backbone != "crnn":  # the musicnn checkpoints share their input
         from .musicnn import musicnn_mel
 
         return np.ascontiguousarray(musicnn_mel(snippets)[:, :params.n_frames])

@@ -15,6 +15,7 @@ and the head in one.
 from __future__ import annotations
 
 from .keras_env import import_keras
+from .musicnn import CHECKPOINTS
 from .params import ModelParams
 
 
@@ -22,11 +23,11 @@ def build_model(n_frames: int, n_mels: int, n_classes: int, params: ModelParams)
     """The model that training fits: the CRNN ``(batch, n_frames, n_mels)`` →
     ``(batch, n_classes)``, or for a pretrained backbone the head ``(batch, 200)`` →
     ``(batch, n_classes)``."""
-    if params.backbone == "musicnn-msd":
-        return build_top_head(n_classes) if params.fine_tune else build_head(200, n_classes)
-    if params.backbone != "crnn":
-        raise ValueError(f"unknown backbone {params.backbone!r}")
-    return build_crnn(n_frames, n_mels, n_classes, params)
+    if params.backbone == "crnn":
+        return build_crnn(n_frames, n_mels, n_classes, params)
+    if params.fine_tune:
+        return build_top_head(n_classes, checkpoint=CHECKPOINTS[params.backbone])
+    return build_head(200, n_classes)
 
 
 HEAD_DROPOUT = 0.5
@@ -49,7 +50,7 @@ def _softmax_head(keras, x, n_classes: int):
                               name="probabilities")(x)
 
 
-def build_top_head(n_classes: int):
+def build_top_head(n_classes: int, *, checkpoint: str = "MSD_musicnn"):
     """For fine-tuning: musicnn's own top layers (BatchNorm → dropout → dense 200 →
     BatchNorm, initialised from the checkpoint, trainable) then dropout → softmax, on its
     pooled features ``(batch, 1506)`` → ``(batch, n_classes)``."""
@@ -66,7 +67,7 @@ def build_top_head(n_classes: int):
     for layer in top:
         x = layer(x)
     outputs = _softmax_head(keras, x, n_classes)
-    backbone = load_backbone()
+    backbone = load_backbone(checkpoint=checkpoint)
     for layer in top:
         if layer.weights:
             layer.set_weights(backbone.get_layer(layer.name).get_weights())
@@ -78,17 +79,18 @@ def head_input(params: ModelParams) -> str:
     return "pooled" if params.fine_tune else "penultimate"
 
 
-def with_backbone(head, n_frames: int = 187, *, layer: str = "penultimate"):
+def with_backbone(head, n_frames: int = 187, *, layer: str = "penultimate",
+                  checkpoint: str = "MSD_musicnn"):
     """The frozen musicnn network and ``head`` as one model ``(batch, n_frames, 96)`` →
     ``(batch, n_classes)``: what the bundle holds and prediction runs."""
     from .embed import LAYERS
     from .musicnn import N_MELS, load_backbone
 
     keras = import_keras()
-    backbone = load_backbone(n_frames)
+    backbone = load_backbone(n_frames, checkpoint=checkpoint)
     inputs = keras.Input(shape=(n_frames, N_MELS), name="musicnn_mel")
     embedding = backbone(inputs)[LAYERS[layer]]
-    return keras.Model(inputs, head(embedding), name="slapp_musicnn_msd")
+    return keras.Model(inputs, head(embedding), name=f"slapp_{checkpoint.lower()}")
 
 
 def build_crnn(n_frames: int, n_mels: int, n_classes: int, params: ModelParams):

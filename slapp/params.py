@@ -24,18 +24,17 @@ from typing import Any
 
 from .errors import ParameterError
 
-BACKBONES = ("crnn", "musicnn-msd")
+BACKBONES = ("crnn", "musicnn-msd", "musicnn-mtt")
 
 # What a pretrained backbone fixes, whatever the JSON says: its input was made this way.
-BACKBONE_SETTINGS = {
-    "musicnn-msd": {
-        "audio": {"sample_rate": 16000},
+_MUSICNN_INPUT = {
+    "audio": {"sample_rate": 16000},
         "slicing": {"snippet_seconds": 3.0},
         "features": {"n_fft": 512, "hop_length": 256, "n_mels": 96, "fmin": 0.0,
                      "fmax": None, "dtype": "float32"},
         "process": {"normalization": "none"},
-    },
 }
+BACKBONE_SETTINGS = {"musicnn-msd": _MUSICNN_INPUT, "musicnn-mtt": _MUSICNN_INPUT}
 
 DEFAULT_PARAMS_FILE = "pipeline_parameters.json"
 
@@ -188,7 +187,7 @@ class PipelineParams:
     def n_frames(self) -> int:
         """Spectrogram frames per snippet (centred STFT): 130 for 3 s at 22050/512; 187
         for musicnn (its 3-second patch)."""
-        if self.model.backbone == "musicnn-msd":
+        if self.model.backbone in BACKBONE_SETTINGS:  # musicnn's 3-second patch
             return 187
         from .features import n_frames
 

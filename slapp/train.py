@@ -441,10 +441,12 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
 
         logger.info("evaluating on the validation and test tracks")
         report.metrics = evaluate_splits(model, arrays, classes, t.batch_size, x_files)
-        if params.model.backbone == "musicnn-msd":
+        if params.model.backbone != "crnn":
             from .model import head_input, with_backbone
+            from .musicnn import CHECKPOINTS
 
-            model = with_backbone(model, params.n_frames, layer=head_input(params.model))
+            model = with_backbone(model, params.n_frames, layer=head_input(params.model),
+                                  checkpoint=CHECKPOINTS[params.model.backbone])
         bundle_io.invalidate(bundle_dir)
         bundle_dir.mkdir(parents=True, exist_ok=True)
         bundle_io.save_model(model, bundle_dir)

@@ -41,12 +41,13 @@ def test_unknown_backbone_is_refused():
 
 
 @needs_musicnn
-def test_musicnn_pipeline_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("backbone", ["musicnn-msd", "musicnn-mtt"])
+def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
     import predict_track
 
     music = make_dataset(tmp_path / "music", per_class=4, seconds=4.0)
     params = write_params(tmp_path / "params.json", music, tmp_path / "out",
-                          model={"backbone": "musicnn-msd"},
+                          model={"backbone": backbone},
                           slicing={"snippet_seconds": 3.0, "overlap_seconds": 2.0,
                                    "max_snippets_per_track": 3},
                           training={"epochs": 40, "learning_rate": 0.01, "batch_size": 8})
@@ -54,15 +55,17 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys):
     out = tmp_path / "out"
     info = json.loads((out / "build_info.json").read_text())
     assert info["n_frames"] == 187 and info["n_mels"] == 96
-    emb = out / "arrays" / "embeddings-musicnn-msd"
+    emb = out / "arrays" / f"embeddings-{backbone}"
     train_emb = np.load(emb / "train.npy")
     assert train_emb.shape == (len(np.load(out / "arrays" / "train_y.npy")), 200)
     assert np.isfinite(train_emb).all() and train_emb.std() > 0.01
     bundle = json.loads((out / "model" / "bundle.json").read_text())
-    assert bundle["backbone"] == "musicnn-msd"
+    assert bundle["backbone"] == backbone
     assert bundle["trained"]["parameters"] > 700_000  # the frozen network is in the bundle
     ev = json.loads((out / "model" / "evaluation.json").read_text())
     assert ev["test"]["track"]["accuracy"] >= 2 / 3  # three pitch classes, easy for musicnn
+    if backbone == "musicnn-mtt":  # one variant is enough for the rest
+        return
 
     capsys.readouterr()
     code = predict_track.main(["--params", str(params), str(music / "treble"), "--quiet"])
@@ -103,3 +106,18 @@ def test_fine_tune_head_starts_from_musicnn_top_layers():
     np.testing.assert_allclose(np.asarray(full(x, training=False)),
                                np.asarray(head(pooled, training=False)), atol=1e-5)
     assert len(full.trainable_weights) == 8  # the backbone below stays frozen
+
+
+@needs_musicnn
+def test_each_musicnn_backbone_loads_its_own_checkpoint():
+    import tensorflow as tf
+
+    from slapp.musicnn import CHECKPOINTS, checkpoint_prefix, load_backbone
+
+    kernels = {}
+    for backbone, name in CHECKPOINTS.items():
+        reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_prefix(name))
+        model = load_backbone(checkpoint=name)
+        kernels[backbone] = model.get_layer("dense").get_weights()[0]
+        np.testing.assert_array_equal(kernels[backbone], reader.get_tensor("dense/kernel"))
+    assert not np.allclose(kernels["musicnn-msd"], kernels["musicnn-mtt"])
