@@ -143,7 +143,7 @@ def _warm_up(params: PipelineParams) -> None:
     """Import librosa's feature code once in the parent, so forked workers share it."""
     import numpy as np
 
-    from .features import snippet_features
+    from .backbones import snippet_features
 
     snippet_features(np.zeros((1, params.snippet_samples), np.float32), params)
 

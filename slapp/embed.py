@@ -50,7 +50,8 @@ def embed_rows(backbone, x: np.ndarray, *, layer: str = "penultimate", progress:
 
 
 def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...], *,
-                 layer: str = "penultimate", progress: bool = False) -> dict[str, Path]:
+                 checkpoint: str, layer: str = "penultimate", progress: bool = False
+                 ) -> dict[str, Path]:
     """``{part: embeddings file}`` for each part whose ``<part>_X.npy`` exists, computing
     those not yet embedded from the current arrays."""
     folder = arrays.root / f"embeddings-{backbone_name}"
@@ -67,9 +68,9 @@ def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...
             files[part] = out
             continue
         if backbone is None:
-            from .musicnn import CHECKPOINTS, load_backbone
+            from .musicnn import load_backbone
 
-            backbone = load_backbone(checkpoint=CHECKPOINTS[backbone_name])
+            backbone = load_backbone(checkpoint=checkpoint)
         x = np.load(x_file, mmap_mode="r")
         started = time.monotonic()
         emb = embed_rows(backbone, x, layer=layer, progress=progress,

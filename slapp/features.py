@@ -60,23 +60,3 @@ def mel_power(snippets: np.ndarray, *, sample_rate: int, n_fft: int, hop_length:
         y=snippets, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
         fmin=fmin, fmax=fmax, power=2.0, center=True, pad_mode="constant")
     return power.astype(np.float32, copy=False)
-
-
-def snippet_features(snippets: np.ndarray, params) -> np.ndarray:
-    """The model input of each snippet, as the parameters (a
-    :class:`~slapp.params.PipelineParams`) define it: :func:`log_mel` for the CRNN,
-    :func:`slapp.musicnn.musicnn_mel` for the musicnn backbone; build and predict both call
-    this.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_snippets, params.n_frames, params.features.n_mels)], float32.
-    """
-    if params.model.backbone != "crnn":  # the musicnn checkpoints share their input
-        from .musicnn import musicnn_mel
-
-        return np.ascontiguousarray(musicnn_mel(snippets)[:, :params.n_frames])
-    f = params.features
-    return log_mel(snippets, sample_rate=params.audio.sample_rate, n_fft=f.n_fft,
-                   hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax,
-                   reference=f.log_reference, amin=f.log_amin)

@@ -54,11 +54,6 @@ TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists',
 
 INSTALL_HINT = "install it with: pip install --no-deps musicnn==0.1.0"
 
-# model.backbone -> the wheel's checkpoint of the same musicnn architecture: trained on the
-# Million Song Dataset's tags, or on MagnaTagATune's (both 50 tags, 200-d penultimate layer)
-CHECKPOINTS = {"musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn"}
-BACKBONE_OF = {v: k for k, v in CHECKPOINTS.items()}
-
 
 def checkpoint_prefix(name: str = "MSD_musicnn") -> str:
     """The TF1 checkpoint prefix inside the installed ``musicnn`` package (``<dir>/``).
@@ -66,8 +61,7 @@ def checkpoint_prefix(name: str = "MSD_musicnn") -> str:
     Raises :class:`StageError` when the package or its checkpoint is missing."""
     spec = importlib.util.find_spec("musicnn")
     if spec is None or not spec.submodule_search_locations:
-        raise StageError(f"model.backbone = '{BACKBONE_OF.get(name, name)}' needs the "
-                         f"musicnn weights; "
+        raise StageError(f"The musicnn backbones need the musicnn weights ({name}); "
                          f"{INSTALL_HINT}")
     folder = Path(list(spec.submodule_search_locations)[0]) / name
     if not (folder / ".index").exists():
@@ -158,8 +152,8 @@ def build_backbone(n_frames: int = N_FRAMES, *, name: str = "musicnn_msd"):
 
 def load_backbone(n_frames: int = N_FRAMES, prefix: str | None = None, *,
                   checkpoint: str = "MSD_musicnn"):
-    """:func:`build_backbone` with the weights of ``checkpoint`` (a value of
-    :data:`CHECKPOINTS`), frozen (``trainable=False``)."""
+    """:func:`build_backbone` with the weights of ``checkpoint`` (``MSD_musicnn`` or
+    ``MTT_musicnn``: both checkpoints share the architecture), frozen."""
     import tensorflow as tf
 
     model = build_backbone(n_frames)

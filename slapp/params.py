@@ -22,19 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import backbones
 from .errors import ParameterError
 
-BACKBONES = ("crnn", "musicnn-msd", "musicnn-mtt")
-
-# What a pretrained backbone fixes, whatever the JSON says: its input was made this way.
-_MUSICNN_INPUT = {
-    "audio": {"sample_rate": 16000},
-        "slicing": {"snippet_seconds": 3.0},
-        "features": {"n_fft": 512, "hop_length": 256, "n_mels": 96, "fmin": 0.0,
-                     "fmax": None, "dtype": "float32"},
-        "process": {"normalization": "none"},
-}
-BACKBONE_SETTINGS = {"musicnn-msd": _MUSICNN_INPUT, "musicnn-mtt": _MUSICNN_INPUT}
 
 DEFAULT_PARAMS_FILE = "pipeline_parameters.json"
 
@@ -124,11 +114,12 @@ class ModelParams:
     (``musicnn-msd``; ``fine_tune`` then also trains the backbone's top layers; the other
     fields are the CRNN's and are then unused)."""
 
-    backbone: str = _param("crnn", "str", choices=BACKBONES)
+    backbone: str = _param("crnn", "str", choices=backbones.NAMES)
     fine_tune: bool = _param(False, "bool")
     conv_filters: tuple[int, ...] = _param((64, 128, 128, 128), "ints", lo=1, hi=4096)
     pool_sizes: tuple[tuple[int, int], ...] = _param(((2, 2), (2, 5), (2, 5), (1, 2)),
                                                       "pairs", lo=1, hi=64)
+    recurrent: str = _param("gru", "str", choices=("gru", "lstm"))
     gru_units: tuple[int, ...] = _param((32, 32), "ints", lo=1, hi=4096)
     conv_dropout: float = _param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
     gru_dropout: float = _param(0.3, "float", lo=0.0, hi=1.0, hi_open=True)
@@ -185,13 +176,14 @@ class PipelineParams:
 
     @property
     def n_frames(self) -> int:
-        """Spectrogram frames per snippet (centred STFT): 130 for 3 s at 22050/512; 187
-        for musicnn (its 3-second patch)."""
-        if self.model.backbone in BACKBONE_SETTINGS:  # musicnn's 3-second patch
-            return 187
-        from .features import n_frames
+        """Spectrogram frames per snippet, as the backbone computes them: 130 for 3 s at
+        22050/512 (centred STFT); 187 for musicnn (its 3-second patch)."""
+        return self.backbone.n_frames(self)
 
-        return n_frames(self.snippet_samples, hop_length=self.features.hop_length)
+    @property
+    def backbone(self) -> backbones.Backbone:
+        """The backbone ``model.backbone`` names (:mod:`slapp.backbones`)."""
+        return backbones.get(self.model.backbone)
 
     @property
     def model_dir(self) -> Path:
@@ -218,14 +210,14 @@ class PipelineParams:
         """The parameters that shape the cached features (JSON-ready)."""
         out = {name: _to_json(dataclasses.asdict(getattr(self, name)))
                for name in ("audio", "slicing", "features")}
-        if self.model.backbone != "crnn":  # other input scaling: another cache
+        if self.backbone.separate_cache:  # other input scaling: another cache
             out["backbone"] = self.model.backbone
         return out
 
     @property
     def backbone_overrides(self) -> list[str]:
         """``["audio.sample_rate: 22050 -> 16000", ...]``: JSON values the backbone
-        replaced (see :data:`BACKBONE_SETTINGS`)."""
+        replaced (its ``fixed_settings``)."""
         return list(self._overrides)
 
 
@@ -378,7 +370,7 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
                         if f.name == "workers").metadata
     workers = _check("workers", raw.get("workers"), workers_spec, base)
     overrides = []
-    for section, values in BACKBONE_SETTINGS.get(sections["model"].backbone, {}).items():
+    for section, values in backbones.get(sections["model"].backbone).fixed_settings.items():
         current = sections[section]
         for key, value in values.items():
             if getattr(current, key) != value:
@@ -419,10 +411,7 @@ def _check_consistency(p: PipelineParams) -> None:
         raise _fail("model.pool_sizes", f"one [time, frequency] pair per convolution block "
                     f"({len(m.conv_filters)}, as in model.conv_filters)",
                     [list(v) for v in m.pool_sizes])
-    time_pool = math.prod(t for t, _ in m.pool_sizes)
-    if m.backbone == "crnn" and time_pool > p.n_frames:
-        raise _fail("model.pool_sizes", f"time pools whose product ({time_pool}) is at most "
-                    f"the {p.n_frames} frames of a snippet", [list(v) for v in m.pool_sizes])
+    p.backbone.check(p)
     total = p.split.val_share + p.split.test_share
     if total >= 1.0 - 1e-9:
         raise ParameterError(

@@ -2,7 +2,7 @@
 
 For each track: decode once → snippets every ``hop_seconds`` covering the whole track (the
 last one ends at the track's end; a track shorter than a snippet is zero-padded) →
-log-mel with the bundle's settings (:func:`slapp.features.snippet_features`, the build's function)
+log-mel with the bundle's settings (:func:`slapp.backbones.snippet_features`, the build's function)
 → the bundle's normalisation → class probabilities in batches → one label by
 :func:`slapp.aggregate.aggregate`. Snippets are processed ``batch_size`` at a time, so a
 long track needs little memory; the next track is decoded in a background thread while
@@ -38,7 +38,7 @@ from .audio import AUDIO_EXTENSIONS, decode
 from .bundle import Bundle, load_bundle
 from .coverage import range_notes
 from .errors import AudioError, StageError
-from .features import snippet_features
+from .backbones import snippet_features
 from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .normalization import apply
 from .params import PipelineParams

@@ -10,7 +10,7 @@ import numpy as np
 
 from .audio import decode
 from .errors import AudioError
-from .features import snippet_features
+from .backbones import snippet_features
 from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .params import PipelineParams
 from .slicing import cut_snippets, select_snippets, snippet_starts

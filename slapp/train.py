@@ -278,11 +278,9 @@ def compile_model(model, params: PipelineParams) -> None:
 
 
 def new_model(params: PipelineParams, n_classes: int):
-    """The model the parameters describe (precision policy applied)."""
-    from .model import build_model
-
+    """The model stage 3 fits, as the backbone builds it (precision policy applied)."""
     keras.mixed_precision.set_global_policy(params.training.precision)
-    return build_model(params.n_frames, params.features.n_mels, n_classes, params.model)
+    return params.backbone.build_trainable(params, n_classes)
 
 
 def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size: int,
@@ -357,14 +355,8 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
             os.unlink(leftover)
         layout.root.mkdir(parents=True, exist_ok=True)
 
-        x_files = {part: arrays.array(part, "X") for part in ("train",) + EVAL_SPLITS}
-        if params.model.backbone != "crnn":  # a frozen backbone: embed once, train a head
-            from .embed import embed_arrays
-
-            from .model import head_input
-
-            x_files = embed_arrays(arrays, params.model.backbone, ("train",) + EVAL_SPLITS,
-                                   layer=head_input(params.model), progress=progress)
+        x_files = params.backbone.training_inputs(arrays, ("train",) + EVAL_SPLITS, params,
+                                                  progress=progress)
         keras.utils.set_random_seed(params.training.seed)
         model = new_model(params, len(classes))
         compile_model(model, params)
@@ -375,7 +367,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         from .feed import SnippetFeed
 
         augmentation, scale, bins = None, None, None
-        if params.model.backbone == "crnn":  # log-mel augmentations; not for embeddings
+        if params.backbone.augments:  # log-mel augmentations; not for embeddings
             from .augment import Augmentation, db_scale, lowpass_bins
 
             augmentation = Augmentation(t.augment_gain_db, t.augment_time_masks,
@@ -441,12 +433,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
 
         logger.info("evaluating on the validation and test tracks")
         report.metrics = evaluate_splits(model, arrays, classes, t.batch_size, x_files)
-        if params.model.backbone != "crnn":
-            from .model import head_input, with_backbone
-            from .musicnn import CHECKPOINTS
-
-            model = with_backbone(model, params.n_frames, layer=head_input(params.model),
-                                  checkpoint=CHECKPOINTS[params.model.backbone])
+        model = params.backbone.bundle_model(model, params)
         bundle_io.invalidate(bundle_dir)
         bundle_dir.mkdir(parents=True, exist_ok=True)
         bundle_io.save_model(model, bundle_dir)
@@ -494,9 +481,8 @@ def model_summary(params: PipelineParams) -> str:
     if n_classes is None:
         n_classes, note = 10, "(10 classes assumed: no build yet to count them)\n"
     model = new_model(params, n_classes)
-    if params.model.backbone != "crnn":
-        note += (f"(the head that training fits, on the frozen {params.model.backbone} "
-                 "embedding; the bundle holds the backbone and this head)\n")
+    if params.backbone.summary_note:
+        note += params.backbone.summary_note + "\n"
     lines: list[str] = []
     model.summary(print_fn=lambda text, **_: lines.append(text), line_length=78)
     return note + "\n".join(lines)

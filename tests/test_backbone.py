@@ -90,8 +90,10 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
 
 @needs_musicnn
 def test_fine_tune_head_starts_from_musicnn_top_layers():
-    from slapp.model import build_top_head, with_backbone
+    from slapp.backbones import get
+    from slapp.backbones.musicnn_msd import build_top_head
     from slapp.musicnn import load_backbone
+    from slapp.params import params_from_dict
 
     head = build_top_head(4)
     backbone = load_backbone()
@@ -101,7 +103,9 @@ def test_fine_tune_head_starts_from_musicnn_top_layers():
             np.testing.assert_array_equal(a, b)
     assert len(head.trainable_weights) == 8  # two BatchNorms, two dense layers
     x = np.random.default_rng(0).uniform(0, 3, (2, 187, 96)).astype(np.float32)
-    full = with_backbone(head, layer="pooled")
+    params = params_from_dict({"paths": {"input_dir": "x"},
+                               "model": {"backbone": "musicnn-msd", "fine_tune": True}})
+    full = get("musicnn-msd").bundle_model(head, params)
     pooled = np.asarray(backbone(x, training=False)[2])
     np.testing.assert_allclose(np.asarray(full(x, training=False)),
                                np.asarray(head(pooled, training=False)), atol=1e-5)
@@ -112,10 +116,12 @@ def test_fine_tune_head_starts_from_musicnn_top_layers():
 def test_each_musicnn_backbone_loads_its_own_checkpoint():
     import tensorflow as tf
 
-    from slapp.musicnn import CHECKPOINTS, checkpoint_prefix, load_backbone
+    from slapp.backbones import get
+    from slapp.musicnn import checkpoint_prefix, load_backbone
 
     kernels = {}
-    for backbone, name in CHECKPOINTS.items():
+    for backbone in ("musicnn-msd", "musicnn-mtt"):
+        name = get(backbone).checkpoint
         reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_prefix(name))
         model = load_backbone(checkpoint=name)
         kernels[backbone] = model.get_layer("dense").get_weights()[0]

@@ -1,0 +1,51 @@
+"""The backbone contract (see :mod:`slapp.backbones`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class Backbone:
+    """One way of scoring snippets. Subclasses set ``name`` and override what differs.
+
+    - ``fixed_settings``: ``{section: {key: value}}`` of ``audio``/``slicing``/``features``/
+      ``process`` values the backbone's input needs, whatever the JSON says;
+    - ``separate_cache``: whether its features are cached apart from the CRNN's (the
+      feature fingerprint then names the backbone);
+    - ``augments``: whether the log-mel augmentations of the training feed apply.
+    """
+
+    name: str = ""
+    fixed_settings: dict = {}
+    separate_cache: bool = True
+    augments: bool = False
+    summary_note: str = ""
+
+    def check(self, params) -> None:
+        """Refuse parameter combinations this backbone cannot work with
+        (:class:`~slapp.errors.ParameterError`)."""
+
+    def n_frames(self, params) -> int:
+        """Spectrogram frames per snippet."""
+        raise NotImplementedError
+
+    def features(self, snippets: np.ndarray, params) -> np.ndarray:
+        """``(n_snippets, n_samples)`` waveform → ``(n_snippets, n_frames, n_mels)``
+        float32 model input."""
+        raise NotImplementedError
+
+    def build_trainable(self, params, n_classes: int):
+        """The Keras model stage 3 fits (on :meth:`training_inputs`)."""
+        raise NotImplementedError
+
+    def training_inputs(self, arrays, parts: tuple[str, ...], params, *,
+                        progress: bool = False) -> dict[str, Path]:
+        """``{part: .npy file}`` the trainable model reads per split: the arrays of stage
+        2 by default."""
+        return {part: arrays.array(part, "X") for part in parts}
+
+    def bundle_model(self, trained, params):
+        """The network the bundle holds: snippet features → class probabilities."""
+        return trained

@@ -1,0 +1,82 @@
+"""The CRNN of the divide & conquer method (after Choi et al. 2017), trained from scratch.
+
+Input ``(n_frames, n_mels)`` normalised log-mels (130 × 100 by default). Convolution blocks
+(Conv2D 3×3 → BatchNorm → ReLU → MaxPool → Dropout) pool the frequency axis down to one
+bin while keeping most of the time axis; the ``(time, channels)`` sequence goes through
+stacked recurrent layers (``model.recurrent``: GRU or LSTM, ``model.gru_units`` units
+each); a softmax gives class probabilities. ~392k parameters by default (GRU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..features import log_mel, n_frames
+from .base import Backbone
+
+
+class CRNN(Backbone):
+    name = "crnn"
+    separate_cache = False  # the historical cache of log-mels
+    augments = True
+
+    def check(self, params) -> None:
+        pools = params.model.pool_sizes
+        time_pool = math.prod(t for t, _ in pools)
+        if time_pool > params.n_frames:
+            raise ParameterError(
+                f"The 'model.pool_sizes' parameter must be time pools whose product "
+                f"({time_pool}) is at most the {params.n_frames} frames of a snippet. Got "
+                f"{json.dumps([list(v) for v in pools])} (a list) instead.")
+
+    def n_frames(self, params) -> int:
+        return n_frames(params.snippet_samples, hop_length=params.features.hop_length)
+
+    def features(self, snippets: np.ndarray, params) -> np.ndarray:
+        f = params.features
+        return log_mel(snippets, sample_rate=params.audio.sample_rate, n_fft=f.n_fft,
+                       hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax,
+                       reference=f.log_reference, amin=f.log_amin)
+
+    def build_trainable(self, params, n_classes: int):
+        return build_crnn(params.n_frames, params.features.n_mels, n_classes, params.model)
+
+
+def build_crnn(n_frames: int, n_mels: int, n_classes: int, params):
+    """The CRNN ``(batch, n_frames, n_mels)`` → ``(batch, n_classes)`` for ``params`` (a
+    :class:`~slapp.params.ModelParams`); pools larger than what is left of an axis are
+    clipped to it."""
+    from ..keras_env import import_keras
+
+    keras = import_keras()
+    layers = keras.layers
+    inputs = keras.Input(shape=(n_frames, n_mels), name="log_mel")
+    x = layers.Reshape((n_frames, n_mels, 1))(inputs)
+    for i, (filters, (pool_t, pool_f)) in enumerate(
+            zip(params.conv_filters, params.pool_sizes), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        # momentum 0.9, not Keras' 0.99: with the few hundred steps a small dataset gives,
+        # 0.99 leaves the moving statistics far from the data and inference near chance
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        pool = (max(1, min(pool_t, x.shape[1])), max(1, min(pool_f, x.shape[2])))
+        x = layers.MaxPooling2D(pool, name=f"pool{i}")(x)
+        x = layers.Dropout(params.conv_dropout, name=f"dropout{i}")(x)
+    if x.shape[2] > 1:  # whatever frequency resolution is left: max over it
+        x = layers.MaxPooling2D((1, x.shape[2]), name="pool_frequency")(x)
+    x = layers.Reshape((x.shape[1], x.shape[3]), name="to_sequence")(x)
+    recurrent = {"gru": layers.GRU, "lstm": layers.LSTM}[params.recurrent]
+    for i, units in enumerate(params.gru_units, start=1):
+        last = i == len(params.gru_units)
+        x = recurrent(units, return_sequences=not last, name=f"{params.recurrent}{i}")(x)
+    x = layers.Dropout(params.gru_dropout, name="dropout_gru")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32",
+                           name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="slapp_crnn")
+
+
+BACKBONE = CRNN()

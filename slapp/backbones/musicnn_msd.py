@@ -1,0 +1,116 @@
+"""musicnn trained on the Million Song Dataset (:mod:`slapp.musicnn`), frozen, with a
+softmax head on its 200-d "penultimate" embedding.
+
+Stage 3 runs the frozen network once over each split's arrays (:mod:`slapp.embed`) and
+trains the head on the embeddings; ``model.fine_tune`` trains musicnn's own top layers
+(from the checkpoint) and the softmax on its 1506 pooled features instead. The bundle holds
+backbone and head as one model ``(batch, 187, 96)`` → ``(batch, n_classes)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import musicnn
+from .base import Backbone
+
+HEAD_DROPOUT = 0.5
+HEAD_L2 = 1e-3
+
+
+class Musicnn(Backbone):
+    """A musicnn checkpoint of the ``musicnn`` wheel as a frozen backbone."""
+
+    fixed_settings = {
+        "audio": {"sample_rate": musicnn.SAMPLE_RATE},
+        "slicing": {"snippet_seconds": musicnn.PATCH_SECONDS},
+        "features": {"n_fft": musicnn.N_FFT, "hop_length": musicnn.HOP_LENGTH,
+                     "n_mels": musicnn.N_MELS, "fmin": 0.0, "fmax": None,
+                     "dtype": "float32"},
+        "process": {"normalization": "none"},
+    }
+
+    def __init__(self, name: str, checkpoint: str):
+        self.name, self.checkpoint = name, checkpoint
+        self.summary_note = (f"(the head that training fits, on the frozen {name} embedding;"
+                             " the bundle holds the backbone and this head)")
+
+    def n_frames(self, params) -> int:
+        return musicnn.N_FRAMES
+
+    def features(self, snippets: np.ndarray, params) -> np.ndarray:
+        return np.ascontiguousarray(musicnn.musicnn_mel(snippets)[:, :musicnn.N_FRAMES])
+
+    @staticmethod
+    def layer(params) -> str:
+        """Which backbone output the head reads: ``"penultimate"`` or ``"pooled"``."""
+        return "pooled" if params.model.fine_tune else "penultimate"
+
+    def build_trainable(self, params, n_classes: int):
+        if params.model.fine_tune:
+            return build_top_head(n_classes, checkpoint=self.checkpoint)
+        return build_head(musicnn.EMBEDDING_SIZE, n_classes)
+
+    def training_inputs(self, arrays, parts, params, *, progress=False) -> dict[str, Path]:
+        from ..embed import embed_arrays
+
+        return embed_arrays(arrays, self.name, parts, checkpoint=self.checkpoint,
+                            layer=self.layer(params), progress=progress)
+
+    def bundle_model(self, trained, params):
+        from ..embed import LAYERS
+        from ..keras_env import import_keras
+
+        keras = import_keras()
+        backbone = musicnn.load_backbone(checkpoint=self.checkpoint)
+        inputs = keras.Input(shape=(musicnn.N_FRAMES, musicnn.N_MELS), name="musicnn_mel")
+        embedding = backbone(inputs)[LAYERS[self.layer(params)]]
+        return keras.Model(inputs, trained(embedding),
+                           name=f"slapp_{self.checkpoint.lower()}")
+
+
+def _softmax_head(keras, x, n_classes: int):
+    """Dropout → softmax with L2 on the weights: the classifier on top of an embedding."""
+    x = keras.layers.Dropout(HEAD_DROPOUT, name="dropout_embedding")(x)
+    return keras.layers.Dense(n_classes, activation="softmax", dtype="float32",
+                              kernel_regularizer=keras.regularizers.L2(HEAD_L2),
+                              name="probabilities")(x)
+
+
+def build_head(n_inputs: int, n_classes: int):
+    """Softmax regression on an embedding: ``(batch, n_inputs)`` → ``(batch, n_classes)``,
+    with input dropout 0.5 and L2 1e-3 on the weights."""
+    from ..keras_env import import_keras
+
+    keras = import_keras()
+    inputs = keras.Input(shape=(n_inputs,), name="embedding")
+    return keras.Model(inputs, _softmax_head(keras, inputs, n_classes), name="slapp_head")
+
+
+def build_top_head(n_classes: int, *, checkpoint: str = "MSD_musicnn"):
+    """For fine-tuning: musicnn's own top layers (BatchNorm → dropout → dense 200 →
+    BatchNorm, initialised from the checkpoint, trainable) then dropout → softmax, on its
+    pooled features ``(batch, 1506)`` → ``(batch, n_classes)``."""
+    from ..keras_env import import_keras
+
+    keras = import_keras()
+    L = keras.layers
+    inputs = keras.Input(shape=(1506,), name="pooled")
+    top = [L.BatchNormalization(epsilon=1e-3, name="batch_normalization_9"),
+           L.Dropout(0.5, name="dropout_pooled"),
+           L.Dense(200, activation="relu", name="dense"),
+           L.BatchNormalization(epsilon=1e-3, name="batch_normalization_10")]
+    x = inputs
+    for layer in top:
+        x = layer(x)
+    outputs = _softmax_head(keras, x, n_classes)
+    backbone = musicnn.load_backbone(checkpoint=checkpoint)
+    for layer in top:
+        if layer.weights:
+            layer.set_weights(backbone.get_layer(layer.name).get_weights())
+    return keras.Model(inputs, outputs, name="slapp_top_head")
+
+
+BACKBONE = Musicnn("musicnn-msd", "MSD_musicnn")
