@@ -320,7 +320,7 @@ def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayo
     tracks = {}
     for key in keys:
         entry = _manifest_entry(key, layout, results, old)
-        tracks[key] = {"split": where[key], **entry}
+        tracks[key] = {**entry, "split": where[key]}  # a re-split moves cached tracks
         if entry["status"] == "done":
             report.tracks_per_split[where[key]] = report.tracks_per_split.get(where[key], 0) + 1
             report.snippets_per_split[where[key]] = (report.snippets_per_split.get(where[key], 0)

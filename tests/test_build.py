@@ -109,6 +109,13 @@ def test_changed_split_parameters_need_resplit(tmp_path, dataset):
     assert (out / "train_val_test_dict.json").read_text() == before  # nothing lost
     report = build(changed, resplit=True, progress=False)
     assert report.cached_now == 0  # features kept
+    # the manifest follows the new split, also for tracks cached before it
+    new_split = json.loads((out / "train_val_test_dict.json").read_text())
+    assert new_split != json.loads(before)
+    where = {key: part for c in new_split for part, keys in new_split[c].items()
+             for key in keys}
+    manifest = json.loads((out / "build_manifest.json").read_text())["tracks"]
+    assert {key: entry["split"] for key, entry in manifest.items()} == where
 
 
 def test_user_split_file_is_validated_and_used(tmp_path, dataset):
