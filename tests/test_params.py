@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -41,7 +42,7 @@ def test_committed_parameters_file_loads():
 
 def test_frozen(tmp_path):
     p = load(tmp_path, base())
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="sample_rate"):
         p.audio.sample_rate = 1
 
 
