@@ -35,6 +35,7 @@ TRACK_MB = 14 * 130 * 100 * 4 / 1e6  # 0.728 MB per cached track
 def make_cache(folder: Path, n_tracks: int) -> Path:
     """Write a stage-1 output with ``n_tracks`` synthetic tracks over 10 classes."""
     from slapp import cache
+    from slapp.layout import BuildLayout
     from slapp.params import params_from_dict
     from slapp.split import make_split
 
@@ -42,7 +43,7 @@ def make_cache(folder: Path, n_tracks: int) -> Path:
     params_raw["paths"] = {"input_dir": str(folder / "music"), "output_dir": str(folder / "out")}
     (folder / "params.json").write_text(json.dumps(params_raw))
     params = params_from_dict(params_raw)
-    layout = cache.BuildLayout(folder / "out")
+    layout = BuildLayout(folder / "out")
     layout.tmp_dir.mkdir(parents=True)
     classes = [f"class{i}" for i in range(10)]
     tracks = {c: [f"{c}/t{j:06d}.mp3" for j in range(n_tracks // 10)] for c in classes}

@@ -45,7 +45,7 @@ def main() -> int:
     from slapp.feed import SnippetFeed
     from slapp.keras_env import import_keras
     from slapp.params import load_params
-    from slapp.process import ArraysLayout
+    from slapp.layout import ArraysLayout
     from slapp.train import compile_model, new_model
 
     keras = import_keras()

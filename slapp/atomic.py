@@ -7,11 +7,12 @@ stage can delete the leftovers of a killed run before it starts.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -29,20 +30,22 @@ def _file_mode() -> int:
 _MODE = _file_mode()  # mkstemp makes 0600 files; give outputs the usual permissions
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
-                 tmp_dir: str | os.PathLike | None = None) -> None:
-    """Call ``write(fileobj)`` on a temp file, then move it to ``path`` atomically.
-
-    ``tmp_dir`` (default: the target's folder) must be on the same file system.
-    """
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = "",
+                tmp_dir: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Yield a temp path for the caller (or a library: Keras, NumPy) to write; when the
+    block ends without error, fsync it and ``os.replace`` it over ``path``; on error,
+    delete it. ``suffix`` ends the temp name (Keras wants ``.keras``/``.weights.h5``);
+    ``tmp_dir`` (default: the target's folder) must be on the same file system."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=".", suffix=TMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=".",
+                               suffix=TMP_SUFFIX + suffix)
+    os.close(fd)
     try:
         os.chmod(tmp, _MODE)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -51,6 +54,28 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
         except OSError:
             pass
         raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
+                 tmp_dir: str | os.PathLike | None = None) -> None:
+    """Call ``write(fileobj)`` on a temp file, then move it to ``path`` atomically
+    (:func:`atomic_path`)."""
+    with atomic_path(path, tmp_dir=tmp_dir) as tmp, open(tmp, "wb") as f:
+        write(f)
+
+
+def read_json(path: str | os.PathLike):
+    """Parse a JSON file slapp wrote; a missing or damaged one is a
+    :class:`~slapp.errors.StageError` that names it."""
+    from .errors import StageError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StageError(f"'{path}' does not exist. Run the stage that writes it.") from None
+    except (OSError, ValueError) as exc:
+        raise StageError(f"'{path}' is unreadable ({exc}). Delete it and run the stage "
+                         "again.") from None
 
 
 def write_json(path: str | os.PathLike, obj, **kw) -> None:
@@ -75,7 +100,7 @@ def remove_temp_files(folder: str | os.PathLike) -> int:
     except FileNotFoundError:
         return 0
     for entry in entries:
-        if entry.name.endswith(TMP_SUFFIX) and entry.is_file():
+        if TMP_SUFFIX in entry.name and entry.is_file():
             os.unlink(entry.path)
             removed += 1
     return removed

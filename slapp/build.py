@@ -19,8 +19,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import cache
-from .atomic import remove_temp_files, write_json
-from .cache import BuildLayout
+from .atomic import read_json, remove_temp_files, write_json
+from .layout import BuildLayout, output_layout
 from .dataset import Dataset, find_tracks
 from .errors import AudioError, DatasetError, StageError
 from .lock import output_lock
@@ -202,7 +202,7 @@ def _prepare_split(params: PipelineParams, dataset: Dataset, layout: BuildLayout
         if not source.is_file():
             raise DatasetError(f"Split file '{source}' (split.file) does not exist. Expected "
                                "a JSON file: class -> {train, val, test} -> track paths.")
-        split = check_split(cache.read_json(source), dataset.tracks, source=str(source))
+        split = check_split(read_json(source), dataset.tracks, source=str(source))
     elif layout.split_file.exists() and not resplit:
         old = (info or {}).get("split_origin")
         if old is not None and old != origin:
@@ -212,7 +212,7 @@ def _prepare_split(params: PipelineParams, dataset: Dataset, layout: BuildLayout
                 " Run with --resplit to make a new split (cached features are kept), or "
                 "restore the old values.")
         try:
-            split = check_split(cache.read_json(layout.split_file), dataset.tracks,
+            split = check_split(read_json(layout.split_file), dataset.tracks,
                                 source=str(layout.split_file))
         except DatasetError as exc:
             raise DatasetError(f"{exc} If the input folder changed on purpose, run with "
@@ -270,13 +270,13 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
     """
     start = time.monotonic()
     dataset = find_tracks(params.paths.input_dir)
-    layout = BuildLayout(Path(params.paths.output_dir))
+    layout = output_layout(params)
     settings = params.feature_settings()
     fingerprint = cache.fingerprint(settings)
     with output_lock(layout.root, "build_dataset.py"):
         layout.tmp_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(layout.tmp_dir)
-        info = cache.read_json(layout.info_file) if layout.info_file.exists() else None
+        info = read_json(layout.info_file) if layout.info_file.exists() else None
         _check_cache_settings(layout, info, settings, fingerprint, rebuild)
         split = _prepare_split(params, dataset, layout, info, resplit)
         write_json(layout.info_file, {
@@ -313,7 +313,7 @@ def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayo
     old = {}
     if layout.manifest_file.exists():
         try:
-            old = cache.read_json(layout.manifest_file).get("tracks", {})
+            old = read_json(layout.manifest_file).get("tracks", {})
         except StageError:
             old = {}
     where = split_of(split)

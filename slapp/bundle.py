@@ -18,26 +18,22 @@ parameters file (when they differ, the bundle wins and says so).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import TMP_SUFFIX, write_json
+from .atomic import atomic_path, read_json, write_json
 from .cache import changed_settings
 from .errors import ParameterError, StageError
+from .layout import BundleLayout
 from .params import PipelineParams, params_from_dict
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_VERSION = 1
-MODEL_FILE = "model.keras"
-INFO_FILE = "bundle.json"
-EVALUATION_FILE = "evaluation.json"
 
 
 @dataclass
@@ -54,37 +50,27 @@ class Bundle:
 
 def save_model(model, folder: Path) -> None:
     """Write ``model.keras`` atomically (Keras wants the ``.keras`` suffix on the temp)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model-", suffix=TMP_SUFFIX + ".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / MODEL_FILE)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(BundleLayout(folder).model_file, suffix=".keras") as tmp:
+        model.save(str(tmp))
 
 
 def write_info(folder: Path, info: dict) -> None:
     """Write ``bundle.json`` (last: it marks the bundle complete)."""
-    write_json(folder / INFO_FILE, {"bundle_version": BUNDLE_VERSION, **info})
+    write_json(BundleLayout(folder).info_file, {"bundle_version": BUNDLE_VERSION, **info})
 
 
 def read_info(folder: Path) -> dict | None:
     """``bundle.json`` of a complete bundle, or None."""
     try:
-        return json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_json(BundleLayout(folder).info_file)
+    except StageError:
         return None
 
 
 def invalidate(folder: Path) -> None:
     """Mark the bundle incomplete before its files are replaced."""
     try:
-        (folder / INFO_FILE).unlink()
+        BundleLayout(folder).info_file.unlink()
     except FileNotFoundError:
         pass
 
@@ -96,14 +82,12 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
     if not folder.is_dir():
         raise StageError(f"Model bundle '{folder}' not found. Expected the folder "
                          "train_crnn.py writes (paths.model_dir), or pass --model.")
-    info_path = folder / INFO_FILE
+    files = BundleLayout(folder)
+    info_path = files.info_file
     if not info_path.exists():
-        raise StageError(f"Model bundle '{folder}' is incomplete (no {INFO_FILE}). Run "
+        raise StageError(f"Model bundle '{folder}' is incomplete (no {info_path.name}). Run "
                          "train_crnn.py to finish it.")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StageError(f"Model bundle file '{info_path}' is unreadable: {exc}.") from None
+    info = read_json(info_path)
     version = info.get("bundle_version") if isinstance(info, dict) else None
     if version != BUNDLE_VERSION:
         raise StageError(f"Model bundle '{folder}' has format version {version}; this slapp "
@@ -116,9 +100,9 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
     except (KeyError, TypeError, ParameterError) as exc:
         raise StageError(f"Model bundle file '{info_path}' is damaged ({exc}). Retrain "
                          "it with train_crnn.py --retrain.") from None
-    model_path = folder / MODEL_FILE
+    model_path = files.model_file
     if not model_path.exists():
-        raise StageError(f"Model bundle '{folder}' has no {MODEL_FILE}. Retrain it with "
+        raise StageError(f"Model bundle '{folder}' has no {model_path.name}. Retrain it with "
                          "train_crnn.py --retrain.")
     from .keras_env import import_keras
 

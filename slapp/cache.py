@@ -1,13 +1,5 @@
-"""The on-disk layout of a build: split, build info, per-track feature files, manifest.
-
-::
-
-    <output_dir>/
-      train_val_test_dict.json   class → split → track keys (written before audio work)
-      build_info.json            classes, feature settings + fingerprint, split origin
-      build_manifest.json        per-track status and counts (end of each run)
-      cache/<key>.npz            one track: mel (n, n_frames, n_mels), starts (n,) seconds
-      .tmp/                      temp files of atomic writes; emptied at each start
+"""The feature cache of stage 1: one ``cache/<key>.npz`` per track (see
+:mod:`slapp.layout`), keyed by a fingerprint of the feature settings.
 
 A ``.npz`` exists only once it is complete (atomic write), so it alone means "done".
 """
@@ -18,46 +10,14 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_npz
 from .errors import StageError
+from .layout import BuildLayout
 
 CACHE_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class BuildLayout:
-    """Paths of a build under ``root`` (the output folder)."""
-
-    root: Path
-
-    @property
-    def split_file(self) -> Path:
-        return self.root / "train_val_test_dict.json"
-
-    @property
-    def info_file(self) -> Path:
-        return self.root / "build_info.json"
-
-    @property
-    def manifest_file(self) -> Path:
-        return self.root / "build_manifest.json"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.root / "cache"
-
-    @property
-    def tmp_dir(self) -> Path:
-        return self.root / ".tmp"
-
-    def track_file(self, key: str) -> Path:
-        return self.cache_dir / (key + ".npz")
-
 
 
 def fingerprint(settings: dict) -> str:
@@ -115,15 +75,6 @@ def snippet_count(path: str | os.PathLike) -> int:
                 else np.lib.format.read_array_header_2_0)
         shape, _, _ = read(f)
     return int(shape[0])
-
-
-def read_json(path: Path):
-    """Parse a JSON file written by slapp; a damaged one is a :class:`StageError`."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StageError(f"'{path}' is unreadable ({exc}). Delete it and run the stage "
-                         "again.") from None
 
 
 def remove_cache(layout: BuildLayout) -> None:

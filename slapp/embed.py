@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .atomic import atomic_write, write_json
-from .cache import read_json
-from .process import ArraysLayout
+from .atomic import atomic_write, read_json, write_json
+from .layout import ArraysLayout
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...
                  ) -> dict[str, Path]:
     """``{part: embeddings file}`` for each part whose ``<part>_X.npy`` exists, computing
     those not yet embedded from the current arrays."""
-    folder = arrays.root / f"embeddings-{backbone_name}"
+    folder = arrays.embeddings(backbone_name)
     folder.mkdir(parents=True, exist_ok=True)
     files, backbone = {}, None
     for part in parts:

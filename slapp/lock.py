@@ -8,14 +8,13 @@ the next run takes it over. A small owner file says who holds it, for the error 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .atomic import write_json
+from .atomic import read_json, write_json
 from .errors import StageError
 
 LOCK_NAME = ".slapp.lock"
@@ -48,7 +47,7 @@ def output_lock(folder: str | os.PathLike, stage: str):
 
 def _owner(folder: Path) -> str:
     try:
-        info = json.loads((folder / (LOCK_NAME + ".owner")).read_text(encoding="utf-8"))
+        info = read_json(folder / (LOCK_NAME + ".owner"))
         return f" ({info['stage']}, pid {info['pid']}, since {info['since']})"
-    except (OSError, ValueError, KeyError, TypeError):
+    except (StageError, KeyError, TypeError):
         return ""

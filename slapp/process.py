@@ -25,8 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import cache
-from .atomic import TMP_SUFFIX, remove_temp_files, write_json
-from .cache import BuildLayout
+from .atomic import TMP_SUFFIX, atomic_write, read_json, remove_temp_files, write_json
+from .layout import ArraysLayout, BuildLayout, output_layout
 from .errors import StageError
 from .lock import output_lock
 from .normalization import RunningStats, apply
@@ -36,28 +36,6 @@ from .split import SPLITS
 logger = logging.getLogger(__name__)
 
 ARRAY_KINDS = ("X", "y", "track", "start")
-
-
-@dataclass(frozen=True)
-class ArraysLayout:
-    """Paths of stage 2's outputs under ``<output_dir>/arrays``."""
-
-    root: Path
-
-    def array(self, part: str, kind: str) -> Path:
-        return self.root / f"{part}_{kind}.npy"
-
-    @property
-    def tracks_file(self) -> Path:
-        return self.root / "tracks.json"
-
-    @property
-    def stats_file(self) -> Path:
-        return self.root / "normalization.json"
-
-    @property
-    def manifest_file(self) -> Path:
-        return self.root / "process_manifest.json"
 
 
 @dataclass
@@ -106,7 +84,7 @@ def _included_tracks(layout: BuildLayout, split: dict, skip_failed: bool
     if not layout.manifest_file.exists():
         raise StageError(f"No finished build in '{layout.root}' (no "
                          f"{layout.manifest_file.name}). Run build_dataset.py first.")
-    tracks = cache.read_json(layout.manifest_file).get("tracks", {})
+    tracks = read_json(layout.manifest_file).get("tracks", {})
     chosen: dict[str, list] = {part: [] for part in SPLITS}
     pending, failed = [], []
     for name in sorted(split):
@@ -171,10 +149,7 @@ class _RowWriter:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
+    atomic_write(path, lambda f: np.save(f, array), tmp_dir=path.parent)
 
 
 def _read(layout: BuildLayout, key: str, fingerprint: str, n: int, shape: tuple[int, int]
@@ -191,12 +166,12 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
                     progress: bool = True) -> ProcessReport:
     """Run stage 2 (see the module docstring)."""
     start_time = time.monotonic()
-    layout = BuildLayout(Path(params.paths.output_dir))
-    arrays = ArraysLayout(layout.root / "arrays")
+    layout = output_layout(params)
+    arrays = layout.arrays
     if not layout.info_file.exists() or not layout.split_file.exists():
         raise StageError(f"No build found in '{layout.root}'. Run build_dataset.py first.")
     with output_lock(layout.root, "process_dataset.py"):
-        info = cache.read_json(layout.info_file)
+        info = read_json(layout.info_file)
         fingerprint = cache.fingerprint(params.feature_settings())
         if info.get("fingerprint") != fingerprint:
             changes = cache.changed_settings(info.get("feature_settings", {}),
@@ -204,7 +179,7 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
             raise StageError("The cache was built with other parameters than the current "
                              f"ones ({'; '.join(changes)}). Run build_dataset.py --rebuild, "
                              "or restore the old values.")
-        split = cache.read_json(layout.split_file)
+        split = read_json(layout.split_file)
         chosen, failed = _included_tracks(layout, split, skip_failed)
         classes = list(info["classes"])
         train_classes = sorted({name for _, name, _ in chosen["train"]})
@@ -215,7 +190,7 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         signature = _inputs_signature(layout, info, params, chosen)
         report = ProcessReport(arrays=arrays, skipped_failed=failed)
         if arrays.manifest_file.exists():
-            old = cache.read_json(arrays.manifest_file)
+            old = read_json(arrays.manifest_file)
             if (old.get("complete") and old.get("inputs") == signature
                     and all(Path(arrays.root / f).exists() for f in old.get("files", []))):
                 report.up_to_date = True
@@ -288,13 +263,13 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
             "tracks": [{"id": track_ids[key], "key": key, "class": name, "split": part,
                         "snippets": n} for part in SPLITS for key, name, n in chosen[part]]},
             tmp_dir=layout.tmp_dir)
-        write_json(arrays.root / "classes.json", classes, tmp_dir=layout.tmp_dir)
+        write_json(arrays.classes_file, classes, tmp_dir=layout.tmp_dir)
         report.seconds = time.monotonic() - start_time
         write_json(arrays.manifest_file, {
             "stage": "process_dataset", "complete": True, "inputs": signature,
             "classes": classes, "snippet_shape": list(shape),
             "snippets": report.snippets,
             "files": sorted(p.name for p in tmp_files.values())
-            + [arrays.stats_file.name, arrays.tracks_file.name, "classes.json"]},
+            + [arrays.stats_file.name, arrays.tracks_file.name, arrays.classes_file.name]},
             tmp_dir=layout.tmp_dir)
     return report

@@ -12,11 +12,9 @@ when started again. Work files live in ``<output_dir>/training``; the bundle
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -27,8 +25,8 @@ import numpy as np
 
 from . import bundle as bundle_io
 from . import cache
-from .atomic import atomic_write, write_json
-from .cache import BuildLayout
+from .atomic import atomic_path, atomic_write, read_json, remove_temp_files, write_json
+from .layout import ArraysLayout, BuildLayout, BundleLayout, TrainingLayout, output_layout
 from .coverage import training_range
 from .errors import StageError
 from .evaluate import (plot_confusion, plot_curves, report_text, split_metrics,
@@ -36,7 +34,6 @@ from .evaluate import (plot_confusion, plot_curves, report_text, split_metrics,
 from .keras_env import import_keras
 from .lock import output_lock
 from .params import PipelineParams
-from .process import ArraysLayout
 
 logger = logging.getLogger(__name__)
 
@@ -45,71 +42,48 @@ keras = import_keras()
 EVAL_SPLITS = ("val", "test")
 
 
-@dataclass(frozen=True)
-class TrainingLayout:
-    """Work files of an unfinished (or finished, not yet bundled) training."""
-
-    root: Path
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def best_weights(self) -> Path:
-        return self.root / "best.weights.h5"
-
-    @property
-    def history_file(self) -> Path:
-        return self.root / "history.csv"
-
-    def epoch_weights(self, epoch: int) -> Path:
-        return self.root / f"epoch-{epoch:04d}.weights.h5"
-
-
 def read_state(layout: TrainingLayout) -> dict | None:
+    """The interrupted training's ``state.json``, or None (none, or unreadable)."""
     try:
-        return json.loads(layout.state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_json(layout.state_file)
+    except StageError:
         return None
 
 
-def _save_weights_atomically(model, path: Path) -> None:
-    tmp = path.with_name(".tmp-" + path.name)  # keeps the ".weights.h5" suffix Keras wants
-    model.save_weights(str(tmp), overwrite=True)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def save_weights(model, path: Path) -> None:
+    """``model.save_weights`` (the optimizer's state included) written atomically."""
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(str(tmp), overwrite=True)
 
 
-class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint (best epoch only, weights) that writes a temp file and renames it."""
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest ``monitor`` in ``path`` (atomic)."""
 
-    def __init__(self, path: Path, **kwargs):
-        self.target = Path(path)
-        super().__init__(str(path.with_name(".tmp-" + path.name)), save_best_only=True,
-                         save_weights_only=True, **kwargs)
+    def __init__(self, path: Path, monitor: str):
+        super().__init__()
+        self.path, self.monitor = Path(path), monitor
+        self.best = np.inf
 
-    def _save_model(self, epoch, batch, logs):
-        super()._save_model(epoch, batch, logs)
-        if os.path.exists(self.filepath):
-            with open(self.filepath, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(self.filepath, self.target)
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is not None and current < self.best:
+            self.best = float(current)
+            save_weights(self.model, self.path)
 
 
-class TrainingBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore, atomic, that also keeps the state of the other callbacks.
+class TrainingBackup(keras.callbacks.Callback):
+    """Makes training resumable: also keeps the state of the other callbacks.
 
     At each epoch end: weights (with the optimizer, learning rate included) go to
     ``epoch-NNNN.weights.h5``, then ``state.json`` (epoch, the callbacks' counters and
     best values, the history rows) replaces the old one; only then is the previous weights
-    file removed. Put it last in the callback list, so it saves what the others updated
-    and restores after they reset.
+    file removed. At the start of a resumed ``fit`` (``initial_epoch`` = the state's
+    epoch) it restores them. Put it last in the callback list, so it saves what the
+    others updated and restores after they reset. Public Keras hooks only.
     """
 
     def __init__(self, layout: TrainingLayout, signature: dict, stateful: dict):
-        super().__init__(str(layout.root), save_freq="epoch", delete_checkpoint=False)
+        super().__init__()
         self.layout = layout
         self.signature = signature
         self.stateful = stateful  # name -> callback
@@ -130,18 +104,17 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
                 setattr(self.stateful[name], key, value)
         self.history = state["history"]
         self.epoch = state["epoch"]
-        self.model._initial_epoch = self.epoch
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch = epoch + 1
         row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
         self.history.append(row)
-        self._save_model(finished=bool(self.model.stop_training))
+        self.save(finished=bool(self.model.stop_training))
 
-    def _save_model(self, finished: bool = False):
+    def save(self, finished: bool = False):
         self.layout.root.mkdir(parents=True, exist_ok=True)
         weights = self.layout.epoch_weights(self.epoch)
-        _save_weights_atomically(self.model, weights)
+        save_weights(self.model, weights)
         callbacks = {name: {k: _plain(getattr(cb, k)) for k in self._FIELDS
                             if hasattr(cb, k)} for name, cb in self.stateful.items()}
         write_state(self.layout, {"signature": self.signature, "epoch": self.epoch,
@@ -150,9 +123,6 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
         for old in self.layout.root.glob("epoch-*.weights.h5"):
             if old != weights:
                 old.unlink()
-
-    def on_train_end(self, logs=None):
-        pass  # keep the backup: the bundle is written from it after fit
 
 
 def write_state(layout: TrainingLayout, state: dict) -> None:
@@ -244,8 +214,8 @@ def _same_run(a: dict, b: dict) -> bool:
 
 
 def _load_arrays(params: PipelineParams) -> tuple[ArraysLayout, dict]:
-    arrays = ArraysLayout(Path(params.paths.output_dir) / "arrays")
-    manifest = cache.read_json(arrays.manifest_file) if arrays.manifest_file.exists() else {}
+    arrays = output_layout(params).arrays
+    manifest = read_json(arrays.manifest_file) if arrays.manifest_file.exists() else {}
     if not manifest.get("complete"):
         raise StageError(f"No processed arrays in '{arrays.root}'. Run build_dataset.py "
                          "and process_dataset.py first.")
@@ -300,7 +270,7 @@ def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size:
 
 
 def _write_evaluation(folder: Path, metrics: dict, classes: list[str]) -> None:
-    write_json(folder / bundle_io.EVALUATION_FILE, metrics)
+    write_json(BundleLayout(folder).evaluation_file, metrics)
     texts = []
     for part, m in metrics.items():
         name = {"val": "validation", "test": "test"}[part]
@@ -332,7 +302,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
     arrays, manifest = _load_arrays(params)
     classes = list(manifest["classes"])
     output = Path(params.paths.output_dir)
-    layout = TrainingLayout(output / "training")
+    layout = output_layout(params).training
     bundle_dir = params.model_dir
     report = TrainReport(bundle_dir=bundle_dir, classes=classes)
     signature = _signature(params, manifest["inputs"], classes)
@@ -351,8 +321,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
                 f"'{layout.root}' holds an interrupted training with other inputs or "
                 f"parameters ({'; '.join(c for c in changes[:4])}). Run train_crnn.py "
                 "--restart to discard it and start over, or restore the old values.")
-        for leftover in glob.glob(str(layout.root / ".tmp-*")):
-            os.unlink(leftover)
+        remove_temp_files(layout.root)
         layout.root.mkdir(parents=True, exist_ok=True)
 
         x_files = params.backbone.training_inputs(arrays, ("train",) + EVAL_SPLITS, params,
@@ -373,7 +342,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
             augmentation = Augmentation(t.augment_gain_db, t.augment_time_masks,
                                         t.augment_freq_masks, t.augment_mixup_alpha,
                                         t.augment_lowpass, t.augment_lowpass_min_hz)
-            stats, f = cache.read_json(arrays.stats_file), params.features
+            stats, f = read_json(arrays.stats_file), params.features
             scale = db_scale(stats, f.n_mels)
             bins = lowpass_bins(stats, sample_rate=params.audio.sample_rate, n_mels=f.n_mels,
                                 fmin=f.fmin, fmax=f.fmax)
@@ -392,7 +361,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
                                                  restore_best_weights=True)
         plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=t.reduce_lr_factor,
                                                     patience=t.reduce_lr_patience, verbose=0)
-        checkpoint = AtomicCheckpoint(layout.best_weights, monitor=monitor)
+        checkpoint = BestWeights(layout.best_weights, monitor=monitor)
         if state:  # the CSV log must hold exactly the finished epochs
             data = _history_csv(state["history"])
             atomic_write(layout.history_file, lambda f: f.write(data))
@@ -413,6 +382,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
                         len(labels), len(classes), t.batch_size, t.epochs)
             verbose = 1 if progress and sys.stdout.isatty() else 0
             model.fit(train_feed, validation_data=val_feed, epochs=t.epochs,
+                      initial_epoch=first_epoch,
                       callbacks=[stopping, plateau, checkpoint, logger_cb, summary, backup],
                       verbose=verbose)
             state = read_state(layout)
@@ -443,9 +413,9 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         data = _history_csv(history)
         atomic_write(bundle_dir / "history.csv", lambda f: f.write(data))
         plot_curves(bundle_dir / "curves.png", history)
-        stats = cache.read_json(arrays.stats_file)
+        stats = read_json(arrays.stats_file)
         report.seconds = time.monotonic() - started
-        training_audio = training_range(_train_entries(BuildLayout(output)))
+        training_audio = training_range(_train_entries(output_layout(params)))
         bundle_io.write_info(bundle_dir, {
             "backbone": params.model.backbone, "classes": classes,
             "snippet_shape": [params.n_frames, params.features.n_mels],
@@ -464,7 +434,7 @@ def _train_entries(layout: BuildLayout) -> list[dict]:
     """Build-manifest entries of the cached training tracks (their audio profile)."""
     if not layout.manifest_file.exists():
         return []
-    tracks = cache.read_json(layout.manifest_file).get("tracks", {})
+    tracks = read_json(layout.manifest_file).get("tracks", {})
     return [e for e in tracks.values() if e.get("split") == "train"
             and e.get("status") == "done"]
 
@@ -472,10 +442,10 @@ def _train_entries(layout: BuildLayout) -> list[dict]:
 def model_summary(params: PipelineParams) -> str:
     """The Keras summary of the model the parameters describe (``--summary``)."""
     n_classes, note = None, ""
-    for path in (Path(params.paths.output_dir) / "arrays" / "process_manifest.json",
-                 BuildLayout(Path(params.paths.output_dir)).info_file):
+    layout = output_layout(params)
+    for path in (layout.arrays.manifest_file, layout.info_file):
         if path.exists():
-            n_classes = len(cache.read_json(path).get("classes", [])) or None
+            n_classes = len(read_json(path).get("classes", [])) or None
             if n_classes:
                 break
     if n_classes is None:

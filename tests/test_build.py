@@ -7,7 +7,8 @@ import pytest
 
 import build_dataset
 from slapp.build import build_dataset as build
-from slapp.cache import BuildLayout, read_track
+from slapp.cache import read_track
+from slapp.layout import BuildLayout
 from slapp.errors import DatasetError, StageError
 from slapp.lock import output_lock
 from slapp.params import load_params

@@ -7,7 +7,8 @@ import pytest
 
 import process_dataset
 from slapp.build import build_dataset as build
-from slapp.cache import BuildLayout, read_track
+from slapp.cache import read_track
+from slapp.layout import BuildLayout
 from slapp.errors import StageError
 from slapp.normalization import RunningStats, apply
 from slapp.params import load_params

@@ -1,0 +1,135 @@
+"""The output folder's layout: every path a stage reads or writes, in one place.
+
+::
+
+    <output_dir>/
+      train_val_test_dict.json   class → split → track keys (stage 1, before audio work)
+      build_info.json            classes, feature settings + fingerprint, split origin
+      build_manifest.json        per-track status, split, audio profile (end of each run)
+      cache/<key>.npz            one track: mel (n, n_frames, n_mels), starts (n,) seconds
+      arrays/                    stage 2: <part>_{X,y,track,start}.npy, normalization.json,
+                                 tracks.json, classes.json, process_manifest.json (last)
+        embeddings-<backbone>/   stage 3, frozen backbones: <part>.npy + <part>.json
+      training/                  stage 3's work files while it runs (state.json, weights)
+      model/                     the bundle (paths.model_dir may put it elsewhere)
+      .tmp/                      temp files of atomic writes; emptied at each start
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BuildLayout:
+    """Paths of a build under ``root`` (the output folder)."""
+
+    root: Path
+
+    @property
+    def split_file(self) -> Path:
+        return self.root / "train_val_test_dict.json"
+
+    @property
+    def info_file(self) -> Path:
+        return self.root / "build_info.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / "build_manifest.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / ".tmp"
+
+    def track_file(self, key: str) -> Path:
+        return self.cache_dir / (key + ".npz")
+
+    @property
+    def arrays(self) -> ArraysLayout:
+        return ArraysLayout(self.root / "arrays")
+
+    @property
+    def training(self) -> TrainingLayout:
+        return TrainingLayout(self.root / "training")
+
+
+@dataclass(frozen=True)
+class ArraysLayout:
+    """Paths of stage 2's outputs under ``<output_dir>/arrays``."""
+
+    root: Path
+
+    def array(self, part: str, kind: str) -> Path:
+        return self.root / f"{part}_{kind}.npy"
+
+    @property
+    def tracks_file(self) -> Path:
+        return self.root / "tracks.json"
+
+    @property
+    def stats_file(self) -> Path:
+        return self.root / "normalization.json"
+
+    @property
+    def classes_file(self) -> Path:
+        return self.root / "classes.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.root / "process_manifest.json"
+
+    def embeddings(self, backbone: str) -> Path:
+        """Folder of a frozen backbone's embeddings of these arrays."""
+        return self.root / f"embeddings-{backbone}"
+
+
+@dataclass(frozen=True)
+class TrainingLayout:
+    """Work files of an unfinished (or finished, not yet bundled) training."""
+
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def best_weights(self) -> Path:
+        return self.root / "best.weights.h5"
+
+    @property
+    def history_file(self) -> Path:
+        return self.root / "history.csv"
+
+    def epoch_weights(self, epoch: int) -> Path:
+        return self.root / f"epoch-{epoch:04d}.weights.h5"
+
+
+@dataclass(frozen=True)
+class BundleLayout:
+    """The model bundle folder (see :mod:`slapp.bundle`)."""
+
+    root: Path
+
+    @property
+    def model_file(self) -> Path:
+        return self.root / "model.keras"
+
+    @property
+    def info_file(self) -> Path:
+        return self.root / "bundle.json"
+
+    @property
+    def evaluation_file(self) -> Path:
+        return self.root / "evaluation.json"
+
+
+def output_layout(params) -> BuildLayout:
+    """The layout of ``params.paths.output_dir``."""
+    return BuildLayout(Path(params.paths.output_dir))
