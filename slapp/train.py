@@ -174,6 +174,7 @@ class TrainReport:
     classes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     evaluate_only: bool = False
+    train_snippets: int = 0
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -301,133 +302,165 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
     started = time.monotonic()
     arrays, manifest = _load_arrays(params)
     classes = list(manifest["classes"])
-    output = Path(params.paths.output_dir)
     layout = output_layout(params).training
-    bundle_dir = params.model_dir
-    report = TrainReport(bundle_dir=bundle_dir, classes=classes)
+    report = TrainReport(bundle_dir=params.model_dir, classes=classes)
     signature = _signature(params, manifest["inputs"], classes)
-    with output_lock(output, "train_crnn.py"):
-        info = bundle_io.read_info(bundle_dir)
+    with output_lock(Path(params.paths.output_dir), "train_crnn.py"):
+        info = bundle_io.read_info(params.model_dir)
         if info and info.get("signature") == signature and not retrain:
             report.up_to_date = True
             return report
-        state = read_state(layout)
-        if state and (retrain or restart):
-            shutil.rmtree(layout.root)
-            state = None
-        if state and not _same_run(state.get("signature", {}), signature):
-            changes = cache.changed_settings(state.get("signature", {}), signature)
-            raise StageError(
-                f"'{layout.root}' holds an interrupted training with other inputs or "
-                f"parameters ({'; '.join(c for c in changes[:4])}). Run train_crnn.py "
-                "--restart to discard it and start over, or restore the old values.")
-        remove_temp_files(layout.root)
-        layout.root.mkdir(parents=True, exist_ok=True)
-
+        state = _interrupted_state(layout, signature, discard=retrain or restart)
         x_files = params.backbone.training_inputs(arrays, ("train",) + EVAL_SPLITS, params,
                                                   progress=progress)
-        keras.utils.set_random_seed(params.training.seed)
-        model = new_model(params, len(classes))
-        compile_model(model, params)
-        t = params.training
-        labels = np.load(arrays.array("train", "y"))
-        first_epoch = state["epoch"] if state else 0
-        report.resumed_from = first_epoch
-        from .feed import SnippetFeed
-
-        augmentation, scale, bins = None, None, None
-        if params.backbone.augments:  # log-mel augmentations; not for embeddings
-            from .augment import Augmentation, db_scale, lowpass_bins
-
-            augmentation = Augmentation(t.augment_gain_db, t.augment_time_masks,
-                                        t.augment_freq_masks, t.augment_mixup_alpha,
-                                        t.augment_lowpass, t.augment_lowpass_min_hz)
-            stats, f = read_json(arrays.stats_file), params.features
-            scale = db_scale(stats, f.n_mels)
-            bins = lowpass_bins(stats, sample_rate=params.audio.sample_rate, n_mels=f.n_mels,
-                                fmin=f.fmin, fmax=f.fmax)
-        train_feed = SnippetFeed(x_files["train"], labels, len(classes),
-                                 t.batch_size, shuffle_seed=t.seed, first_epoch=first_epoch,
-                                 class_weights=_class_weights(labels, len(classes),
-                                                              t.class_weights),
-                                 augmentation=augmentation, db_scale=scale,
-                                 lowpass_bins=bins)
-        has_val = "val" in x_files and x_files["val"].exists()
-        val_feed = (SnippetFeed(x_files["val"], np.load(arrays.array("val", "y")),
-                                len(classes), max(t.batch_size, 64)) if has_val else None)
-        monitor = "val_loss" if has_val else "loss"
-        stopping = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=1e-3,
-                                                 patience=t.early_stopping_patience,
-                                                 restore_best_weights=True)
-        plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=t.reduce_lr_factor,
-                                                    patience=t.reduce_lr_patience, verbose=0)
-        checkpoint = BestWeights(layout.best_weights, monitor=monitor)
-        if state:  # the CSV log must hold exactly the finished epochs
-            data = _history_csv(state["history"])
-            atomic_write(layout.history_file, lambda f: f.write(data))
-            logger.info("resuming the interrupted training after epoch %d of %d",
-                        first_epoch, t.epochs)
-        elif layout.history_file.exists():
-            layout.history_file.unlink()
-        logger_cb = keras.callbacks.CSVLogger(str(layout.history_file), append=True)
-        backup = TrainingBackup(layout, signature, {"early_stopping": stopping,
-                                                    "reduce_lr": plateau,
-                                                    "checkpoint": checkpoint})
-        summary = EpochSummary(t.epochs, monitor)
-        if state and state.get("callbacks", {}).get("checkpoint", {}).get("best") is not None:
-            summary.best = state["callbacks"]["checkpoint"]["best"]
-        if not (state and state.get("finished")) and first_epoch < t.epochs:
-            logger.info("training %s (%d parameters) on %d snippets, %d classes, "
-                        "batch %d, up to %d epochs", model.name, model.count_params(),
-                        len(labels), len(classes), t.batch_size, t.epochs)
-            verbose = 1 if progress and sys.stdout.isatty() else 0
-            model.fit(train_feed, validation_data=val_feed, epochs=t.epochs,
-                      initial_epoch=first_epoch,
-                      callbacks=[stopping, plateau, checkpoint, logger_cb, summary, backup],
-                      verbose=verbose)
-            state = read_state(layout)
-            if state is None:  # fit ran no epoch (cannot happen with epochs > first)
-                raise StageError("training ran no epoch")
-            state["finished"] = True
-            write_state(layout, state)
-        report.epochs_run = state["epoch"] - first_epoch
-        history = state["history"]
-        if not model.optimizer.built:  # the weight files hold the optimizer's state too
-            model.optimizer.build(model.trainable_variables)
-        if layout.best_weights.exists():
-            model.load_weights(str(layout.best_weights))
-        else:
-            model.load_weights(str(layout.root / state["weights"]))
-        monitored = [row.get(monitor, np.inf) for row in history]
-        report.best_epoch = int(np.argmin(monitored)) + 1 if monitored else None
-
+        model, state = _fit(params, arrays, x_files, classes, layout, signature, state,
+                            report, progress)
         logger.info("evaluating on the validation and test tracks")
-        report.metrics = evaluate_splits(model, arrays, classes, t.batch_size, x_files)
-        model = params.backbone.bundle_model(model, params)
-        bundle_io.invalidate(bundle_dir)
-        bundle_dir.mkdir(parents=True, exist_ok=True)
-        bundle_io.save_model(model, bundle_dir)
-        for old in bundle_dir.glob("confusion_*"):
-            old.unlink()
-        _write_evaluation(bundle_dir, report.metrics, classes)
-        data = _history_csv(history)
-        atomic_write(bundle_dir / "history.csv", lambda f: f.write(data))
-        plot_curves(bundle_dir / "curves.png", history)
-        stats = read_json(arrays.stats_file)
+        report.metrics = evaluate_splits(model, arrays, classes, params.training.batch_size,
+                                         x_files)
         report.seconds = time.monotonic() - started
-        training_audio = training_range(_train_entries(output_layout(params)))
-        bundle_io.write_info(bundle_dir, {
-            "backbone": params.model.backbone, "classes": classes,
-            "snippet_shape": [params.n_frames, params.features.n_mels],
-            "feature_settings": params.feature_settings(), "normalization": stats,
-            "training_audio": training_audio,
-            "params": params.to_dict(), "signature": signature,
-            "trained": {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                        "epochs": state["epoch"], "best_epoch": report.best_epoch,
-                        "train_snippets": int(len(labels)),
-                        "parameters": int(model.count_params())}})
+        _write_bundle(params, params.backbone.bundle_model(model, params), arrays, classes,
+                      state, signature, report)
         shutil.rmtree(layout.root)
     return report
+
+
+def _interrupted_state(layout: TrainingLayout, signature: dict, *, discard: bool
+                       ) -> dict | None:
+    """The state of an interrupted training to resume (None: start afresh); refuses one
+    made with other inputs or parameters."""
+    state = read_state(layout)
+    if state and discard:
+        shutil.rmtree(layout.root)
+        state = None
+    if state and not _same_run(state.get("signature", {}), signature):
+        changes = cache.changed_settings(state.get("signature", {}), signature)
+        raise StageError(
+            f"'{layout.root}' holds an interrupted training with other inputs or "
+            f"parameters ({'; '.join(c for c in changes[:4])}). Run train_crnn.py "
+            "--restart to discard it and start over, or restore the old values.")
+    remove_temp_files(layout.root)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    return state
+
+
+def _feeds(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
+           n_classes: int, first_epoch: int):
+    """``(train feed, validation feed or None)``: augmented, shuffled per epoch."""
+    from .feed import SnippetFeed
+
+    t = params.training
+    labels = np.load(arrays.array("train", "y"))
+    augmentation, scale, bins = None, None, None
+    if params.backbone.augments:  # log-mel augmentations; not for embeddings
+        from .augment import Augmentation, db_scale, lowpass_bins
+
+        augmentation = Augmentation(t.augment_gain_db, t.augment_time_masks,
+                                    t.augment_freq_masks, t.augment_mixup_alpha,
+                                    t.augment_lowpass, t.augment_lowpass_min_hz)
+        stats, f = read_json(arrays.stats_file), params.features
+        scale = db_scale(stats, f.n_mels)
+        bins = lowpass_bins(stats, sample_rate=params.audio.sample_rate, n_mels=f.n_mels,
+                            fmin=f.fmin, fmax=f.fmax)
+    train = SnippetFeed(x_files["train"], labels, n_classes, t.batch_size,
+                        shuffle_seed=t.seed, first_epoch=first_epoch,
+                        class_weights=_class_weights(labels, n_classes, t.class_weights),
+                        augmentation=augmentation, db_scale=scale, lowpass_bins=bins)
+    if "val" not in x_files or not x_files["val"].exists():
+        return train, None
+    return train, SnippetFeed(x_files["val"], np.load(arrays.array("val", "y")), n_classes,
+                              max(t.batch_size, 64))
+
+
+def _callbacks(params: PipelineParams, layout: TrainingLayout, signature: dict,
+               state: dict | None, monitor: str) -> list:
+    """Early stopping, LR schedule, best weights, CSV log, epoch lines, and the backup
+    that makes them all resumable (last)."""
+    t = params.training
+    stopping = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=1e-3,
+                                             patience=t.early_stopping_patience,
+                                             restore_best_weights=True)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=t.reduce_lr_factor,
+                                                patience=t.reduce_lr_patience, verbose=0)
+    checkpoint = BestWeights(layout.best_weights, monitor=monitor)
+    if state:  # the CSV log must hold exactly the finished epochs
+        data = _history_csv(state["history"])
+        atomic_write(layout.history_file, lambda f: f.write(data))
+        logger.info("resuming the interrupted training after epoch %d of %d",
+                    state["epoch"], t.epochs)
+    elif layout.history_file.exists():
+        layout.history_file.unlink()
+    csv_log = keras.callbacks.CSVLogger(str(layout.history_file), append=True)
+    summary = EpochSummary(t.epochs, monitor)
+    if state and state.get("callbacks", {}).get("checkpoint", {}).get("best") is not None:
+        summary.best = state["callbacks"]["checkpoint"]["best"]
+    backup = TrainingBackup(layout, signature, {"early_stopping": stopping,
+                                                "reduce_lr": plateau,
+                                                "checkpoint": checkpoint})
+    return [stopping, plateau, checkpoint, csv_log, summary, backup]
+
+
+def _fit(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
+         classes: list[str], layout: TrainingLayout, signature: dict, state: dict | None,
+         report: TrainReport, progress: bool):
+    """Train (or finish an interrupted training); return the model with the best
+    epoch's weights and the final state."""
+    t = params.training
+    keras.utils.set_random_seed(t.seed)
+    model = new_model(params, len(classes))
+    compile_model(model, params)
+    first_epoch = report.resumed_from = state["epoch"] if state else 0
+    train_feed, val_feed = _feeds(params, arrays, x_files, len(classes), first_epoch)
+    monitor = "val_loss" if val_feed is not None else "loss"
+    callbacks = _callbacks(params, layout, signature, state, monitor)
+    if not (state and state.get("finished")) and first_epoch < t.epochs:
+        logger.info("training %s (%d parameters) on %d snippets, %d classes, "
+                    "batch %d, up to %d epochs", model.name, model.count_params(),
+                    len(train_feed.labels), len(classes), t.batch_size, t.epochs)
+        model.fit(train_feed, validation_data=val_feed, epochs=t.epochs,
+                  initial_epoch=first_epoch, callbacks=callbacks,
+                  verbose=1 if progress and sys.stdout.isatty() else 0)
+        state = read_state(layout)
+        if state is None:  # fit ran no epoch (cannot happen with epochs > first)
+            raise StageError("training ran no epoch")
+        state["finished"] = True
+        write_state(layout, state)
+    report.epochs_run = state["epoch"] - first_epoch
+    if not model.optimizer.built:  # the weight files hold the optimizer's state too
+        model.optimizer.build(model.trainable_variables)
+    best = layout.best_weights
+    model.load_weights(str(best if best.exists() else layout.root / state["weights"]))
+    monitored = [row.get(monitor, np.inf) for row in state["history"]]
+    report.best_epoch = int(np.argmin(monitored)) + 1 if monitored else None
+    report.train_snippets = len(train_feed.labels)
+    return model, state
+
+
+def _write_bundle(params: PipelineParams, model, arrays: ArraysLayout, classes: list[str],
+                  state: dict, signature: dict, report: TrainReport) -> None:
+    """The bundle: model, evaluation files, history, curves, then ``bundle.json``."""
+    bundle_dir = params.model_dir
+    history = state["history"]
+    bundle_io.invalidate(bundle_dir)
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    bundle_io.save_model(model, bundle_dir)
+    for old in bundle_dir.glob("confusion_*"):
+        old.unlink()
+    _write_evaluation(bundle_dir, report.metrics, classes)
+    data = _history_csv(history)
+    atomic_write(bundle_dir / "history.csv", lambda f: f.write(data))
+    plot_curves(bundle_dir / "curves.png", history)
+    bundle_io.write_info(bundle_dir, {
+        "backbone": params.model.backbone, "classes": classes,
+        "snippet_shape": [params.n_frames, params.features.n_mels],
+        "feature_settings": params.feature_settings(),
+        "normalization": read_json(arrays.stats_file),
+        "training_audio": training_range(_train_entries(output_layout(params))),
+        "params": params.to_dict(), "signature": signature,
+        "trained": {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "epochs": state["epoch"], "best_epoch": report.best_epoch,
+                    "train_snippets": report.train_snippets,
+                    "parameters": int(model.count_params())}})
 
 
 def _train_entries(layout: BuildLayout) -> list[dict]:
