@@ -12,6 +12,7 @@ written last. An interrupted run leaves no trusted file; a re-run starts over.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -172,92 +173,25 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         raise StageError(f"No build found in '{layout.root}'. Run build_dataset.py first.")
     with output_lock(layout.root, "process_dataset.py"):
         info = read_json(layout.info_file)
-        fingerprint = cache.fingerprint(params.feature_settings())
-        if info.get("fingerprint") != fingerprint:
-            changes = cache.changed_settings(info.get("feature_settings", {}),
-                                             params.feature_settings())
-            raise StageError("The cache was built with other parameters than the current "
-                             f"ones ({'; '.join(changes)}). Run build_dataset.py --rebuild, "
-                             "or restore the old values.")
-        split = read_json(layout.split_file)
-        chosen, failed = _included_tracks(layout, split, skip_failed)
-        classes = list(info["classes"])
-        train_classes = sorted({name for _, name, _ in chosen["train"]})
-        if len(train_classes) < 2:
-            raise StageError(f"The training split holds snippets of {len(train_classes)} "
-                             f"class(es) ({', '.join(train_classes) or 'none'}). Expected at "
-                             "least 2: build a dataset with two or more classes.")
+        fingerprint = _check_fingerprint(info, params)
+        chosen, failed = _included_tracks(layout, read_json(layout.split_file), skip_failed)
+        _check_train_classes(chosen)
         signature = _inputs_signature(layout, info, params, chosen)
         report = ProcessReport(arrays=arrays, skipped_failed=failed)
-        if arrays.manifest_file.exists():
-            old = read_json(arrays.manifest_file)
-            if (old.get("complete") and old.get("inputs") == signature
-                    and all(Path(arrays.root / f).exists() for f in old.get("files", []))):
-                report.up_to_date = True
-                return report
+        if _up_to_date(arrays, signature):
+            report.up_to_date = True
+            return report
         layout.tmp_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(layout.tmp_dir)
         shape = (int(info["n_frames"]), int(info["n_mels"]))
-        floor_db = 10 * np.log10(params.features.log_amin / params.features.log_reference)
-
-        # pass 1: statistics from training snippets only
-        stats_acc = RunningStats(n_mels=shape[1], floor_db=float(floor_db) + 1e-3)
-        for key, _, n in tqdm(chosen["train"], desc="statistics (train)", unit="track",
-                              disable=not progress):
-            stats_acc.update(_read(layout, key, fingerprint, n, shape)[0])
-        stats = stats_acc.finish(params.process.normalization)
-        report.stats = stats
-
-        # pass 2: write every split, shuffling the training snippets
+        read = functools.partial(_read, layout, fingerprint=fingerprint, shape=shape)
+        report.stats = _train_statistics(chosen["train"], read, shape[1], params, progress)
         track_ids = {key: i for i, (key, _, _) in enumerate(
             t for part in SPLITS for t in chosen[part])}
-        tmp_files: dict[Path, Path] = {}
-        try:
-            for part in SPLITS:
-                items = chosen[part]
-                n_total = sum(n for _, _, n in items)
-                report.snippets[part] = n_total
-                report.per_class[part] = Counter()
-                if n_total == 0:
-                    continue
-                order = (np.random.default_rng(params.process.seed).permutation(n_total)
-                         if part == "train" else np.arange(n_total))
-                tmp = {kind: layout.tmp_dir / f"{part}_{kind}.npy{TMP_SUFFIX}"
-                       for kind in ARRAY_KINDS}
-                tmp_files.update({tmp[k]: arrays.array(part, k) for k in ARRAY_KINDS})
-                labels = np.empty(n_total, np.int64)
-                tracks = np.empty(n_total, np.int32)
-                starts_all = np.empty(n_total, np.float32)
-                writer = _RowWriter(tmp["X"], n_total, shape)
-                offset = 0
-                for key, name, n in tqdm(items, desc=f"write {part}", unit="track",
-                                         disable=not progress):
-                    mel, starts = _read(layout, key, fingerprint, n, shape)
-                    pos = order[offset:offset + n]
-                    writer.write(apply(mel, stats), pos)
-                    labels[pos] = classes.index(name)
-                    tracks[pos] = track_ids[key]
-                    starts_all[pos] = starts
-                    report.per_class[part][name] += n
-                    offset += n
-                writer.close()
-                _save_npy(tmp["y"], labels)
-                _save_npy(tmp["track"], tracks)
-                _save_npy(tmp["start"], starts_all)
-            # commit: the manifest goes first (so nothing is trusted meanwhile) and last
-            if arrays.manifest_file.exists():
-                arrays.manifest_file.unlink()
-            arrays.root.mkdir(parents=True, exist_ok=True)
-            for old_file in arrays.root.glob("*.npy"):
-                if old_file not in tmp_files.values():
-                    old_file.unlink()  # e.g. a split that is empty now
-            for src, dst in tmp_files.items():
-                os.replace(src, dst)
-        finally:
-            for src in tmp_files:
-                if src.exists():
-                    src.unlink()
-        write_json(arrays.stats_file, stats, tmp_dir=layout.tmp_dir)
+        classes = list(info["classes"])
+        files = _write_arrays(layout, chosen, read, shape, report, classes, track_ids,
+                              params.process.seed, progress)
+        write_json(arrays.stats_file, report.stats, tmp_dir=layout.tmp_dir)
         write_json(arrays.tracks_file, {
             "classes": classes,
             "tracks": [{"id": track_ids[key], "key": key, "class": name, "split": part,
@@ -265,11 +199,102 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
             tmp_dir=layout.tmp_dir)
         write_json(arrays.classes_file, classes, tmp_dir=layout.tmp_dir)
         report.seconds = time.monotonic() - start_time
-        write_json(arrays.manifest_file, {
+        write_json(arrays.manifest_file, {  # last: it vouches for the rest
             "stage": "process_dataset", "complete": True, "inputs": signature,
-            "classes": classes, "snippet_shape": list(shape),
-            "snippets": report.snippets,
-            "files": sorted(p.name for p in tmp_files.values())
-            + [arrays.stats_file.name, arrays.tracks_file.name, arrays.classes_file.name]},
+            "classes": classes, "snippet_shape": list(shape), "snippets": report.snippets,
+            "files": files + [arrays.stats_file.name, arrays.tracks_file.name,
+                              arrays.classes_file.name]},
             tmp_dir=layout.tmp_dir)
     return report
+
+
+def _check_fingerprint(info: dict, params: PipelineParams) -> str:
+    """The current feature fingerprint; refuses a cache built with other settings."""
+    fingerprint = cache.fingerprint(params.feature_settings())
+    if info.get("fingerprint") != fingerprint:
+        changes = cache.changed_settings(info.get("feature_settings", {}),
+                                         params.feature_settings())
+        raise StageError("The cache was built with other parameters than the current "
+                         f"ones ({'; '.join(changes)}). Run build_dataset.py --rebuild, "
+                         "or restore the old values.")
+    return fingerprint
+
+
+def _check_train_classes(chosen: dict) -> None:
+    train_classes = sorted({name for _, name, _ in chosen["train"]})
+    if len(train_classes) < 2:
+        raise StageError(f"The training split holds snippets of {len(train_classes)} "
+                         f"class(es) ({', '.join(train_classes) or 'none'}). Expected at "
+                         "least 2: build a dataset with two or more classes.")
+
+
+def _up_to_date(arrays: ArraysLayout, signature: dict) -> bool:
+    if not arrays.manifest_file.exists():
+        return False
+    old = read_json(arrays.manifest_file)
+    return bool(old.get("complete") and old.get("inputs") == signature
+                and all(Path(arrays.root / f).exists() for f in old.get("files", [])))
+
+
+def _train_statistics(items: list, read, n_mels: int, params: PipelineParams,
+                      progress: bool) -> dict:
+    """Pass 1: normalisation statistics from the training snippets only."""
+    f = params.features
+    floor_db = 10 * np.log10(f.log_amin / f.log_reference)
+    acc = RunningStats(n_mels=n_mels, floor_db=float(floor_db) + 1e-3)
+    for key, _, n in tqdm(items, desc="statistics (train)", unit="track",
+                          disable=not progress):
+        acc.update(read(key, n=n)[0])
+    return acc.finish(params.process.normalization)
+
+
+def _write_arrays(layout: BuildLayout, chosen: dict, read, shape: tuple[int, int],
+                  report: ProcessReport, classes: list[str], track_ids: dict, seed: int,
+                  progress: bool) -> list[str]:
+    """Pass 2: every split's arrays under ``.tmp``, the training snippets shuffled, then
+    moved into ``arrays/`` together (the old manifest removed first); their names."""
+    arrays, stats = layout.arrays, report.stats
+    tmp_files: dict[Path, Path] = {}
+    try:
+        for part in SPLITS:
+            items = chosen[part]
+            n_total = sum(n for _, _, n in items)
+            report.snippets[part] = n_total
+            report.per_class[part] = Counter()
+            if n_total == 0:
+                continue
+            order = (np.random.default_rng(seed).permutation(n_total) if part == "train"
+                     else np.arange(n_total))
+            tmp = {kind: layout.tmp_dir / f"{part}_{kind}.npy{TMP_SUFFIX}"
+                   for kind in ARRAY_KINDS}
+            tmp_files.update({tmp[k]: arrays.array(part, k) for k in ARRAY_KINDS})
+            columns = {"y": np.empty(n_total, np.int64), "track": np.empty(n_total, np.int32),
+                       "start": np.empty(n_total, np.float32)}
+            writer = _RowWriter(tmp["X"], n_total, shape)
+            offset = 0
+            for key, name, n in tqdm(items, desc=f"write {part}", unit="track",
+                                     disable=not progress):
+                mel, starts = read(key, n=n)
+                pos = order[offset:offset + n]
+                writer.write(apply(mel, stats), pos)
+                columns["y"][pos] = classes.index(name)
+                columns["track"][pos] = track_ids[key]
+                columns["start"][pos] = starts
+                report.per_class[part][name] += n
+                offset += n
+            writer.close()
+            for kind, values in columns.items():
+                _save_npy(tmp[kind], values)
+        if arrays.manifest_file.exists():
+            arrays.manifest_file.unlink()
+        arrays.root.mkdir(parents=True, exist_ok=True)
+        for old_file in arrays.root.glob("*.npy"):
+            if old_file not in tmp_files.values():
+                old_file.unlink()  # e.g. a split that is empty now
+        for src, dst in tmp_files.items():
+            os.replace(src, dst)
+    finally:
+        for src in tmp_files:
+            if src.exists():
+                src.unlink()
+    return sorted(p.name for p in tmp_files.values())
