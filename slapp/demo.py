@@ -10,11 +10,11 @@ instrument details and length (10-60 s), so the task is learnable but not trivia
 style       tempo      what plays
 ==========  =========  ===================================================================
 techno      118-136    four-on-the-floor kick, off-beat hi-hats (not always), saw bass,
-                       minor stabs
+                       MINOR stabs
 ambient     56-90      slow detuned pads, bell notes, soft noise wash; sometimes a soft
                        kick pulse
 funk        92-124     syncopated kick/snare, 16th hats, plucked bass, dominant 7th chords
-waltz       84-130     3/4 time: plucked arpeggios on the bar, light tick, major harmony;
+waltz       84-130     3/4 time: plucked arpeggios on the bar, light tick, MAJOR harmony;
                        sometimes a light snare
 rock        110-150    back-beat snare, crash, power chords with more or less distortion,
                        root-note bass
@@ -111,6 +111,125 @@ def _midi(note):
     return 440.0 * 2 ** ((note - 69) / 12)
 
 
+MINOR = [0, 3, 7, 10]
+MAJOR = [0, 4, 7, 11]
+
+
+def _techno(rng, n: int, beat: float, root: int, optional: bool):
+    """The techno layers ``(drums, bass, harmony, extra)``, each ``(n,)``."""
+    drums, bass, harm, extra = (np.zeros(n) for _ in range(4))
+    n_beats = int(n / beat) + 1
+    for b in range(n_beats):
+        _place(drums, _kick(rng, int(0.3 * SAMPLE_RATE)), b * beat)
+        if not optional:
+            _place(drums, 0.5 * _hat(rng, 2000), (b + 0.5) * beat)
+        if rng.random() < 0.3:
+            _place(drums, 0.3 * _hat(rng, 1500), (b + 0.75) * beat)
+        note = root + int(rng.choice([0, 0, 0, 12, 7]))
+        s = _saw(_midi(note), int(beat / 2)) * _env(int(beat / 2), 0.005, 0.1)
+        _place(bass, s, (b + 0.5) * beat)
+        if b % 4 == 2:
+            chord = [_midi(root + 24 + i) for i in MINOR[:3]]
+            _place(harm, sum(_saw(f, int(beat / 3)) for f in chord) / 3
+                   * _env(int(beat / 3), 0.005, 0.08), b * beat)
+    return drums, bass, harm, extra
+
+
+def _ambient(rng, n: int, beat: float, root: int, optional: bool):
+    """The ambient layers ``(drums, bass, harmony, extra)``, each ``(n,)``."""
+    drums, bass, harm, extra = (np.zeros(n) for _ in range(4))
+    n_beats = int(n / beat) + 1
+    bar = 4 * beat
+    for k in range(int(n / bar) + 1):
+        degree = int(rng.choice([0, 5, 7, 3, -2]))
+        chord = [_midi(root + 12 + degree + i) for i in (MAJOR if rng.random() < .5
+                                                          else MINOR)[:3]]
+        length = int(bar * 1.5)
+        env = np.sin(np.pi * np.linspace(0, 1, length)) ** 2
+        _place(harm, _pad(chord, length, rng) * env, k * bar)
+        if rng.random() < 0.6:
+            f = _midi(root + 36 + int(rng.choice(MAJOR)))
+            m = int(2.5 * SAMPLE_RATE)
+            _place(extra, np.sin(2 * np.pi * f * _t(m)) * _env(m, 0.01, 0.8),
+                   k * bar + rng.uniform(0, bar))
+    drums = 0.05 * np.convolve(rng.standard_normal(n), np.ones(40) / 40, mode="same")
+    if optional:
+        for b in range(0, n_beats, 2):
+            _place(drums, 0.4 * _kick(rng, int(0.3 * SAMPLE_RATE)), b * beat)
+    return drums, bass, harm, extra
+
+
+def _funk(rng, n: int, beat: float, root: int, optional: bool):
+    """The funk layers ``(drums, bass, harmony, extra)``, each ``(n,)``."""
+    drums, bass, harm, extra = (np.zeros(n) for _ in range(4))
+    n_beats = int(n / beat) + 1
+    kick_pat = [0, 0.75, 1.5, 2.5, 2.75]
+    for bar in range(n_beats // 4 + 1):
+        base = bar * 4 * beat
+        for k in kick_pat:
+            _place(drums, _kick(rng, int(0.25 * SAMPLE_RATE)), base + k * beat)
+        for k in (1, 3):
+            _place(drums, 0.8 * _snare(rng, int(0.2 * SAMPLE_RATE)), base + k * beat)
+        for k in range(16):
+            _place(drums, (0.35 if k % 2 else 0.2) * _hat(rng, 1200), base + k * beat / 4)
+        for k in (0, 0.75, 1.5, 2, 2.5, 3.25):
+            note = root + int(rng.choice([0, 7, 10, 12, 5]))
+            m = int(beat * 0.4)
+            _place(bass, _pluck(rng, _midi(note), m, 0.99), base + k * beat)
+        chord = [_midi(root + 24 + i) for i in (0, 4, 7, 10)]
+        for k in (0.5, 2.5):
+            m = int(beat * 0.25)
+            _place(harm, sum(_saw(f, m) for f in chord) / 4 * _env(m, 0.002, 0.05),
+                   base + k * beat)
+    return drums, bass, harm, extra
+
+
+def _waltz(rng, n: int, beat: float, root: int, optional: bool):
+    """The waltz layers ``(drums, bass, harmony, extra)``, each ``(n,)``."""
+    drums, bass, harm, extra = (np.zeros(n) for _ in range(4))
+    n_beats = int(n / beat) + 1
+    for bar in range(n_beats // 3 + 1):
+        base = bar * 3 * beat
+        degree = int(rng.choice([0, 5, 7, 0]))
+        _place(bass, _pluck(rng, _midi(root + degree), int(beat * 1.5), 0.997), base)
+        for k in range(6):
+            note = root + 24 + degree + MAJOR[:3][k % 3] + 12 * (k // 3)
+            _place(harm, 0.6 * _pluck(rng, _midi(note), int(beat), 0.996),
+                   base + k * beat / 2)
+        for k in (1, 2):
+            _place(drums, 0.25 * _hat(rng, 800), base + k * beat)
+            if optional:
+                _place(drums, 0.3 * _snare(rng, 3000), base + k * beat)
+    return drums, bass, harm, extra
+
+
+def _rock(rng, n: int, beat: float, root: int, optional: bool):
+    """The rock layers ``(drums, bass, harmony, extra)``, each ``(n,)``."""
+    drums, bass, harm, extra = (np.zeros(n) for _ in range(4))
+    n_beats = int(n / beat) + 1
+    drive = rng.uniform(1.5, 6.0)
+    for b in range(n_beats):
+        if b % 2 == 0:
+            _place(drums, _kick(rng, int(0.25 * SAMPLE_RATE)), b * beat)
+        else:
+            _place(drums, _snare(rng, int(0.25 * SAMPLE_RATE)), b * beat)
+        _place(drums, 0.3 * _hat(rng, 1500), (b + 0.5) * beat)
+        if b % 16 == 0:
+            _place(drums, 0.5 * rng.standard_normal(int(SAMPLE_RATE)) * _env(
+                int(SAMPLE_RATE), 0.001, 0.4), b * beat)
+    for bar in range(n_beats // 4 + 1):
+        degree = int(rng.choice([0, 5, 7, 3, 10]))
+        m = int(4 * beat)
+        chord = sum(_saw(_midi(root + 12 + degree + i), m, rng.uniform(-.003, .003))
+                    for i in (0, 7, 12))
+        _place(harm, np.tanh(drive * chord) * 0.5, bar * 4 * beat)
+        _place(bass, 0.6 * _saw(_midi(root + degree), m), bar * 4 * beat)
+    return drums, bass, harm, extra
+
+
+_LAYERS = {"techno": _techno, "ambient": _ambient, "funk": _funk, "waltz": _waltz, "rock": _rock}
+
+
 def synthesize(style: str, seed: int) -> np.ndarray:
     """One track of ``style``: ``(n_samples,)`` float32 mono at 22050 Hz, peak ≈ -1 dBFS."""
     rng = np.random.default_rng([seed, zlib.crc32(style.encode())])
@@ -119,93 +238,8 @@ def synthesize(style: str, seed: int) -> np.ndarray:
     bpm = rng.uniform(*TEMPO[style])
     beat = 60.0 / bpm * SAMPLE_RATE
     root = int(rng.integers(36, 48))  # bass root, MIDI
-    drums, bass, harm, extra = (np.zeros(n) for _ in range(4))
-    n_beats = int(n / beat) + 1
-    minor = [0, 3, 7, 10]
-    major = [0, 4, 7, 11]
     optional = rng.random() < 0.35  # a style-specific layer left out or added
-    if style == "techno":
-        for b in range(n_beats):
-            _place(drums, _kick(rng, int(0.3 * SAMPLE_RATE)), b * beat)
-            if not optional:
-                _place(drums, 0.5 * _hat(rng, 2000), (b + 0.5) * beat)
-            if rng.random() < 0.3:
-                _place(drums, 0.3 * _hat(rng, 1500), (b + 0.75) * beat)
-            note = root + int(rng.choice([0, 0, 0, 12, 7]))
-            s = _saw(_midi(note), int(beat / 2)) * _env(int(beat / 2), 0.005, 0.1)
-            _place(bass, s, (b + 0.5) * beat)
-            if b % 4 == 2:
-                chord = [_midi(root + 24 + i) for i in minor[:3]]
-                _place(harm, sum(_saw(f, int(beat / 3)) for f in chord) / 3
-                       * _env(int(beat / 3), 0.005, 0.08), b * beat)
-    elif style == "ambient":
-        bar = 4 * beat
-        for k in range(int(n / bar) + 1):
-            degree = int(rng.choice([0, 5, 7, 3, -2]))
-            chord = [_midi(root + 12 + degree + i) for i in (major if rng.random() < .5
-                                                              else minor)[:3]]
-            length = int(bar * 1.5)
-            env = np.sin(np.pi * np.linspace(0, 1, length)) ** 2
-            _place(harm, _pad(chord, length, rng) * env, k * bar)
-            if rng.random() < 0.6:
-                f = _midi(root + 36 + int(rng.choice(major)))
-                m = int(2.5 * SAMPLE_RATE)
-                _place(extra, np.sin(2 * np.pi * f * _t(m)) * _env(m, 0.01, 0.8),
-                       k * bar + rng.uniform(0, bar))
-        drums = 0.05 * np.convolve(rng.standard_normal(n), np.ones(40) / 40, mode="same")
-        if optional:
-            for b in range(0, n_beats, 2):
-                _place(drums, 0.4 * _kick(rng, int(0.3 * SAMPLE_RATE)), b * beat)
-    elif style == "funk":
-        kick_pat = [0, 0.75, 1.5, 2.5, 2.75]
-        for bar in range(n_beats // 4 + 1):
-            base = bar * 4 * beat
-            for k in kick_pat:
-                _place(drums, _kick(rng, int(0.25 * SAMPLE_RATE)), base + k * beat)
-            for k in (1, 3):
-                _place(drums, 0.8 * _snare(rng, int(0.2 * SAMPLE_RATE)), base + k * beat)
-            for k in range(16):
-                _place(drums, (0.35 if k % 2 else 0.2) * _hat(rng, 1200), base + k * beat / 4)
-            for k in (0, 0.75, 1.5, 2, 2.5, 3.25):
-                note = root + int(rng.choice([0, 7, 10, 12, 5]))
-                m = int(beat * 0.4)
-                _place(bass, _pluck(rng, _midi(note), m, 0.99), base + k * beat)
-            chord = [_midi(root + 24 + i) for i in (0, 4, 7, 10)]
-            for k in (0.5, 2.5):
-                m = int(beat * 0.25)
-                _place(harm, sum(_saw(f, m) for f in chord) / 4 * _env(m, 0.002, 0.05),
-                       base + k * beat)
-    elif style == "waltz":
-        for bar in range(n_beats // 3 + 1):
-            base = bar * 3 * beat
-            degree = int(rng.choice([0, 5, 7, 0]))
-            _place(bass, _pluck(rng, _midi(root + degree), int(beat * 1.5), 0.997), base)
-            for k in range(6):
-                note = root + 24 + degree + major[:3][k % 3] + 12 * (k // 3)
-                _place(harm, 0.6 * _pluck(rng, _midi(note), int(beat), 0.996),
-                       base + k * beat / 2)
-            for k in (1, 2):
-                _place(drums, 0.25 * _hat(rng, 800), base + k * beat)
-                if optional:
-                    _place(drums, 0.3 * _snare(rng, 3000), base + k * beat)
-    elif style == "rock":
-        drive = rng.uniform(1.5, 6.0)
-        for b in range(n_beats):
-            if b % 2 == 0:
-                _place(drums, _kick(rng, int(0.25 * SAMPLE_RATE)), b * beat)
-            else:
-                _place(drums, _snare(rng, int(0.25 * SAMPLE_RATE)), b * beat)
-            _place(drums, 0.3 * _hat(rng, 1500), (b + 0.5) * beat)
-            if b % 16 == 0:
-                _place(drums, 0.5 * rng.standard_normal(int(SAMPLE_RATE)) * _env(
-                    int(SAMPLE_RATE), 0.001, 0.4), b * beat)
-        for bar in range(n_beats // 4 + 1):
-            degree = int(rng.choice([0, 5, 7, 3, 10]))
-            m = int(4 * beat)
-            chord = sum(_saw(_midi(root + 12 + degree + i), m, rng.uniform(-.003, .003))
-                        for i in (0, 7, 12))
-            _place(harm, np.tanh(drive * chord) * 0.5, bar * 4 * beat)
-            _place(bass, 0.6 * _saw(_midi(root + degree), m), bar * 4 * beat)
+    drums, bass, harm, extra = _LAYERS[style](rng, n, beat, root, optional)
     mix = rng.uniform(0.3, 1.0, 4)
     y = mix[0] * drums + mix[1] * bass + mix[2] * harm + mix[3] * extra
     y = y / np.max(np.abs(y))
