@@ -68,6 +68,14 @@ class TrackResult:
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k] if self.scores else []
 
+    @classmethod
+    def from_row(cls, row: dict) -> TrackResult:
+        """A result saved by :meth:`to_dict` (the partial file of an interrupted run)."""
+        return cls(**{k: row.get(k) for k in ("path", "label", "confidence", "scores",
+                                              "seconds", "snippets", "timeline", "error")},
+                   outside_training=bool(row.get("outside_training")),
+                   notes=row.get("notes", []))
+
     def to_dict(self, timeline: bool) -> dict:
         out = {"path": self.path, "label": self.label, "confidence": self.confidence,
                "scores": self.scores, "seconds": self.seconds, "snippets": self.snippets,
@@ -349,9 +357,36 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
                    plot_dir: Path | None = None, progress: bool = True) -> PredictReport:
     """Label every track in ``paths`` (see the module docstring).
 
-    Pass a loaded ``bundle`` or its ``model_dir``. A failed track is a :class:`TrackResult` with ``error`` set; the run goes on.
+    Pass a loaded ``bundle`` or its ``model_dir``. A failed track is a
+    :class:`TrackResult` with ``error`` set; the run goes on.
     """
     started = time.monotonic()
+    _check_options(rule, hop_seconds, output)
+    if bundle is None:
+        bundle = load_bundle(model_dir, current=current)
+    predictor = Predictor(bundle, hop_seconds=hop_seconds, rule=rule,
+                          min_seconds=(bundle.params.slicing.min_track_seconds
+                                       if min_seconds is None else min_seconds),
+                          timeline=timeline or plot_dir is not None)
+    inputs = find_inputs(paths)
+    report = PredictReport(results=[], classes=bundle.classes, bundle=bundle.folder)
+    done, partial = _open_partial(output, predictor) if output is not None else ({}, None)
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _label_all(inputs, predictor, done, partial, plot_dir, report, progress)
+    finally:
+        if partial is not None:
+            os.fsync(partial.fileno())
+            partial.close()
+    if output is not None:
+        write_output(output, report.results, bundle.classes, timeline)
+        _partial_path(output).unlink()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _check_options(rule: str, hop_seconds: float, output: Path | None) -> None:
     if rule not in RULES:
         raise StageError(f"Unknown aggregation '{rule}'. Expected one of {', '.join(RULES)}.")
     if not hop_seconds > 0:
@@ -361,29 +396,28 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
         raise StageError(f"Output file '{output}' must end in .csv or .json.")
     if output is not None and not output.parent.is_dir():
         raise StageError(f"Cannot write '{output}': folder '{output.parent}' does not exist.")
-    if bundle is None:
-        bundle = load_bundle(model_dir, current=current)
-    predictor = Predictor(bundle, hop_seconds=hop_seconds, rule=rule,
-                          min_seconds=(bundle.params.slicing.min_track_seconds
-                                       if min_seconds is None else min_seconds),
-                          timeline=timeline or plot_dir is not None)
-    inputs = find_inputs(paths)
-    report = PredictReport(results=[], classes=bundle.classes, bundle=bundle.folder)
-    done: dict[str, dict] = {}
-    partial = None
-    if output is not None:
-        signature = _run_signature(bundle, {"hop": hop_seconds, "rule": rule,
-                                            "min": predictor.min_seconds,
-                                            "timeline": predictor.timeline})
-        partial_path = _partial_path(output)
-        done = _load_partial(partial_path, signature)
-        lines = [json.dumps({"signature": signature})] + [
-            json.dumps(row, ensure_ascii=False) for row in done.values()]
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        atomic_write(partial_path, lambda f: f.write(data))
-        partial = open(partial_path, "a", encoding="utf-8")
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _open_partial(output: Path, predictor: Predictor):
+    """``(finished rows of an interrupted run with the same options, the partial file
+    opened for appending)``; the file is first rewritten with just those rows."""
+    signature = _run_signature(predictor.bundle, {
+        "hop": predictor.hop_seconds, "rule": predictor.rule, "min": predictor.min_seconds,
+        "timeline": predictor.timeline})
+    partial_path = _partial_path(output)
+    done = _load_partial(partial_path, signature)
+    lines = [json.dumps({"signature": signature})] + [
+        json.dumps(row, ensure_ascii=False) for row in done.values()]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    atomic_write(partial_path, lambda f: f.write(data))
+    return done, open(partial_path, "a", encoding="utf-8")
+
+
+def _label_all(inputs: list, predictor: Predictor, done: dict[str, dict], partial,
+               plot_dir: Path | None, report: PredictReport, progress: bool) -> None:
+    """Label ``inputs`` in order into ``report``, decoding the next track in a
+    background thread meanwhile; each new result is appended to ``partial``."""
+    classes = predictor.bundle.classes
     used_names: set[str] = set()
 
     def start_decode(item):
@@ -401,25 +435,14 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
                 future = pending
                 pending = start_decode(inputs[i + 1]) if i + 1 < len(inputs) else None
                 if name in done:
-                    row = done[name]
-                    result = TrackResult(**{k: row.get(k) for k in
-                                            ("path", "label", "confidence", "scores", "seconds",
-                                             "snippets", "timeline", "error")},
-                                         outside_training=bool(row.get("outside_training")),
-                                         notes=row.get("notes", []))
+                    result = TrackResult.from_row(done[name])
                     report.resumed += 1
                 elif error:
                     result = TrackResult(path=name, error=error)
                 else:
-                    try:
-                        result = predictor.label(name, future.result())
-                    except AudioError as exc:
-                        result = TrackResult(path=name, error=str(exc))
-                    except MemoryError:
-                        result = TrackResult(path=name, error="not enough memory to decode it")
+                    result = _label_one(predictor, name, future)
                     if plot_dir is not None and not result.error:
-                        plot_timeline(plot_dir / _plot_name(name, used_names), result,
-                                      bundle.classes)
+                        plot_timeline(plot_dir / _plot_name(name, used_names), result, classes)
                     if partial is not None:
                         partial.write(json.dumps(result.to_dict(True), ensure_ascii=False)
                                       + "\n")
@@ -432,11 +455,12 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
             bar.close()
             if pending is not None:
                 pending.cancel()
-            if partial is not None:
-                os.fsync(partial.fileno())
-                partial.close()
-    if output is not None:
-        write_output(output, report.results, bundle.classes, timeline)
-        _partial_path(output).unlink()
-    report.seconds = time.monotonic() - started
-    return report
+
+
+def _label_one(predictor: Predictor, name: str, future) -> TrackResult:
+    try:
+        return predictor.label(name, future.result())
+    except AudioError as exc:
+        return TrackResult(path=name, error=str(exc))
+    except MemoryError:
+        return TrackResult(path=name, error="not enough memory to decode it")
