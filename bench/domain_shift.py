@@ -1,7 +1,7 @@
 """Domain shifts for the accuracy study: each test track re-made as users' files differ.
 
 Every shifted copy is made from the track's own decoding (``slapp.audio.decode`` at the
-source's rate), changed with numpy/soxr, and written as WAV (soundfile) or MP3 (the
+source's rate), changed with numpy/soxr, and written as WAV (soundfile) or MP3 (pydub, with the
 ``imageio-ffmpeg`` binary's libmp3lame). Copies are made once into
 ``<work>/shifted/<shift>/<track key>`` (atomically) and reused.
 
@@ -19,7 +19,6 @@ source's rate), changed with numpy/soxr, and written as WAV (soundfile) or MP3 (
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +28,20 @@ SHIFTS = ("sr16k", "sr8k", "mp3_64k", "stereo44k", "gain-20", "gain+10", "silenc
 
 def _encode_mp3(y: np.ndarray, rate: int, out: Path, *, bitrate: str, out_rate: int,
                 channels: int) -> None:
+    """``y`` (mono float32 at ``rate``) as an MP3 of ``bitrate`` at ``out_rate`` with
+    ``channels`` channels: pydub, with the imageio-ffmpeg binary as its encoder."""
+    import warnings
+
     import imageio_ffmpeg
 
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-           "-y", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "-",
-           "-ar", str(out_rate), "-ac", str(channels), "-codec:a", "libmp3lame",
-           "-b:a", bitrate, "-f", "mp3", str(out)]
-    subprocess.run(cmd, input=np.ascontiguousarray(y, "<f4").tobytes(), check=True,
-                   capture_output=True)
+    with warnings.catch_warnings():  # "Couldn't find ffmpeg": it is set just below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        from pydub import AudioSegment
+    AudioSegment.converter = imageio_ffmpeg.get_ffmpeg_exe()
+    pcm = (np.clip(y, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    segment = AudioSegment(pcm, sample_width=2, frame_rate=rate, channels=1)
+    segment.set_frame_rate(out_rate).set_channels(channels).export(
+        str(out), format="mp3", bitrate=bitrate)
 
 
 def shifted_waveform(y: np.ndarray, rate: int, shift: str) -> tuple[np.ndarray, int]:

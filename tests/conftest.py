@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # Small, fast feature settings for tests: 1 s snippets, 0.5 s overlap, 32 mels.
 FAST = {
