@@ -26,24 +26,6 @@ import numpy as np
 SHIFTS = ("sr16k", "sr8k", "mp3_64k", "stereo44k", "gain-20", "gain+10", "silence5s")
 
 
-def _encode_mp3(y: np.ndarray, rate: int, out: Path, *, bitrate: str, out_rate: int,
-                channels: int) -> None:
-    """``y`` (mono float32 at ``rate``) as an MP3 of ``bitrate`` at ``out_rate`` with
-    ``channels`` channels: pydub, with the imageio-ffmpeg binary as its encoder."""
-    import warnings
-
-    import imageio_ffmpeg
-
-    with warnings.catch_warnings():  # "Couldn't find ffmpeg": it is set just below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        from pydub import AudioSegment
-    AudioSegment.converter = imageio_ffmpeg.get_ffmpeg_exe()
-    pcm = (np.clip(y, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    segment = AudioSegment(pcm, sample_width=2, frame_rate=rate, channels=1)
-    segment.set_frame_rate(out_rate).set_channels(channels).export(
-        str(out), format="mp3", bitrate=bitrate)
-
-
 def shifted_waveform(y: np.ndarray, rate: int, shift: str) -> tuple[np.ndarray, int]:
     """``(waveform, rate)`` of mono ``y`` after ``shift`` (the WAV shifts only)."""
     from slapp.audio import resample
@@ -65,7 +47,7 @@ def make_shifted(src: Path, dst_root: Path, key: str, shift: str) -> Path:
     """The shifted copy of ``src`` (made if missing) under ``dst_root/shift``."""
     import soundfile as sf
 
-    from slapp.audio import decode
+    from slapp.audio import decode, encode_mp3
 
     ext = ".mp3" if shift in ("mp3_64k", "stereo44k") else ".wav"
     out = (dst_root / shift / key).with_suffix(ext)
@@ -76,9 +58,9 @@ def make_shifted(src: Path, dst_root: Path, key: str, shift: str) -> Path:
     y = decode(src, sample_rate=rate).y
     tmp = out.with_name(".tmp-" + out.name)
     if shift == "mp3_64k":
-        _encode_mp3(y, rate, tmp, bitrate="64k", out_rate=rate, channels=1)
+        encode_mp3(tmp, y, rate, bitrate="64k")
     elif shift == "stereo44k":
-        _encode_mp3(y, rate, tmp, bitrate="192k", out_rate=44100, channels=2)
+        encode_mp3(tmp, y, rate, bitrate="192k", out_rate=44100, channels=2)
     else:
         z, z_rate = shifted_waveform(y, rate, shift)
         sf.write(str(tmp), z, z_rate, subtype="PCM_16", format="WAV")

@@ -144,3 +144,23 @@ def decode(path: str | os.PathLike, *, sample_rate: int, mixdown: str = "mean") 
                              "its content)") from None
         raise
     return Decoded(to_mono(y, mixdown=mixdown), rate, channels, None)
+
+
+def encode_mp3(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *,
+               bitrate: str = "128k", out_rate: int | None = None, channels: int = 1) -> None:
+    """Write mono ``y`` ``(n_samples,)`` float32 at ``sample_rate`` as an MP3 of
+    ``bitrate`` (e.g. ``"64k"``), resampled to ``out_rate`` and copied to ``channels``
+    channels: pydub, with the ``imageio-ffmpeg`` binary's LAME as its encoder (soundfile
+    cannot choose a bitrate). Not atomic: write to a temp path and rename."""
+    import warnings
+
+    import imageio_ffmpeg
+
+    with warnings.catch_warnings():  # "Couldn't find ffmpeg": it is set just below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        from pydub import AudioSegment
+    AudioSegment.converter = imageio_ffmpeg.get_ffmpeg_exe()
+    pcm = (np.clip(y, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    segment = AudioSegment(pcm, sample_width=2, frame_rate=sample_rate, channels=1)
+    segment.set_frame_rate(out_rate or sample_rate).set_channels(channels).export(
+        str(path), format="mp3", bitrate=bitrate)

@@ -2,6 +2,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from slapp.audio import decode, resample, to_mono
 from slapp.errors import AudioError
@@ -63,3 +64,18 @@ def test_text_file_named_mp3(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(AudioError, match=r"cannot read it"):
         decode(tmp_path / "nope.wav", sample_rate=22050)
+
+
+def test_encode_mp3_writes_the_bitrate_rate_and_channels_asked_for(tmp_path):
+    from slapp.audio import encode_mp3
+
+    y = tone(4.0, sr=22050)[:, 0]
+    encode_mp3(tmp_path / "low.mp3", y, 22050, bitrate="64k")
+    encode_mp3(tmp_path / "wide.mp3", y, 22050, bitrate="192k", out_rate=44100, channels=2)
+    low, wide = sf.info(str(tmp_path / "low.mp3")), sf.info(str(tmp_path / "wide.mp3"))
+    assert (low.samplerate, low.channels) == (22050, 1)
+    assert (wide.samplerate, wide.channels) == (44100, 2)
+    assert low.duration == pytest.approx(4.0, abs=0.1)
+    # 64 kbit/s for 4 s is about 32 kB; 192 kbit/s about 96 kB
+    assert 28_000 < (tmp_path / "low.mp3").stat().st_size < 36_000
+    assert 88_000 < (tmp_path / "wide.mp3").stat().st_size < 104_000
