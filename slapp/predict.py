@@ -42,7 +42,7 @@ from .backbones import snippet_features
 from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .normalization import apply
 from .params import PipelineParams
-from .slicing import cut_snippets
+from .slicing import cut_snippets, track_starts
 from .track import check_waveform
 
 logger = logging.getLogger(__name__)
@@ -147,17 +147,6 @@ def find_inputs(paths: list[str]) -> list[tuple[str, Path | None, str | None]]:
     return out
 
 
-def track_starts(n_samples: int, *, snippet_samples: int, hop_samples: int) -> np.ndarray:
-    """Snippet starts covering the whole track: every ``hop_samples`` from 0, plus one
-    ending exactly at the end when the hops miss the tail; ``[0]`` for a short track."""
-    if n_samples <= snippet_samples:
-        return np.zeros(1, np.int64)
-    starts = np.arange(0, n_samples - snippet_samples + 1, hop_samples, dtype=np.int64)
-    if starts[-1] + snippet_samples < n_samples:
-        starts = np.append(starts, n_samples - snippet_samples)
-    return starts
-
-
 @dataclass(frozen=True)
 class Predictor:
     """The bundle's model and settings, and the per-run options."""
@@ -182,20 +171,22 @@ class Predictor:
 
     def probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(starts in s (n,), probabilities (n, n_classes))`` of a mono waveform."""
-        p, f = self.params, self.params.features
+        p = self.params
         rate = p.audio.sample_rate
         starts = track_starts(len(y), snippet_samples=p.snippet_samples,
                               hop_samples=max(1, int(round(self.hop_seconds * rate))))
         probs = []
         for i in range(0, len(starts), self.batch_size):
-            chunk = cut_snippets(y, starts[i:i + self.batch_size],
-                                 snippet_samples=p.snippet_samples)
-            mel = snippet_features(chunk, p)
-            if f.dtype == "float16":  # as stored by the build
-                mel = mel.astype(np.float16)
-            x = apply(mel, self.bundle.stats)
+            x = apply(self.features(y, starts[i:i + self.batch_size]), self.bundle.stats)
             probs.append(np.asarray(self.bundle.model(x, training=False), np.float32))
         return starts / rate, np.concatenate(probs)
+
+    def features(self, y: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The snippets of ``y`` starting at ``starts`` (samples) as the build caches them:
+        ``(n, n_frames, n_mels)`` in the build's dtype, before normalisation."""
+        p = self.params
+        chunk = cut_snippets(y, starts, snippet_samples=p.snippet_samples)
+        return snippet_features(chunk, p).astype(p.features.dtype, copy=False)
 
     def label(self, name: str, decoded) -> TrackResult:
         p = self.params

@@ -20,6 +20,17 @@ def snippet_starts(n_samples: int, *, snippet_samples: int, hop_samples: int) ->
     return np.arange(0, n_samples - snippet_samples + 1, hop_samples, dtype=np.int64)
 
 
+def track_starts(n_samples: int, *, snippet_samples: int, hop_samples: int) -> np.ndarray:
+    """Snippet starts covering the whole track: every ``hop_samples`` from 0, plus one
+    ending exactly at the end when the hops miss the tail; ``[0]`` for a short track."""
+    if n_samples <= snippet_samples:
+        return np.zeros(1, np.int64)
+    starts = np.arange(0, n_samples - snippet_samples + 1, hop_samples, dtype=np.int64)
+    if starts[-1] + snippet_samples < n_samples:
+        starts = np.append(starts, n_samples - snippet_samples)
+    return starts
+
+
 def select_snippets(n_snippets: int, *, max_snippets: int | None, selection: str = "even",
                     rng: np.random.Generator | None = None) -> np.ndarray:
     """Indices (sorted, ``(k,)`` int64) of at most ``max_snippets`` of ``n_snippets``.

@@ -34,3 +34,33 @@ def test_silence_is_the_floor():
     mel = log_mel(np.zeros((1, 4096), np.float32), sample_rate=16000, n_fft=512,
                   hop_length=256, n_mels=32, amin=1e-10)
     assert np.allclose(mel, -100.0)
+
+
+def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path):
+    """The build's cached snippet and predict's snippet at the same start are the same
+    array, bit for bit (one decoding, one waveform preparation, one slicing, one feature
+    function), with silence trimming and loudness levelling on."""
+    from conftest import write_audio
+    from slapp.bundle import Bundle
+    from slapp.levels import prepare_waveform
+    from slapp.params import params_from_dict
+    from slapp.predict import Predictor
+    from slapp.track import extract_track
+
+    y = np.concatenate([np.zeros((16000, 1), np.float32), tone(4.3, sr=16000, seed=2)])
+    path = write_audio(tmp_path / "song.mp3", y, 16000)
+    params = params_from_dict({
+        "paths": {"input_dir": str(tmp_path)},
+        "audio": {"sample_rate": 16000, "trim_silence": True, "loudness_db": -20.0},
+        "slicing": {"snippet_seconds": 1.0, "overlap_seconds": 0.5,
+                    "max_snippets_per_track": 4},
+        "features": {"n_fft": 512, "hop_length": 256, "n_mels": 32, "dtype": "float16"}})
+    built = extract_track(path, params, key="song.mp3")
+    assert built.mel.dtype == np.float32 and len(built.starts) == 4  # 4 of 7 starts, spread
+    predictor = Predictor(Bundle(folder=tmp_path, model=None, classes=[], params=params,
+                                 stats={"method": "none"}, info={}))
+    waveform = prepare_waveform(predictor.decode(path).y, params.audio)
+    starts = np.round(built.starts * 16000).astype(np.int64)
+    mine = predictor.features(waveform, starts)
+    assert mine.dtype == np.float16
+    np.testing.assert_array_equal(mine, built.mel.astype(np.float16))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, tone, write_audio, write_params
-from slapp.predict import track_starts
+from slapp.slicing import track_starts
 
 
 def _predict(trained, *args, tmp_path=None):

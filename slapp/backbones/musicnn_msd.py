@@ -97,10 +97,10 @@ def build_top_head(n_classes: int, *, checkpoint: str = "MSD_musicnn"):
 
     keras = import_keras()
     L = keras.layers
-    inputs = keras.Input(shape=(1506,), name="pooled")
+    inputs = keras.Input(shape=(musicnn.POOLED_SIZE,), name="pooled")
     top = [L.BatchNormalization(epsilon=1e-3, name="batch_normalization_9"),
            L.Dropout(0.5, name="dropout_pooled"),
-           L.Dense(200, activation="relu", name="dense"),
+           L.Dense(musicnn.EMBEDDING_SIZE, activation="relu", name="dense"),
            L.BatchNormalization(epsilon=1e-3, name="batch_normalization_10")]
     x = inputs
     for layer in top:
