@@ -14,7 +14,14 @@ model sees exactly the same folds. Rows, as mean ± sd over the folds:
    ``slicing.snippet_seconds = 29``, one snippet per track;
 4. MFCC/spectral statistics per track + logistic regression (scikit-learn);
 5. (``--rows ...,musicnn``) the pipeline with ``model.backbone = "musicnn-msd"``: a
-   softmax head on the frozen pretrained musicnn embedding, snippet and track level.
+   softmax head on the frozen pretrained musicnn embedding, snippet and track level;
+   ``mtt``: the same with ``musicnn-mtt``; ``heads`` (with both): other heads on their
+   embeddings (:func:`head_variants`).
+
+Every pipeline row and the MFCC baseline are also evaluated on each fold's test tracks
+after realistic domain shifts (:mod:`domain_shift`: 16 and 8 kHz, 64 kbps MP3, 44.1 kHz
+stereo, -20 / +10 dB, leading silence), through ``predict_track.py``'s own path (hop 1 s,
+sum of snippet scores); ``--no-shifts`` skips that.
 
 Writes per-fold numbers and the table to stdout and ``--out`` (JSON), and the pooled
 track-level confusion matrix of the CRNN over all folds as a PNG.
@@ -175,10 +182,72 @@ def pipeline_row(name: str, saved: dict, fold_file: Path, *, run, shift,
     return row
 
 
+def head_variants(tag_dir: Path, classes: list[str]) -> dict:
+    """Test track accuracy of other heads on the frozen musicnn embeddings of this fold
+    (rows ``musicnn`` and ``mtt`` must have just run): a track-level head (mean and std
+    of the track's snippet embeddings → logistic regression) on MSD, on MTT and on both;
+    a snippet head on both embeddings concatenated (sum of snippet scores); and the two
+    bundles' snippet probabilities averaged (then summed)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from slapp.aggregate import aggregate_tracks
+    from slapp.bundle import load_bundle
+
+    def arrays(row):
+        return tag_dir / row / "out" / "arrays"
+
+    def part(row, name, kind):
+        folder = arrays(row)
+        if kind == "emb":
+            return np.load(folder / f"embeddings-musicnn-{'msd' if row == 'musicnn' else row}"
+                           / f"{name}.npy")
+        return np.load(folder / f"{name}_{kind}.npy")
+
+    def track_table(emb, tracks, labels):
+        ids = np.unique(tracks)
+        feats = np.stack([np.concatenate([emb[tracks == i].mean(0), emb[tracks == i].std(0)])
+                          for i in ids])
+        return feats, np.array([labels[tracks == i][0] for i in ids])
+
+    def fit(x, y):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000)
+                             ).fit(x, y)
+
+    y = {n: part("musicnn", n, "y") for n in ("train", "val", "test")}
+    t = {n: part("musicnn", n, "track") for n in ("train", "val", "test")}
+    assert all(np.array_equal(t[n], part("mtt", n, "track")) for n in t)  # same snippets
+    emb = {row: {n: part(row, n, "emb") for n in y} for row in ("musicnn", "mtt")}
+    emb["both"] = {n: np.hstack([emb["musicnn"][n], emb["mtt"][n]]) for n in y}
+    out = {}
+    for row in ("musicnn", "mtt", "both"):  # track-level heads
+        tables = {n: track_table(emb[row][n], t[n], y[n]) for n in y}
+        model = fit(np.vstack([tables["train"][0], tables["val"][0]]),
+                    np.concatenate([tables["train"][1], tables["val"][1]]))
+        out[f"track_head_{row}"] = float((model.predict(tables["test"][0])
+                                          == tables["test"][1]).mean())
+
+    def track_accuracy(probs):
+        ids, scores = aggregate_tracks(probs, t["test"])
+        truth = np.array([y["test"][t["test"] == i][0] for i in ids])
+        return float((np.argmax(scores, 1) == truth).mean())
+
+    model = fit(np.vstack([emb["both"]["train"], emb["both"]["val"]]),
+                np.concatenate([y["train"], y["val"]]))
+    out["snippet_head_both"] = track_accuracy(model.predict_proba(emb["both"]["test"]))
+    x = part("musicnn", "test", "X")
+    probs = [np.asarray(load_bundle(tag_dir / row / "out" / "model").model(x))
+             for row in ("musicnn", "mtt")]
+    out["average_msd_mtt"] = track_accuracy((probs[0] + probs[1]) / 2)
+    return out
+
+
 def shift_table(results: dict) -> list[str]:
     """Markdown rows: clean and per-shift track accuracy (mean ± sd), worst drop."""
     lines = []
-    for name in ("crnn", "musicnn", "mfcc"):
+    for name in ("crnn", "musicnn", "mtt", "mfcc"):
         per_fold = results.get(f"{name}_shift") or []
         if not per_fold or not per_fold[0]:
             continue
@@ -292,13 +361,20 @@ def main() -> int:
             ev = run_pipeline(Path(args.params), whole, tag_dir / "whole", split)
             fold["whole"] = ev["test"]["track"]["accuracy"]
             save_fold(fold_file, {**saved, **fold})
-        if "musicnn" in rows:
-            musicnn = {**overrides, "model": {**overrides.get("model", {}),
-                                              "backbone": "musicnn-msd"}}
-            fold.update(pipeline_row("musicnn", {**saved, **fold}, fold_file,
-                                     run=lambda: run_pipeline(Path(args.params), musicnn,
-                                                              tag_dir / "musicnn", split),
+        for row, backbone in (("musicnn", "musicnn-msd"), ("mtt", "musicnn-mtt")):
+            if row not in rows:
+                continue
+            settings = {**overrides, "model": {**overrides.get("model", {}),
+                                               "backbone": backbone}}
+            fold.update(pipeline_row(row, {**saved, **fold}, fold_file,
+                                     run=lambda: run_pipeline(Path(args.params), settings,
+                                                              tag_dir / row, split),
                                      shift=shift_eval))
+        if "heads" in rows and "heads" in saved:
+            fold["heads"] = saved["heads"]
+        elif "heads" in rows:
+            fold["heads"] = head_variants(tag_dir, classes)
+            save_fold(fold_file, {**saved, **fold})
         if "mfcc" in rows:
             fold["mfcc"], fold["mfcc_shift"] = mfcc_fold(features, split, classes,
                                                          mfcc_shifted)
@@ -309,6 +385,9 @@ def main() -> int:
         print(f"fold {f}: " + ", ".join(f"{k} {v:.3f}" for k, v in fold.items()
                                         if isinstance(v, float))
               + f"  ({time.monotonic() - started:.0f} s)", flush=True)
+        if fold.get("heads"):
+            print("  heads: " + ", ".join(f"{k} {v:.2f}" for k, v in fold["heads"].items()),
+                  flush=True)
         for key, value in fold.items():
             if key.endswith("_shift") and value:
                 print(f"  {key}: " + ", ".join(f"{s} {a:.2f}" for s, a in value.items()),
@@ -329,7 +408,12 @@ def main() -> int:
           f"{ms(results['musicnn_snippet'])} |")
     print(f"| musicnn-msd (frozen) + softmax head, track level | "
           f"{ms(results['musicnn_track'])} |")
+    print(f"| musicnn-mtt (frozen) + softmax head, track level | "
+          f"{ms(results.get('mtt_track', []))} |")
     print(f"| MFCC/spectral stats + logistic regression | {ms(results['mfcc'])} |")
+    heads = results.get("heads") or []
+    for key in (heads[0] if heads else {}):
+        print(f"| heads: {key} | {ms([h[key] for h in heads])} |")
     table = shift_table(results)
     if table:
         print("\ntrack accuracy under domain shifts (predict_track.py, hop 1 s; mean ± sd):")
