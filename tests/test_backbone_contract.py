@@ -17,9 +17,10 @@ from slapp import backbones
 HAS_MUSICNN = importlib.util.find_spec("musicnn") is not None
 
 
-def _settings(name: str) -> dict:
+def _settings(name: str, recurrent: str = "gru") -> dict:
     if name == "crnn":
-        return {**TINY, "training": {**TINY["training"], "epochs": 1}}
+        return {"model": {**TINY["model"], "recurrent": recurrent},
+                "training": {**TINY["training"], "epochs": 1}}
     # musicnn: 3-second patches every second, three per track
     return {"model": {"backbone": name},
             "slicing": {"snippet_seconds": 3.0, "overlap_seconds": 2.0,
@@ -36,8 +37,11 @@ def test_registry_names_match_their_modules():
         backbones.get("vggish")
 
 
-@pytest.mark.parametrize("name", backbones.NAMES)
-def test_backbone_end_to_end_predict_reproduces_evaluation(name, tmp_path):
+VARIANTS = [(name, "gru") for name in backbones.NAMES] + [("crnn", "lstm")]
+
+
+@pytest.mark.parametrize("name,recurrent", VARIANTS)
+def test_backbone_end_to_end_predict_reproduces_evaluation(name, recurrent, tmp_path):
     if name != "crnn" and not HAS_MUSICNN:
         pytest.skip("musicnn weights not installed (pip install --no-deps musicnn==0.1.0)")
     from slapp.bundle import load_bundle
@@ -45,11 +49,12 @@ def test_backbone_end_to_end_predict_reproduces_evaluation(name, tmp_path):
 
     music = make_dataset(tmp_path / "music", per_class=4, seconds=4.0)
     params_file = write_params(tmp_path / "params.json", music, tmp_path / "out",
-                               **_settings(name))
+                               **_settings(name, recurrent))
     run_stages(params_file, "build", "process", "train")
     out = tmp_path / "out"
     bundle = load_bundle(out / "model")
     assert bundle.info["backbone"] == name
+    assert bundle.info["params"]["model"]["recurrent"] == recurrent
     p = bundle.params
     # the bundle's network carries its input shape: the backbone's frames and mels
     assert tuple(bundle.model.input_shape[1:]) == (p.n_frames, p.features.n_mels)
