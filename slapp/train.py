@@ -1,10 +1,10 @@
-"""Stage 3, ``train_crnn.py``: train the CRNN on the arrays of stage 2, evaluate it, and
-write the model bundle.
+"""Stage 3, ``train_crnn.py``: train what the backbone trains (:mod:`slapp.backbones`) on
+the arrays of stage 2, evaluate it, and write the model bundle.
 
 Training uses Keras callbacks: EarlyStopping (best weights restored), ReduceLROnPlateau,
-ModelCheckpoint (best epoch only), CSVLogger, and :class:`TrainingBackup`, a
-``BackupAndRestore`` that writes atomically and also saves the other callbacks' state, so a
-run stopped anywhere (Ctrl-C, kill -9, power loss) continues from its last finished epoch
+CSVLogger, :class:`BestWeights` (the best epoch, atomically) and :class:`TrainingBackup`,
+which saves weights, optimizer and the other callbacks' state at each epoch end through
+public callback hooks only, so a run stopped anywhere (Ctrl-C, kill -9, power loss) continues from its last finished epoch
 when started again. Work files live in ``<output_dir>/training``; the bundle
 (:mod:`slapp.bundle`) is written at the end, ``bundle.json`` last.
 """
