@@ -63,16 +63,22 @@ def bandwidth_hz(y: np.ndarray, *, sample_rate: int) -> float:
     return float(freqs[above[-1]]) if len(above) else 0.0
 
 
-def trim_silence(y: np.ndarray, *, sample_rate: int, threshold_db: float) -> np.ndarray:
-    """``y`` without its leading and trailing blocks (50 ms) quieter than
-    ``threshold_db`` dBFS RMS; a view, unchanged when nothing is that quiet."""
+def trim_bounds(y: np.ndarray, *, sample_rate: int, threshold_db: float) -> tuple[int, int]:
+    """``(start, end)`` sample indices of ``y`` without its leading and trailing blocks
+    (50 ms) quieter than ``threshold_db`` dBFS RMS; ``(0, len(y))`` when nothing is."""
     block = max(1, int(0.05 * sample_rate))
     power = _block_power(y, block)
     loud = np.nonzero(power > 10 ** (threshold_db / 10))[0]
     if not len(loud):
-        return y
+        return 0, len(y)
     end = len(y) if loud[-1] == len(power) - 1 else (loud[-1] + 1) * block
-    return y[loud[0] * block:end]
+    return int(loud[0] * block), int(end)
+
+
+def trim_silence(y: np.ndarray, *, sample_rate: int, threshold_db: float) -> np.ndarray:
+    """``y`` between its :func:`trim_bounds` (a view)."""
+    start, end = trim_bounds(y, sample_rate=sample_rate, threshold_db=threshold_db)
+    return y[start:end]
 
 
 def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_db: float) -> np.ndarray:
@@ -84,12 +90,15 @@ def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_db: float) -> 
     return (y * np.float32(10 ** ((target_db - level) / 20))).astype(np.float32, copy=False)
 
 
-def prepare_waveform(y: np.ndarray, audio) -> np.ndarray:
-    """The waveform the features are computed from, as ``audio`` (an
-    :class:`~slapp.params.AudioParams`) asks: silence trimmed, loudness levelled."""
+def prepare_waveform(y: np.ndarray, audio) -> tuple[np.ndarray, int]:
+    """``(waveform the features are computed from, the sample of y where it starts)``, as
+    ``audio`` (an :class:`~slapp.params.AudioParams`) asks: silence trimmed, loudness
+    levelled. Snippet times add the offset, so they stay times in the file."""
+    start, end = 0, len(y)
     if audio.trim_silence:
-        y = trim_silence(y, sample_rate=audio.sample_rate,
-                         threshold_db=audio.silence_threshold_db)
+        start, end = trim_bounds(y, sample_rate=audio.sample_rate,
+                                 threshold_db=audio.silence_threshold_db)
+    y = y[start:end]
     if audio.loudness_db is not None:
         y = normalize_loudness(y, sample_rate=audio.sample_rate, target_db=audio.loudness_db)
-    return y
+    return y, start

@@ -196,7 +196,9 @@ class Predictor:
             bandwidth_hz=bandwidth_hz(decoded.y, sample_rate=rate),
             loudness_db=loudness_db(decoded.y, sample_rate=rate),
             trained=self.bundle.info.get("training_audio"), params=p)
-        starts, probs = self.probabilities(prepare_waveform(decoded.y, p.audio))
+        y, offset = prepare_waveform(decoded.y, p.audio)
+        starts, probs = self.probabilities(y)
+        starts = starts + offset / rate  # times in the file
         scores = aggregate(probs, self.rule)
         classes = self.bundle.classes
         best = int(np.argmax(scores))

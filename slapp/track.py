@@ -71,7 +71,7 @@ def extract_track(path: str | os.PathLike, params: PipelineParams, *, key: str
     seconds = len(y) / a.sample_rate
     bandwidth = bandwidth_hz(y, sample_rate=a.sample_rate)
     loudness = loudness_db(y, sample_rate=a.sample_rate)
-    y = prepare_waveform(y, a)
+    y, offset = prepare_waveform(y, a)
     notes = []
     if decoded.source_rate < a.sample_rate:
         notes.append(f"{decoded.source_rate} Hz source upsampled to {a.sample_rate} Hz: "
@@ -89,7 +89,8 @@ def extract_track(path: str | os.PathLike, params: PipelineParams, *, key: str
     starts = starts[chosen]
     snippets = cut_snippets(y, starts, snippet_samples=params.snippet_samples)
     mel = snippet_features(snippets, params)
-    return TrackFeatures(mel=mel, starts=(starts / a.sample_rate).astype(np.float32),
+    times = ((starts + offset) / a.sample_rate).astype(np.float32)  # in the file
+    return TrackFeatures(mel=mel, starts=times,
                          seconds=seconds, source_rate=decoded.source_rate,
                          source_channels=decoded.source_channels, bandwidth_hz=bandwidth,
                          loudness_db=loudness, notes=tuple(notes))
