@@ -182,7 +182,7 @@ def pipeline_row(name: str, saved: dict, fold_file: Path, *, run, shift,
     return row
 
 
-def head_variants(tag_dir: Path, classes: list[str]) -> dict:
+def head_variants(tag_dir: Path, classes: list[str], split: dict) -> dict:
     """Test track accuracy of other heads on the frozen musicnn embeddings of this fold
     (rows ``musicnn`` and ``mtt`` must have just run): a track-level head (mean and std
     of the track's snippet embeddings → logistic regression) on MSD, on MTT and on both;
@@ -194,7 +194,11 @@ def head_variants(tag_dir: Path, classes: list[str]) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     from slapp.aggregate import aggregate_tracks
-    from slapp.bundle import load_bundle
+    from slapp.bundle import load_bundle, predict_probs
+
+    for row in ("musicnn", "mtt"):  # the rows' outputs must be this fold's
+        if json.loads((tag_dir / row / "split.json").read_text()) != split:
+            raise SystemExit(f"{tag_dir / row} holds another fold: run the {row} row first")
 
     def arrays(row):
         return tag_dir / row / "out" / "arrays"
@@ -237,9 +241,9 @@ def head_variants(tag_dir: Path, classes: list[str]) -> dict:
     model = fit(np.vstack([emb["both"]["train"], emb["both"]["val"]]),
                 np.concatenate([y["train"], y["val"]]))
     out["snippet_head_both"] = track_accuracy(model.predict_proba(emb["both"]["test"]))
-    x = part("musicnn", "test", "X")
-    probs = [np.asarray(load_bundle(tag_dir / row / "out" / "model").model(x))
-             for row in ("musicnn", "mtt")]
+    x = np.load(arrays("musicnn") / "test_X.npy", mmap_mode="r")
+    probs = [predict_probs(load_bundle(tag_dir / row / "out" / "model").model, x)
+             for row in ("musicnn", "mtt")]  # batches of 64: musicnn's activations are big
     out["average_msd_mtt"] = track_accuracy((probs[0] + probs[1]) / 2)
     return out
 
@@ -373,7 +377,7 @@ def main() -> int:
         if "heads" in rows and "heads" in saved:
             fold["heads"] = saved["heads"]
         elif "heads" in rows:
-            fold["heads"] = head_variants(tag_dir, classes)
+            fold["heads"] = head_variants(tag_dir, classes, split)
             save_fold(fold_file, {**saved, **fold})
         if "mfcc" in rows:
             fold["mfcc"], fold["mfcc_shift"] = mfcc_fold(features, split, classes,
