@@ -369,8 +369,12 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
     workers_spec = next(f for f in dataclasses.fields(PipelineParams)
                         if f.name == "workers").metadata
     workers = _check("workers", raw.get("workers"), workers_spec, base)
+    backbone = backbones.get(sections["model"].backbone)
+    for section, values in backbone.defaults.items():  # where the JSON is silent
+        unset = {k: v for k, v in values.items() if k not in raw.get(section, {})}
+        sections[section] = dataclasses.replace(sections[section], **unset)
     overrides = []
-    for section, values in backbones.get(sections["model"].backbone).fixed_settings.items():
+    for section, values in backbone.fixed_settings.items():
         current = sections[section]
         for key, value in values.items():
             if getattr(current, key) != value:

@@ -32,6 +32,18 @@ def test_backbone_fixes_its_input_settings(tmp_path):
     assert "backbone" not in crnn.feature_settings() and crnn.backbone_overrides == []
 
 
+def test_musicnn_levels_its_input_unless_the_json_says_otherwise():
+    from slapp.params import params_from_dict
+
+    p = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "musicnn-mtt"}})
+    assert (p.audio.trim_silence, p.audio.loudness_db) == (True, -20.0)
+    p = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "musicnn-msd"},
+                          "audio": {"loudness_db": None, "trim_silence": False}})
+    assert (p.audio.trim_silence, p.audio.loudness_db) == (False, None)
+    crnn = params_from_dict({"paths": {"input_dir": "x"}})
+    assert (crnn.audio.trim_silence, crnn.audio.loudness_db) == (False, None)
+
+
 def test_unknown_backbone_is_refused():
     from slapp.errors import ParameterError
     from slapp.params import params_from_dict

@@ -12,6 +12,8 @@ class Backbone:
 
     - ``fixed_settings``: ``{section: {key: value}}`` of ``audio``/``slicing``/``features``/
       ``process`` values the backbone's input needs, whatever the JSON says;
+    - ``defaults``: ``{section: {key: value}}`` used where the JSON does not set the key
+      (what measured best with this backbone; the JSON may say otherwise);
     - ``separate_cache``: whether its features are cached apart from the CRNN's (the
       feature fingerprint then names the backbone);
     - ``augments``: whether the log-mel augmentations of the training feed apply.
@@ -19,6 +21,7 @@ class Backbone:
 
     name: str = ""
     fixed_settings: dict = {}
+    defaults: dict = {}
     separate_cache: bool = True
     augments: bool = False
     summary_note: str = ""
