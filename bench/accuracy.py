@@ -32,8 +32,8 @@ section.key=VALUE`` overrides a parameter of the pipeline rows (CRNN, musicnn) (
 ``--tag``).
 
 Usage: python bench/accuracy.py [--params bench/params_gtzan.json] [--folds 5]
-       [--rows crnn,whole,mfcc] [--work output/accuracy] [--tag default]
-       [--set training.learning_rate=1e-4 ...]
+       [--rows crnn,whole,mfcc,musicnn,mtt,heads] [--only-folds 0 1] [--no-shifts]
+       [--work output/accuracy] [--tag default] [--set training.learning_rate=1e-4 ...]
 """
 
 from __future__ import annotations
