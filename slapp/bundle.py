@@ -94,7 +94,7 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
                          f"reads version {BUNDLE_VERSION}. Retrain it with this version "
                          "(train_crnn.py --retrain).")
     try:
-        params = params_from_dict(info["params"], base=folder)
+        params = params_from_dict(info["params"], base=folder, backbone_defaults=False)
         classes = [str(c) for c in info["classes"]]
         stats = info["normalization"]
     except (KeyError, TypeError, ParameterError) as exc:

@@ -210,6 +210,9 @@ class PipelineParams:
         """The parameters that shape the cached features (JSON-ready)."""
         out = {name: _to_json(dataclasses.asdict(getattr(self, name)))
                for name in ("audio", "slicing", "features")}
+        for key, off in _LEVELLING_OFF.items():  # off: caches made before these keys match
+            if out["audio"][key] == off:
+                del out["audio"][key]
         if self.backbone.separate_cache:  # other input scaling: another cache
             out["backbone"] = self.model.backbone
         return out
@@ -220,6 +223,8 @@ class PipelineParams:
         replaced (its ``fixed_settings``)."""
         return list(self._overrides)
 
+
+_LEVELLING_OFF = {"trim_silence": False, "loudness_db": None}
 
 _SECTIONS = {"paths": PathsParams, "audio": AudioParams, "slicing": SlicingParams,
              "features": FeatureParams, "split": SplitParams, "process": ProcessParams,
@@ -349,9 +354,11 @@ def _build(cls, raw: dict, prefix: str, base: Path):
     return cls(**kwargs)
 
 
-def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = None
-                     ) -> PipelineParams:
-    """Validate a parsed parameters object; relative paths resolve against ``base``."""
+def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = None,
+                     backbone_defaults: bool = True) -> PipelineParams:
+    """Validate a parsed parameters object; relative paths resolve against ``base``.
+    ``backbone_defaults=False`` (a bundle's record) leaves keys it lacks at the plain
+    defaults: a bundle made before a key existed was trained without it."""
     if not isinstance(raw, dict):
         raise ParameterError(
             f"The parameters must be a JSON object of sections. Got {_describe(raw)} instead.")
@@ -370,7 +377,7 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
                         if f.name == "workers").metadata
     workers = _check("workers", raw.get("workers"), workers_spec, base)
     backbone = backbones.get(sections["model"].backbone)
-    for section, values in backbone.defaults.items():  # where the JSON is silent
+    for section, values in (backbone.defaults if backbone_defaults else {}).items():
         unset = {k: v for k, v in values.items() if k not in raw.get(section, {})}
         sections[section] = dataclasses.replace(sections[section], **unset)
     overrides = []

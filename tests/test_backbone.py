@@ -139,3 +139,21 @@ def test_each_musicnn_backbone_loads_its_own_checkpoint():
         kernels[backbone] = model.get_layer("dense").get_weights()[0]
         np.testing.assert_array_equal(kernels[backbone], reader.get_tensor("dense/kernel"))
     assert not np.allclose(kernels["musicnn-msd"], kernels["musicnn-mtt"])
+
+
+def test_old_records_keep_meaning_what_they_meant():
+    """A bundle or cache made before the levelling keys existed: its record lacks them,
+    and it was made without levelling; the default CRNN cache's fingerprint is unchanged."""
+    from slapp.cache import fingerprint
+    from slapp.params import params_from_dict
+
+    old = {"paths": {"input_dir": "x"}, "model": {"backbone": "musicnn-msd"}}
+    p = params_from_dict(old, backbone_defaults=False)
+    assert (p.audio.trim_silence, p.audio.loudness_db) == (False, None)
+    crnn = params_from_dict({"paths": {"input_dir": "x"}}).feature_settings()
+    assert "trim_silence" not in crnn["audio"] and "loudness_db" not in crnn["audio"]
+    assert fingerprint(crnn) == "37e9691893923865"  # what slapp wrote before these keys
+    levelled = params_from_dict({"paths": {"input_dir": "x"},
+                                 "audio": {"loudness_db": -20}}).feature_settings()
+    assert levelled["audio"]["loudness_db"] == -20.0 and fingerprint(levelled) != \
+        fingerprint(crnn)
