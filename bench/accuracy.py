@@ -43,6 +43,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -146,10 +147,11 @@ def mfcc_fold(features: dict, split: dict, classes: list[str], shifted: dict
     return clean, (out if shifted else {})
 
 
-def shift_accuracies(model_dir: Path, split: dict, files: dict, classes: list[str]) -> dict:
+def shift_accuracies(model_dir: Path, split: dict, files: dict, classes: list[str],
+                     hops: tuple[float, ...] = ()) -> dict:
     """Track accuracy of the bundle in ``model_dir`` on the fold's test tracks, as
     ``predict_track.py`` labels them (hop 1 s, sum), per ``files`` variant (clean and each
-    shift)."""
+    shift), and on the clean tracks at each other hop of ``hops`` (``"hop 2s"``...)."""
     from slapp.bundle import load_bundle
     from slapp.predict import predict_tracks
 
@@ -160,6 +162,11 @@ def shift_accuracies(model_dir: Path, split: dict, files: dict, classes: list[st
         report = predict_tracks([str(by_key[key]) for _, key in test], bundle=bundle,
                                 progress=False)
         out[variant] = sum(r.label == c for r, (c, _) in zip(report.results, test)) / len(test)
+    for hop in hops:
+        report = predict_tracks([str(files["clean"][key]) for _, key in test], bundle=bundle,
+                                hop_seconds=hop, progress=False)
+        out[f"hop {hop:g}s"] = sum(r.label == c for r, (c, _) in zip(report.results, test)
+                                   ) / len(test)
     return out
 
 
@@ -178,6 +185,9 @@ def pipeline_row(name: str, saved: dict, fold_file: Path, *, run, shift,
     if "confusion" in extra:
         row["confusion"] = ev["test"]["track"]["confusion"]
     row[f"{name}_shift"] = shift(Path(ev["_model_dir"]), ev["_split"])
+    keep = fold_file.parent / name / f"model-{fold_file.stem}"  # for later predict studies
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(ev["_model_dir"], keep)
     save_fold(fold_file, {**saved, **row})
     return row
 
@@ -260,7 +270,7 @@ def shift_table(results: dict) -> list[str]:
             lines = ["| row | " + " | ".join(variants) + " | worst drop |",
                      "| --- |" + " --- |" * (len(variants) + 1)]
         means = {v: statistics.mean(f[v] for f in per_fold) for v in variants}
-        worst = max(variants[1:], key=lambda v: means["clean"] - means[v])
+        worst = max(variants[1:] or variants, key=lambda v: means["clean"] - means[v])
         lines.append(f"| {name} | " + " | ".join(ms([f[v] for f in per_fold])
                                                   for v in variants)
                      + f" | {means['clean'] - means[worst]:+.3f} ({worst}) |")
@@ -293,10 +303,14 @@ def main() -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a CRNN parameter (JSON value)")
     parser.add_argument("--fresh", action="store_true", help="ignore saved folds")
+    parser.add_argument("--hops", default="",
+                        help="also label the clean test tracks at these predict hops "
+                             "(comma-separated seconds, e.g. 2,3)")
     parser.add_argument("--no-shifts", action="store_true",
                         help="skip the domain-shift evaluation (bench/domain_shift.py)")
     args = parser.parse_args()
     rows = args.rows.split(",")
+    hops = tuple(float(h) for h in args.hops.split(",") if h)
     work = Path(args.work)
     overrides: dict = {}
     for item in args.sets:
@@ -332,7 +346,7 @@ def main() -> int:
              **shifted}
 
     def shift_eval(model_dir: Path, split: dict) -> dict:
-        return shift_accuracies(model_dir, split, files, classes)
+        return shift_accuracies(model_dir, split, files, classes, hops)
 
     features, mfcc_shifted = None, {}
     if "mfcc" in rows:
@@ -398,8 +412,10 @@ def main() -> int:
                       flush=True)
     save_fold(out_file, results)
     sets = "".join(f" --set {item}" for item in args.sets)
+    extra = (" --no-shifts" if args.no_shifts else "") + (f" --hops {args.hops}"
+                                                           if args.hops else "")
     print(f"command: python bench/accuracy.py --params {args.params} --folds {args.folds} "
-          f"--rows {args.rows} --tag {args.tag}{sets}")
+          f"--rows {args.rows} --tag {args.tag}{sets}{extra}")
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores; "
           f"{len(results['per_fold'])} folds, {time.monotonic() - started:.0f} s")
     print("| model | test accuracy (mean ± sd over folds) |")

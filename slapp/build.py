@@ -145,7 +145,8 @@ def _warm_up(params: PipelineParams) -> None:
 
     from .backbones import snippet_features
 
-    snippet_features(np.zeros((1, params.snippet_samples), np.float32), params)
+    snippet_features(np.zeros(params.snippet_samples, np.float32), np.zeros(1, np.int64),
+                     params)
 
 
 def _run_tracks(tasks: list[tuple[str, Path]], params: PipelineParams, layout: BuildLayout,

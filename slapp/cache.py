@@ -26,8 +26,15 @@ def fingerprint(settings: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+FRAMING = "track"  # snippets cut in frame space from one spectrogram per track
+OLD_FRAMING = ("snippets made by an older slapp (one spectrogram per snippet; now one per "
+               "track, snippets cut from it)")
+
+
 def changed_settings(old: dict, new: dict, prefix: str = "") -> list[str]:
     """``["features.n_mels: 100 -> 128", ...]`` for every leaf that differs."""
+    if not prefix and old and "framing" not in old and "framing" in new:
+        return [OLD_FRAMING] + changed_settings({**old, "framing": new["framing"]}, new)
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)

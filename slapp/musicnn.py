@@ -90,8 +90,12 @@ def musicnn_mel(snippets: np.ndarray) -> np.ndarray:
 
     power = mel_power(snippets, sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
                       n_mels=N_MELS)
-    out = np.log10(10000.0 * power + 1.0)
-    return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float32)
+    return compress(power.transpose(0, 2, 1))
+
+
+def compress(power: np.ndarray) -> np.ndarray:
+    """musicnn's compression ``log10(10000 · power + 1)``, float32, same shape."""
+    return np.ascontiguousarray(np.log10(10000.0 * power + 1.0), dtype=np.float32)
 
 
 def build_backbone(n_frames: int = N_FRAMES, *, name: str = "musicnn_msd"):

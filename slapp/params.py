@@ -215,6 +215,7 @@ class PipelineParams:
                 del out["audio"][key]
         if self.backbone.separate_cache:  # other input scaling: another cache
             out["backbone"] = self.model.backbone
+        out["framing"] = "track"  # cache.FRAMING: caches cut per snippet do not match
         return out
 
     @property

@@ -42,7 +42,7 @@ from .backbones import snippet_features
 from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .normalization import apply
 from .params import PipelineParams
-from .slicing import cut_snippets, track_starts
+from .slicing import track_starts
 from .track import check_waveform
 
 logger = logging.getLogger(__name__)
@@ -175,18 +175,21 @@ class Predictor:
         rate = p.audio.sample_rate
         starts = track_starts(len(y), snippet_samples=p.snippet_samples,
                               hop_samples=max(1, int(round(self.hop_seconds * rate))))
-        probs = []
+        probs, used = [], []
         for i in range(0, len(starts), self.batch_size):
-            x = apply(self.features(y, starts[i:i + self.batch_size]), self.bundle.stats)
-            probs.append(np.asarray(self.bundle.model(x, training=False), np.float32))
-        return starts / rate, np.concatenate(probs)
+            x, first = self.features(y, starts[i:i + self.batch_size])
+            probs.append(np.asarray(self.bundle.model(apply(x, self.bundle.stats),
+                                                      training=False), np.float32))
+            used.append(first)
+        return np.concatenate(used) / rate, np.concatenate(probs)
 
-    def features(self, y: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    def features(self, y: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The snippets of ``y`` starting at ``starts`` (samples) as the build caches them:
-        ``(n, n_frames, n_mels)`` in the build's dtype, before normalisation."""
+        ``(n, n_frames, n_mels)`` in the build's dtype, before normalisation, and their
+        starts moved to whole frames (samples)."""
         p = self.params
-        chunk = cut_snippets(y, starts, snippet_samples=p.snippet_samples)
-        return snippet_features(chunk, p).astype(p.features.dtype, copy=False)
+        x, first = snippet_features(y, starts, p)
+        return x.astype(p.features.dtype, copy=False), first
 
     def label(self, name: str, decoded) -> TrackResult:
         p = self.params

@@ -13,7 +13,7 @@ from .errors import AudioError
 from .backbones import snippet_features
 from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .params import PipelineParams
-from .slicing import cut_snippets, select_snippets, snippet_starts
+from .slicing import select_snippets, snippet_starts
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,7 @@ def extract_track(path: str | os.PathLike, params: PipelineParams, *, key: str
                             hop_samples=params.hop_samples)
     chosen = select_snippets(len(starts), max_snippets=s.max_snippets_per_track,
                              selection=s.selection, rng=track_rng(s.seed, key))
-    starts = starts[chosen]
-    snippets = cut_snippets(y, starts, snippet_samples=params.snippet_samples)
-    mel = snippet_features(snippets, params)
+    mel, starts = snippet_features(y, starts[chosen], params)
     times = ((starts + offset) / a.sample_rate).astype(np.float32)  # in the file
     return TrackFeatures(mel=mel, starts=times,
                          seconds=seconds, source_rate=decoded.source_rate,

@@ -62,6 +62,51 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     waveform, offset = prepare_waveform(predictor.decode(path).y, params.audio)
     assert 15000 <= offset <= 16000  # the leading second of silence, in 50 ms blocks
     starts = np.round(built.starts * 16000).astype(np.int64) - offset
-    mine = predictor.features(waveform, starts)
+    mine, first = predictor.features(waveform, starts)
+    np.testing.assert_array_equal(first, starts)  # starts were already on whole frames
     assert mine.dtype == np.float16
     np.testing.assert_array_equal(mine, built.mel.astype(np.float16))
+
+
+def test_snippets_cut_from_one_spectrogram_match_their_own_away_from_the_edges():
+    """Frame-space snippets equal a per-snippet STFT except in the frames whose window
+    reaches past the snippet (there the track's real neighbouring audio is used instead
+    of zeros); any start is moved back to a whole frame."""
+    from slapp.features import frame_starts, snippet_mel_power
+
+    y = tone(10.0, sr=22050, seed=4)[:, 0]
+    starts = np.array([0, 22050, 44100, 150000])
+    first = frame_starts(starts, hop_length=512)
+    np.testing.assert_array_equal(first, [0, 43, 86, 292])
+    power = snippet_mel_power(y, first, n_frames=130, snippet_samples=66150,
+                              sample_rate=22050, n_fft=2048, hop_length=512, n_mels=100)
+    own = log_mel(np.stack([y[f * 512:f * 512 + 66150] for f in first]), **KW)
+    db = 10 * np.log10(np.maximum(power, 1e-10))
+    np.testing.assert_allclose(db[:, 2:-2], own[:, 2:-2], atol=2e-3)
+    np.testing.assert_allclose(db[0, :-2], own[0, :-2], atol=2e-3)  # the track's own start
+    assert np.abs(db[1, :2] - own[1, :2]).max() > 0.1  # a snippet's left edge: real audio
+
+
+def test_a_frame_has_one_value_whichever_snippets_ask_for_it():
+    """Blocks are a fixed grid: the same frame computed for predict's 1 s hop and for the
+    build's chosen snippets is bit for bit the same, across block boundaries too."""
+    from slapp.features import BLOCK_FRAMES, snippet_mel_power
+
+    y = tone(40.0, sr=22050, seed=5)[:, 0]
+    kw = dict(n_frames=130, snippet_samples=66150, sample_rate=22050, n_fft=2048,
+              hop_length=512, n_mels=100)
+    every = snippet_mel_power(y, np.arange(0, 1600, 43), **kw)
+    some = snippet_mel_power(y, np.array([43 * 23]), **kw)  # straddles frame 1024
+    assert 43 * 23 < BLOCK_FRAMES < 43 * 23 + 130
+    np.testing.assert_array_equal(some[0], every[23])
+
+
+def test_a_short_track_is_one_zero_padded_snippet():
+    from slapp.features import snippet_mel_power
+
+    y = tone(1.5, sr=22050, seed=6)[:, 0]
+    power = snippet_mel_power(y, np.array([0]), n_frames=130, snippet_samples=66150,
+                              sample_rate=22050, n_fft=2048, hop_length=512, n_mels=100)
+    own = log_mel(np.pad(y, (0, 66150 - len(y)))[None], **KW)
+    np.testing.assert_allclose(10 * np.log10(np.maximum(power, 1e-10)), own, atol=2e-3)
+    np.testing.assert_allclose(own[0, -20:], -100.0, atol=1e-4)  # the padding: silence

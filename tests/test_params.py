@@ -106,5 +106,5 @@ def test_missing_file(tmp_path):
 def test_feature_settings_cover_what_shapes_features():
     p = params_from_dict(base())
     s = p.feature_settings()
-    assert set(s) == {"audio", "slicing", "features"}
+    assert set(s) == {"audio", "slicing", "features", "framing"} and s["framing"] == "track"
     assert s["features"]["n_mels"] == 100 and s["features"]["fmax"] is None

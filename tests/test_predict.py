@@ -49,8 +49,9 @@ def test_labels_files_and_folders_with_csv_json_and_timeline(trained, tmp_path, 
     track = data["tracks"][0]
     assert data["classes"] == ["bass", "mid", "treble"]
     starts = [row["start"] for row in track["timeline"]]
-    # 3.25 s at hop 0.25 with 1 s snippets: 0, 0.25 ... 2.25, plus one ending at 3.25
-    assert starts[:3] == [0.0, 0.25, 0.5] and starts[-1] == pytest.approx(2.25)
+    # 3.25 s at hop 0.25 with 1 s snippets: 0, 0.25 ... 2.25, plus one ending at 3.25 —
+    # each moved back to a whole 128-sample frame at 8 kHz (0.25 s -> 15 frames = 0.24 s)
+    assert starts[:3] == [0.0, 0.24, 0.496] and starts[-1] == pytest.approx(2.24)
     assert track["snippets"] == len(starts)
 
 

@@ -33,15 +33,30 @@ def get(name: str) -> Backbone:
     return import_module(f"{__name__}.{MODULES[name]}").BACKBONE
 
 
-def snippet_features(snippets: np.ndarray, params) -> np.ndarray:
-    """The model input of each snippet as ``params`` (a
-    :class:`~slapp.params.PipelineParams`) defines it; build and predict both call this.
+def snippet_features(y: np.ndarray, sample_starts: np.ndarray, params
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The model input of the snippets of ``y`` that start at ``sample_starts`` as
+    ``params`` (a :class:`~slapp.params.PipelineParams`) defines it; build and predict both
+    call this. Snippets start on whole frames: each start is moved back to the frame at or
+    before it.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n_samples,)], float32 waveform at ``params.audio.sample_rate``.
+    sample_starts : np.ndarray [shape=(n_snippets,)], int, sorted.
 
     Returns
     -------
-    np.ndarray [shape=(n_snippets, params.n_frames, params.features.n_mels)], float32.
+    features : np.ndarray [shape=(n_snippets, params.n_frames, params.features.n_mels)],
+        float32.
+    starts : np.ndarray [shape=(n_snippets,)], int64 start of each snippet in samples
+        (a whole number of ``params.features.hop_length``).
     """
-    return get(params.model.backbone).features(snippets, params)
+    from ..features import frame_starts
+
+    hop = params.features.hop_length
+    first = frame_starts(sample_starts, hop_length=hop)
+    return get(params.model.backbone).features(y, first, params), first * hop
 
 
 __all__ = ["Backbone", "MODULES", "NAMES", "get", "snippet_features"]

@@ -34,10 +34,25 @@ class Backbone:
         """Spectrogram frames per snippet."""
         raise NotImplementedError
 
-    def features(self, snippets: np.ndarray, params) -> np.ndarray:
-        """``(n_snippets, n_samples)`` waveform → ``(n_snippets, n_frames, n_mels)``
-        float32 model input."""
+    def compress(self, power: np.ndarray, params) -> np.ndarray:
+        """Mel power ``(n_snippets, n_frames, n_mels)`` → the model input, same shape,
+        float32."""
         raise NotImplementedError
+
+    def features(self, y: np.ndarray, first_frames: np.ndarray, params) -> np.ndarray:
+        """The model input of the snippets of ``y`` ``(n_samples,)`` that start on frames
+        ``first_frames`` ``(n_snippets,)``, cut from one mel spectrogram of the track
+        (:func:`slapp.features.snippet_mel_power`, ``params.features`` settings):
+        ``(n_snippets, n_frames, n_mels)`` float32."""
+        from ..features import snippet_mel_power
+
+        f = params.features
+        power = snippet_mel_power(
+            y, first_frames, n_frames=self.n_frames(params),
+            snippet_samples=params.snippet_samples, sample_rate=params.audio.sample_rate,
+            n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin,
+            fmax=f.fmax)
+        return self.compress(power, params)
 
     def build_trainable(self, params, n_classes: int):
         """The Keras model stage 3 fits (on :meth:`training_inputs`)."""

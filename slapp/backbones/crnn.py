@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..errors import ParameterError
-from ..features import log_mel, n_frames
+from ..features import n_frames, power_to_db
 from .base import Backbone
 
 
@@ -36,11 +36,9 @@ class CRNN(Backbone):
     def n_frames(self, params) -> int:
         return n_frames(params.snippet_samples, hop_length=params.features.hop_length)
 
-    def features(self, snippets: np.ndarray, params) -> np.ndarray:
+    def compress(self, power: np.ndarray, params) -> np.ndarray:
         f = params.features
-        return log_mel(snippets, sample_rate=params.audio.sample_rate, n_fft=f.n_fft,
-                       hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax,
-                       reference=f.log_reference, amin=f.log_amin)
+        return power_to_db(power, reference=f.log_reference, amin=f.log_amin)
 
     def build_trainable(self, params, n_classes: int):
         return build_crnn(params.n_frames, params.features.n_mels, n_classes, params.model)

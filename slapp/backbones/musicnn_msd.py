@@ -43,8 +43,8 @@ class Musicnn(Backbone):
     def n_frames(self, params) -> int:
         return musicnn.N_FRAMES
 
-    def features(self, snippets: np.ndarray, params) -> np.ndarray:
-        return np.ascontiguousarray(musicnn.musicnn_mel(snippets)[:, :musicnn.N_FRAMES])
+    def compress(self, power: np.ndarray, params) -> np.ndarray:
+        return musicnn.compress(power)
 
     @staticmethod
     def layer(params) -> str:
