@@ -1,33 +1,39 @@
 #!/usr/bin/env python3
-"""Benchmark predict_track.py's labelling against a bare floor, on 3-minute tracks.
+"""Benchmark predict_track.py against the model's own cost, on 3-minute tracks.
 
 Tracks: 3-minute 44.1 kHz stereo MP3s made by concatenating gtzan-mini clips (as users'
-files are), written once to a temporary folder.
+files are), written once to a work folder.
 
-floor : with the model loaded, per track: decode (soundfile) + mono + resample to the
-        bundle's rate, log-mel of every snippet (hop 1 s) in one call, normalise, one
-        batched ``model.predict`` — nothing else (no checks, no aggregation, no output).
-slapp : ``slapp.predict.predict_tracks`` on the same folder with the same loaded bundle
-        (what predict_track.py runs after loading the model): checks, snippet batches,
-        background decoding of the next track, aggregation, the result table.
+model-only floors : the bundle's network on each track's snippet batch (hop 1 s), the
+        features computed beforehand — nothing else. Several ways of calling it:
+        eager ``model(x)`` per batch of 64 (slapp before #15), ``model.predict``, and
+        :class:`slapp.inference.Scorer` (one traced function, fixed batch of 64) plain,
+        with XLA (``jit``) and with oneDNN bfloat16 (run in a subprocess: the option is
+        process-wide).
+slapp : ``slapp.predict.predict_tracks`` on the folder with the loaded bundle (what
+        predict_track.py runs after loading): decode, checks, levelling, features,
+        network, aggregation, the table; the next track is prepared in a background
+        thread while the network runs.
+stages : one track's decode (+ resampling) and features, alone.
+cold start : ``predict_track.py --quiet --model M one.mp3`` as a new process (median of 3),
+        and where its time goes (imports, bundle load, first track).
 
-Both run in the same process, alternating, each timed ``--repeat`` times (median). Prints
-tracks/s, the ratio slapp/floor (target >= 0.8) and the latency of one 3-minute track
-after the model is loaded (goal < 1 s on 2 cores).
+Each figure is the median of ``--repeat`` runs in this process, alternating. Prints the
+ratios slapp / floor (goal <= 1.15), the per-track time (goal <= 1.0 s on 2 cores), the
+cold start (goal <= 6 s), and how far bfloat16 moves the probabilities and labels.
 
-Needs a model bundle: train one first (e.g. the gtzan-mini parameters in
-bench/params_gtzan.json: build_dataset.py, process_dataset.py, train_crnn.py with
-``--params bench/params_gtzan.json``).
-
-Usage: python bench/predict_speed.py [--model output/gtzan-mini/model] [--tracks 8]
+Usage: python bench/predict_speed.py --model output/accuracy/framing/crnn/model-fold-0
+       [--tracks 8] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,28 +68,64 @@ def make_tracks(data: Path, folder: Path, n: int) -> list[Path]:
     return out
 
 
-def floor_run(bundle, tracks: list[Path]) -> float:
-    import soundfile as sf
-
-    from slapp.audio import resample
-    from slapp.features import log_mel
-    from slapp.normalization import apply
-    from slapp.predict import track_starts
-    from slapp.slicing import cut_snippets
-
-    p, f = bundle.params, bundle.params.features
-    rate = p.audio.sample_rate
+def timed(fn) -> float:
     start = time.perf_counter()
-    for path in tracks:
-        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        y = resample(y.mean(axis=1), orig_sr=sr, target_sr=rate)
-        starts = track_starts(len(y), snippet_samples=p.snippet_samples, hop_samples=rate)
-        mel = log_mel(cut_snippets(y, starts, snippet_samples=p.snippet_samples),
-                      sample_rate=rate, n_fft=f.n_fft, hop_length=f.hop_length,
-                      n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax, reference=f.log_reference,
-                      amin=f.log_amin)
-        bundle.model.predict(apply(mel, bundle.stats), batch_size=64, verbose=0)
+    fn()
     return time.perf_counter() - start
+
+
+def inputs_of(predictor, tracks):
+    return [predictor.prepare(path).x for path in tracks]
+
+
+def eager(model, x, batch=64):
+    import numpy as np
+
+    for i in range(0, len(x), batch):
+        np.asarray(model(x[i:i + batch], training=False))
+
+
+def floors(bundle, xs, repeat: int) -> dict[str, float]:
+    """Seconds for all tracks per way of calling the network (median of ``repeat``)."""
+    from slapp.inference import Scorer
+
+    ways = {"eager model(x), batch 64": lambda x: eager(bundle.model, x),
+            "model.predict": lambda x: bundle.model.predict(x, batch_size=64, verbose=0)}
+    plain, jit = Scorer(bundle.model), Scorer(bundle.model, jit=True)
+    ways["Scorer (traced once, batch 64)"] = plain
+    ways["Scorer + XLA"] = jit
+    for fn in ways.values():  # tracing and compiling are not the floor
+        fn(xs[0])
+    times = {name: [] for name in ways}
+    for _ in range(repeat):
+        for name, fn in ways.items():
+            times[name].append(timed(lambda: [fn(x) for x in xs]))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bf16_child(model_dir: str, tracks: list[str], repeat: int, out: str) -> None:
+    """In its own process: the bfloat16 floor, and its probabilities beside float32's."""
+    import numpy as np
+
+    from slapp.bundle import load_bundle
+    from slapp.inference import Scorer
+    from slapp.predict import Predictor
+
+    bundle = load_bundle(model_dir)
+    predictor = Predictor(bundle)
+    xs = inputs_of(predictor, [Path(t) for t in tracks])
+    full = [Scorer(bundle.model)(x) for x in xs]
+    scorer = Scorer(bundle.model, bfloat16=True)
+    scorer(xs[0])
+    seconds = statistics.median(timed(lambda: [scorer(x) for x in xs]) for _ in range(repeat))
+    half = [scorer(x) for x in xs]
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(full, half))
+    snippets = sum(int((a.argmax(1) != b.argmax(1)).sum()) for a, b in zip(full, half))
+    tracks_changed = sum(int(a.sum(0).argmax() != b.sum(0).argmax()) for a, b in zip(full, half))
+    Path(out).write_text(json.dumps({"seconds": seconds, "max_diff": diff,
+                                     "snippets_changed": snippets,
+                                     "snippets": sum(len(a) for a in full),
+                                     "tracks_changed": tracks_changed}))
 
 
 def slapp_run(bundle, paths: list[str]) -> float:
@@ -96,41 +138,106 @@ def slapp_run(bundle, paths: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def stages(bundle, path: Path, repeat: int) -> dict[str, float]:
+    from slapp.levels import prepare_waveform
+    from slapp.predict import Predictor
+    from slapp.slicing import track_starts
+
+    predictor = Predictor(bundle)
+    p = bundle.params
+    decode = statistics.median(timed(lambda: predictor.decode(path)) for _ in range(repeat))
+    y, _ = prepare_waveform(predictor.decode(path).y, p.audio)
+    starts = track_starts(len(y), snippet_samples=p.snippet_samples,
+                          hop_samples=p.audio.sample_rate)
+    feats = statistics.median(timed(lambda: predictor.features(y, starts))
+                              for _ in range(repeat))
+    return {"decode + resample": decode, "features (one spectrogram)": feats}
+
+
+COLD = r"""
+import time, sys
+t0 = time.perf_counter()
+from slapp.predict import predict_tracks
+from slapp.bundle import load_bundle
+t1 = time.perf_counter()
+bundle = load_bundle(sys.argv[1])
+t2 = time.perf_counter()
+predict_tracks([sys.argv[2]], bundle=bundle, progress=False)
+t3 = time.perf_counter()
+print(f"{t1 - t0:.2f} {t2 - t1:.2f} {t3 - t2:.2f}")
+"""
+
+
+def cold_start(model_dir: str, track: Path) -> tuple[float, list[float]]:
+    """Median wall of the script as a new process, and (imports, load, first track)."""
+    walls, parts = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "predict_track.py"), "--quiet", "--model",
+                        model_dir, str(track)], check=True, capture_output=True, cwd=ROOT)
+        walls.append(time.perf_counter() - start)
+        out = subprocess.run([sys.executable, "-c", COLD, model_dir, str(track)], check=True,
+                             capture_output=True, text=True, cwd=ROOT).stdout
+        parts.append([float(v) for v in out.split()])
+    return statistics.median(walls), [statistics.median(p[i] for p in parts) for i in range(3)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "output" / "gtzan-mini" / "model"))
+    parser.add_argument("--model", default=str(ROOT / "output" / "accuracy" / "framing" /
+                                               "crnn" / "model-fold-0"))
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "gtzan-mini"))
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "slapp-bench-3min"))
+    parser.add_argument("--bf16-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bf16_child:
+        bf16_child(args.model, json.loads(args.bf16_child[0]), args.repeat,
+                   args.bf16_child[1])
+        return 0
 
     from slapp.bundle import load_bundle
+    from slapp.predict import Predictor
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     tracks = make_tracks(Path(args.data), work, args.tracks)
-    bundle = load_bundle(args.model)
-    slapp_run(bundle, [str(tracks[0])]), floor_run(bundle, tracks[:1])  # warm-up
-    times = {"floor": [], "slapp": []}
-    for _ in range(args.repeat):
-        times["floor"].append(floor_run(bundle, tracks))
-        times["slapp"].append(slapp_run(bundle, [str(work)]))
-    latency = statistics.median(slapp_run(bundle, [str(tracks[1])]) for _ in range(3))
-    floor_s, slapp_s = statistics.median(times["floor"]), statistics.median(times["slapp"])
     n = len(tracks)
+    bundle = load_bundle(args.model)
+    xs = inputs_of(Predictor(bundle), tracks)
+    slapp_run(bundle, [str(tracks[0])])  # warm-up
+    floor = floors(bundle, xs, args.repeat)
+    slapp_s = statistics.median(slapp_run(bundle, [str(work)]) for _ in range(args.repeat))
+    one = stages(bundle, tracks[0], args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bf16.json"
+        subprocess.run([sys.executable, __file__, "--model", args.model, "--repeat",
+                        str(args.repeat), "--bf16-child", json.dumps([str(t) for t in tracks]),
+                        str(out)], check=True, cwd=ROOT)
+        bf16 = json.loads(out.read_text())
+    cold, (imports, load, first) = cold_start(args.model, tracks[1])
+
     print(f"command: python bench/predict_speed.py --model {args.model} --tracks {n} "
           f"--repeat {args.repeat}")
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
           f"python {platform.python_version()}")
-    print(f"tracks: {n} x 180 s, 44.1 kHz stereo MP3; bundle {args.model} "
-          f"({bundle.model.count_params()} parameters)")
-    print(f"floor (decode + features + one predict per track): {n / floor_s:.2f} tracks/s "
-          f"({floor_s:.2f} s)")
-    print(f"slapp (predict_tracks, model loaded):              {n / slapp_s:.2f} tracks/s "
-          f"({slapp_s:.2f} s)")
-    print(f"ratio slapp/floor: {floor_s / slapp_s:.2f} (target >= 0.8)")
-    print(f"latency of one 3-minute track, model loaded: {latency:.2f} s (goal < 1 s)")
+    print(f"tracks: {n} x 180 s, 44.1 kHz stereo MP3, {len(xs[0])} snippets each (hop 1 s); "
+          f"bundle {args.model} ({bundle.model.count_params()} parameters)")
+    print("model-only floors (network on the track's snippets, features ready), per track:")
+    for name, seconds in floor.items():
+        print(f"  {name:34s} {seconds / n:.3f} s")
+    print(f"  {'Scorer + bfloat16 (oneDNN)':34s} {bf16['seconds'] / n:.3f} s; vs float32: "
+          f"max |Δp| {bf16['max_diff']:.4f}, {bf16['snippets_changed']}/{bf16['snippets']} "
+          f"snippet labels and {bf16['tracks_changed']}/{n} track labels changed")
+    print("one track's stages alone: " + ", ".join(f"{k} {v:.3f} s" for k, v in one.items()))
+    best = floor["Scorer (traced once, batch 64)"]
+    print(f"slapp predict_tracks, model loaded: {slapp_s / n:.3f} s per track "
+          f"({n / slapp_s:.2f} tracks/s; goal <= 1.0 s)")
+    print(f"ratio slapp / model-only floor (Scorer): {slapp_s / best:.2f} (goal <= 1.15)")
+    print(f"cold start, predict_track.py on one track as a new process: {cold:.1f} s "
+          f"(goal <= 6 s): imports {imports:.1f} s, bundle load {load:.1f} s, "
+          f"first track {first:.1f} s")
     return 0
 
 

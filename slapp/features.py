@@ -82,13 +82,55 @@ def padded_length(n_samples: int, snippet_samples: int) -> int:
     return max(n_samples, snippet_samples)
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
-               fmax: float | None) -> np.ndarray:
-    import librosa
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_part = hz >= 1000.0
+    return np.where(log_part, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0)
+                    / (np.log(6.4) / 27.0), mel)
 
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                               fmax=fmax).astype(np.float32)
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)),
+                    (200.0 / 3) * mel)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+              fmax: float | None = None) -> np.ndarray:
+    """Triangular Slaney-normalised mel filters ``(n_mels, 1 + n_fft // 2)`` float32, as
+    ``librosa.filters.mel`` makes them (a test compares the two); computed here so that
+    prediction does not import librosa's scipy stack (a second of cold start)."""
+    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
+    fft_hz = np.linspace(0.0, sample_rate / 2.0, 1 + n_fft // 2)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window (librosa's and scipy's ``get_window('hann', n_fft)``)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+def stft_power(segment: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """Power spectrum ``(n_frames, 1 + n_fft // 2)`` float32 of the Hann-windowed frames
+    ``segment[t·hop : t·hop + n_fft]`` (no centring: the caller pads)."""
+    n = 1 + (len(segment) - n_fft) // hop_length
+    frames = np.lib.stride_tricks.as_strided(
+        segment, shape=(n, n_fft), strides=(segment.strides[0] * hop_length,
+                                            segment.strides[0]), writeable=False)
+    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)
+    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32, copy=False)
 
 
 def _block_power(y: np.ndarray, first: int, stop: int, *, n_samples: int, sample_rate: int,
@@ -96,18 +138,14 @@ def _block_power(y: np.ndarray, first: int, stop: int, *, n_samples: int, sample
                  fmax: float | None) -> np.ndarray:
     """Mel power ``(stop - first, n_mels)`` of frames ``first..stop-1`` of the centred,
     zero-padded STFT of ``y`` treated as ``n_samples`` long."""
-    import librosa
-
     lo = first * hop_length - n_fft // 2
     hi = (stop - 1) * hop_length - n_fft // 2 + n_fft
     segment = np.zeros(hi - lo, np.float32)
     a, b = max(lo, 0), min(hi, len(y), n_samples)
     if b > a:
         segment[a - lo:b - lo] = y[a:b]
-    spec = librosa.stft(segment, n_fft=n_fft, hop_length=hop_length, center=False)
-    power = spec.real ** 2 + spec.imag ** 2
-    basis = _mel_basis(sample_rate, n_fft, n_mels, float(fmin), fmax)
-    return (power.T @ basis.T).astype(np.float32, copy=False)
+    power = stft_power(segment, n_fft=n_fft, hop_length=hop_length)
+    return power @ mel_basis(sample_rate, n_fft, n_mels, float(fmin), fmax).T
 
 
 def snippet_mel_power(y: np.ndarray, first_frames: np.ndarray, *, n_frames: int,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -38,6 +39,7 @@ from .audio import AUDIO_EXTENSIONS, decode
 from .bundle import Bundle, load_bundle
 from .coverage import range_notes
 from .errors import AudioError, StageError
+from .inference import Scorer
 from .backbones import snippet_features
 from .levels import bandwidth_hz, loudness_db, prepare_waveform
 from .normalization import apply
@@ -148,6 +150,17 @@ def find_inputs(paths: list[str]) -> list[tuple[str, Path | None, str | None]]:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """One track ready for the network (the work done in the background thread)."""
+
+    seconds: float
+    notes: tuple[str, ...]
+    unlike: tuple[str, ...]  # how the audio lies outside what the model was trained on
+    starts: np.ndarray    # (n,) snippet starts in seconds in the file
+    x: np.ndarray         # (n, n_frames, n_mels) normalised model input, float32
+
+
+@dataclass(frozen=True)
 class Predictor:
     """The bundle's model and settings, and the per-run options."""
 
@@ -162,6 +175,10 @@ class Predictor:
     def params(self) -> PipelineParams:
         return self.bundle.params
 
+    @functools.cached_property
+    def scorer(self) -> Scorer:
+        return Scorer(self.bundle.model, batch_size=self.batch_size)
+
     def decode(self, path: Path):
         a = self.params.audio
         decoded = decode(path, sample_rate=a.sample_rate, mixdown=a.mixdown)
@@ -169,19 +186,27 @@ class Predictor:
                        silence_threshold_db=a.silence_threshold_db)
         return decoded
 
-    def probabilities(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(starts in s (n,), probabilities (n, n_classes))`` of a mono waveform."""
+    def prepare(self, path: Path) -> Prepared:
+        """Decode, check, profile and level ``path``, and compute every snippet's model
+        input (everything but the network; runs in the background thread)."""
         p = self.params
         rate = p.audio.sample_rate
+        decoded = self.decode(path)
+        seconds = len(decoded.y) / rate
+        notes = ((f"{seconds:.2f} s is shorter than one snippet: zero-padded",)
+                 if seconds < p.slicing.snippet_seconds else ())
+        unlike = range_notes(
+            bandwidth_hz=bandwidth_hz(decoded.y, sample_rate=rate),
+            loudness_db=loudness_db(decoded.y, sample_rate=rate),
+            trained=self.bundle.info.get("training_audio"), params=p)
+        y, offset = prepare_waveform(decoded.y, p.audio)
+        del decoded
         starts = track_starts(len(y), snippet_samples=p.snippet_samples,
                               hop_samples=max(1, int(round(self.hop_seconds * rate))))
-        probs, used = [], []
-        for i in range(0, len(starts), self.batch_size):
-            x, first = self.features(y, starts[i:i + self.batch_size])
-            probs.append(np.asarray(self.bundle.model(apply(x, self.bundle.stats),
-                                                      training=False), np.float32))
-            used.append(first)
-        return np.concatenate(used) / rate, np.concatenate(probs)
+        x, first = self.features(y, starts)
+        x = apply(x, self.bundle.stats).astype(np.float32, copy=False)
+        return Prepared(seconds=seconds, notes=notes, unlike=tuple(unlike), x=x,
+                        starts=(first + offset) / rate)
 
     def features(self, y: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The snippets of ``y`` starting at ``starts`` (samples) as the build caches them:
@@ -191,32 +216,22 @@ class Predictor:
         x, first = snippet_features(y, starts, p)
         return x.astype(p.features.dtype, copy=False), first
 
-    def label(self, name: str, decoded) -> TrackResult:
-        p = self.params
-        rate = p.audio.sample_rate
-        seconds = len(decoded.y) / rate
-        unlike = range_notes(
-            bandwidth_hz=bandwidth_hz(decoded.y, sample_rate=rate),
-            loudness_db=loudness_db(decoded.y, sample_rate=rate),
-            trained=self.bundle.info.get("training_audio"), params=p)
-        y, offset = prepare_waveform(decoded.y, p.audio)
-        starts, probs = self.probabilities(y)
-        starts = starts + offset / rate  # times in the file
+    def label(self, name: str, prepared: Prepared) -> TrackResult:
+        """Score ``prepared``'s snippets with the network and aggregate them."""
+        probs = self.scorer(prepared.x)
         scores = aggregate(probs, self.rule)
         classes = self.bundle.classes
         best = int(np.argmax(scores))
         result = TrackResult(path=name, label=classes[best], confidence=float(scores[best]),
                              scores={c: round(float(s), 6) for c, s in zip(classes, scores)},
-                             seconds=round(seconds, 3), snippets=len(starts))
-        if seconds < p.slicing.snippet_seconds:
-            result.notes.append(f"{seconds:.2f} s is shorter than one snippet: zero-padded")
-        result.notes += unlike
-        result.outside_training = bool(unlike)
+                             seconds=round(prepared.seconds, 3), snippets=len(probs))
+        result.notes += [*prepared.notes, *prepared.unlike]
+        result.outside_training = bool(prepared.unlike)
         if self.timeline:
             result.timeline = [
                 {"start": round(float(t), 3), "label": classes[int(np.argmax(row))],
                  "scores": {c: round(float(v), 6) for c, v in zip(classes, row)}}
-                for t, row in zip(starts, probs)]
+                for t, row in zip(prepared.starts, probs)]
         return result
 
 
@@ -420,7 +435,7 @@ def _label_all(inputs: list, predictor: Predictor, done: dict[str, dict], partia
         name, path, error = item
         if error or name in done:
             return None
-        return pool.submit(predictor.decode, path)
+        return pool.submit(predictor.prepare, path)
 
     with _c_stderr_to_devnull(), ThreadPoolExecutor(1) as pool:
         bar = tqdm(total=len(inputs), unit="track", desc="labelling",

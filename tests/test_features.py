@@ -110,3 +110,22 @@ def test_a_short_track_is_one_zero_padded_snippet():
     own = log_mel(np.pad(y, (0, 66150 - len(y)))[None], **KW)
     np.testing.assert_allclose(10 * np.log10(np.maximum(power, 1e-10)), own, atol=2e-3)
     np.testing.assert_allclose(own[0, -20:], -100.0, atol=1e-4)  # the padding: silence
+
+
+def test_own_mel_filters_and_stft_match_librosa():
+    """slapp computes its filters and STFT without librosa (cold start); they must be
+    librosa's."""
+    import librosa
+
+    from slapp.features import mel_basis, stft_power
+
+    for sr, n_fft, n_mels, fmin, fmax in ((22050, 2048, 100, 0.0, None),
+                                          (16000, 512, 96, 0.0, None),
+                                          (22050, 1024, 64, 50.0, 8000.0)):
+        ours = mel_basis(sr, n_fft, n_mels, fmin, fmax)
+        theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-7)
+    y = tone(1.0, sr=22050, seed=8)[:, 0]
+    ours = stft_power(y, n_fft=2048, hop_length=512)
+    theirs = np.abs(librosa.stft(y, n_fft=2048, hop_length=512, center=False)) ** 2
+    np.testing.assert_allclose(ours, theirs.T, rtol=1e-3, atol=1e-6 * theirs.max())

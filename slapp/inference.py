@@ -1,0 +1,45 @@
+"""Running a bundle's network on snippet batches: traced once, one fixed batch shape.
+
+Calling a Keras model eagerly (``model(x)``) runs it layer by layer from Python on every
+call; ``model.predict`` rebuilds its data pipeline on every call. :class:`Scorer` wraps the
+network in one ``tf.function`` with a fixed input shape ``(batch_size, n_frames, n_mels)``:
+it is traced on the first batch and reused for every later batch of every track (a short
+last batch is zero-padded, its padding rows dropped). Options measured in
+``bench/predict_speed.py``: XLA compilation (``jit``) and bfloat16 matrix arithmetic
+through oneDNN (``bfloat16``, CPUs with AVX-512 BF16 / AMX).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Scorer:
+    """``scorer(x)``: class probabilities ``(n, n_classes)`` float32 of model inputs ``x``
+    ``(n, n_frames, n_mels)`` (already normalised), ``batch_size`` rows per call."""
+
+    def __init__(self, model, *, batch_size: int = 64, jit: bool = False,
+                 bfloat16: bool = False):
+        from .keras_env import import_keras
+
+        import_keras()
+        import tensorflow as tf
+
+        if bfloat16:  # process-wide: oneDNN rewrites float32 graphs to bfloat16
+            tf.config.optimizer.set_experimental_options(
+                {"auto_mixed_precision_onednn_bfloat16": True})
+        self.model, self.batch_size = model, batch_size
+        self.shape = (batch_size, *model.input_shape[1:])
+        self.n_classes = int(model.output_shape[-1])
+        self._fn = tf.function(lambda x: model(x, training=False), jit_compile=jit,
+                               input_signature=[tf.TensorSpec(self.shape, tf.float32)])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((len(x), self.n_classes), np.float32)
+        batch = np.zeros(self.shape, np.float32)
+        for i in range(0, len(x), self.batch_size):
+            rows = x[i:i + self.batch_size]
+            batch[:len(rows)] = rows
+            batch[len(rows):] = 0.0
+            out[i:i + len(rows)] = self._fn(batch).numpy()[:len(rows)]
+        return out
