@@ -42,6 +42,11 @@ def get_parser():
     parser.add_argument("--plot", type=Path, metavar="DIR",
                         help="draw each track's class probabilities over time as "
                              "DIR/<track>.png")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="the tracks sit in folders named after the model's classes: "
+                             "compare each label with its folder's name, print the "
+                             "accuracy and mistakes (and, with --plot, draw DIR/"
+                             "confusion.png)")
     return parser
 
 
@@ -62,7 +67,7 @@ def main(argv=None) -> int:
                                 hop_seconds=args.hop, rule=args.aggregate,
                                 min_seconds=args.min_seconds, output=args.output,
                                 timeline=args.timeline, plot_dir=args.plot,
-                                progress=not args.quiet)
+                                evaluate=args.evaluate, progress=not args.quiet)
         print(report.table())
         print("\n".join(report.summary()))
         return EXIT_SOME_FAILED if report.failed else 0

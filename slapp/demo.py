@@ -4,33 +4,38 @@ slapp.demo OUTPUT_DIR``.
 Everything is synthesised from a seed (no download, no sample library), so the same seed
 gives the same MP3 files on every machine. Five styles differ in tempo, metre, rhythm
 pattern, timbre and harmony; inside a style every track draws its own key, tempo, mix,
-instrument details and length (10-60 s), so the task is learnable but not trivial:
+instrument details and length (12-24 s). The styles overlap on purpose — tempo ranges
+are shared, and each of a track's drums, bass and harmony is, one time in three, the
+neighbouring style's (techno → funk → rock → techno, waltz ↔ ambient) — so a model needs
+several epochs to learn them and still hesitates on some tracks:
 
 ==========  =========  ===================================================================
 style       tempo      what plays
 ==========  =========  ===================================================================
-techno      118-136    four-on-the-floor kick, off-beat hi-hats (not always), saw bass,
+techno      112-132    four-on-the-floor kick, off-beat hi-hats (not always), saw bass,
                        MINOR stabs
-ambient     56-90      slow detuned pads, bell notes, soft noise wash; sometimes a soft
+ambient     64-100     slow detuned pads, bell notes, soft noise wash; sometimes a soft
                        kick pulse
-funk        92-124     syncopated kick/snare, 16th hats, plucked bass, dominant 7th chords
-waltz       84-130     3/4 time: plucked arpeggios on the bar, light tick, MAJOR harmony;
+funk        96-122     syncopated kick/snare, 16th hats, plucked bass, dominant 7th chords
+waltz       88-124     3/4 time: plucked arpeggios on the bar, light tick, MAJOR harmony;
                        sometimes a light snare
-rock        110-150    back-beat snare, crash, power chords with more or less distortion,
+rock        104-140    back-beat snare, crash, power chords with more or less distortion,
                        root-note bass
 ==========  =========  ===================================================================
 
 Writes ``OUTPUT_DIR/labelled/<style>/<style>_NN.mp3`` (the training collection) and
-``OUTPUT_DIR/unseen/<style>_unseen_N.mp3`` (tracks drawn with another seed, for
-predict_track.py). Existing files are kept, so a re-run only adds what is missing.
+``OUTPUT_DIR/unseen/<style>/<style>_unseen_N.mp3`` (tracks drawn with another seed,
+for ``predict_track.py --evaluate``, which compares labels with folder names). Existing files are kept, so a re-run only adds what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +44,17 @@ import soundfile as sf
 from .atomic import atomic_write
 
 SAMPLE_RATE = 22050
+DEMO_FOLDER = "demo_music"  # the README's and pipeline_parameters.json's demo folder
 STYLES = ("techno", "ambient", "funk", "waltz", "rock")
-TEMPO = {"techno": (118, 136), "ambient": (56, 90), "funk": (92, 124), "waltz": (84, 130),
-         "rock": (110, 150)}
+# tempo ranges overlap, so tempo alone never tells two styles apart
+TEMPO = {"techno": (112, 132), "ambient": (64, 100), "funk": (96, 122), "waltz": (88, 124),
+         "rock": (104, 140)}
+# each of a track's drums, bass and harmony is, with this probability, the neighbouring
+# style's
+NEIGHBOUR = {"techno": "funk", "funk": "rock", "rock": "techno", "waltz": "ambient",
+             "ambient": "waltz"}
+BORROW_PROBABILITY = 0.2
+SECONDS = (10.0, 20.0)
 
 
 def _t(n: int) -> np.ndarray:
@@ -233,13 +246,18 @@ _LAYERS = {"techno": _techno, "ambient": _ambient, "funk": _funk, "waltz": _walt
 def synthesize(style: str, seed: int) -> np.ndarray:
     """One track of ``style``: ``(n_samples,)`` float32 mono at 22050 Hz, peak ≈ -1 dBFS."""
     rng = np.random.default_rng([seed, zlib.crc32(style.encode())])
-    seconds = float(rng.uniform(10, 60))
+    seconds = float(rng.uniform(*SECONDS))
     n = int(seconds * SAMPLE_RATE)
     bpm = rng.uniform(*TEMPO[style])
     beat = 60.0 / bpm * SAMPLE_RATE
     root = int(rng.integers(36, 48))  # bass root, MIDI
     optional = rng.random() < 0.35  # a style-specific layer left out or added
     drums, bass, harm, extra = _LAYERS[style](rng, n, beat, root, optional)
+    borrow = rng.random(3) < BORROW_PROBABILITY  # styles overlap: the neighbour's layers
+    if borrow.any():
+        borrowed = _LAYERS[NEIGHBOUR[style]](rng, n, beat, root, optional)
+        drums, bass, harm = [borrowed[i] if borrow[i] else layer
+                             for i, layer in enumerate((drums, bass, harm))]
     mix = rng.uniform(0.3, 1.0, 4)
     y = mix[0] * drums + mix[1] * bass + mix[2] * harm + mix[3] * extra
     y = y / np.max(np.abs(y))
@@ -257,21 +275,29 @@ def _write_mp3(path: Path, y: np.ndarray) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
+def _write_track(job: tuple[Path, str, int]) -> None:
+    path, style, track_seed = job
+    _write_mp3(path, synthesize(style, track_seed))
+
+
 def make_demo(out: str | Path, *, per_style: int = 12, unseen_per_style: int = 2,
-              seed: int = 0) -> dict:
-    """Write the demo collection under ``out``; return counts of written/kept files."""
+              seed: int = 0, workers: int | None = None) -> dict:
+    """Write the demo collection under ``out`` (``workers`` processes, default: every
+    core); return counts of written/kept files."""
     out = Path(out)
     jobs = [(out / "labelled" / s / f"{s}_{i:02d}.mp3", s, seed * 10007 + i)
             for s in STYLES for i in range(per_style)]
-    jobs += [(out / "unseen" / f"{s}_unseen_{i}.mp3", s, seed * 10007 + 5000 + i)
+    jobs += [(out / "unseen" / s / f"{s}_unseen_{i}.mp3", s, seed * 10007 + 5000 + i)
              for s in STYLES for i in range(unseen_per_style)]
-    written = 0
-    for path, style, track_seed in jobs:
-        if path.exists():
-            continue
-        _write_mp3(path, synthesize(style, track_seed))
-        written += 1
-    return {"written": written, "kept": len(jobs) - written, "total": len(jobs)}
+    todo = [job for job in jobs if not job[0].exists()]
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_track, todo))
+    else:
+        for job in todo:
+            _write_track(job)
+    return {"written": len(todo), "kept": len(jobs) - len(todo), "total": len(jobs)}
 
 
 def main(argv=None) -> int:
@@ -279,7 +305,7 @@ def main(argv=None) -> int:
         prog="python -m slapp.demo",
         description="Synthesise the demo collection (synthetic music, not recordings): "
                     "OUTPUT_DIR/labelled/<style>/*.mp3 to train on and "
-                    "OUTPUT_DIR/unseen/*.mp3 to label. Deterministic for a seed; existing "
+                    "OUTPUT_DIR/unseen/<style>/*.mp3 to label. Deterministic for a seed; existing "
                     "files are kept.")
     parser.add_argument("output_dir", help="folder to write (e.g. demo_music)")
     parser.add_argument("--per-style", type=int, default=12, help="labelled tracks per style")

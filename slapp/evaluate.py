@@ -118,3 +118,31 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     axes[0].set_title("loss (categorical cross-entropy)")
     axes[1].set_title("snippet accuracy")
     _save_figure(fig, path)
+
+
+def folder_truth(results, classes: list[str]) -> dict:
+    """Compare labels with the class each track's folder names (``--evaluate``).
+
+    ``results``: :class:`~slapp.predict.TrackResult` list. Returns ``{"right", "count",
+    "confusion" (rows true, columns predicted), "skipped": [path, ...] (failed, or a folder
+    that is no class)}``.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    confusion = np.zeros((len(classes), len(classes)), dtype=int)
+    skipped = []
+    for r in results:
+        truth = Path(r.path).parent.name
+        if r.error or truth not in index:
+            skipped.append(r.path)
+            continue
+        confusion[index[truth], index[r.label]] += 1
+    return {"right": int(np.trace(confusion)), "count": int(confusion.sum()),
+            "confusion": confusion.tolist(), "skipped": skipped}
+
+
+def confusion_lines(confusion: list[list[int]], classes: list[str], top: int = 3
+                    ) -> list[str]:
+    """``["techno labelled funk: 2", ...]``: the most frequent mistakes."""
+    pairs = [(n, classes[i], classes[j]) for i, row in enumerate(confusion)
+             for j, n in enumerate(row) if i != j and n]
+    return [f"{t} labelled {p}: {n}" for n, t, p in sorted(pairs, key=lambda x: -x[0])[:top]]

@@ -38,7 +38,9 @@ from .atomic import atomic_write
 from .audio import AUDIO_EXTENSIONS, decode
 from .bundle import Bundle, load_bundle
 from .coverage import range_notes
+from .demo import DEMO_FOLDER
 from .errors import AudioError, StageError
+from .evaluate import confusion_lines, folder_truth, plot_confusion
 from .inference import Scorer
 from .backbones import snippet_features
 from .levels import bandwidth_hz, loudness_db, prepare_waveform
@@ -95,6 +97,9 @@ class PredictReport:
     bundle: Path
     seconds: float = 0.0
     resumed: int = 0
+    truth: dict | None = None     # --evaluate: evaluate.folder_truth
+    look_at: list[str] = field(default_factory=list)  # files written for the user
+    next_steps: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[TrackResult]:
@@ -125,6 +130,18 @@ class PredictReport:
                          "notes): their labels are less reliable")
         for r in self.failed:
             lines.append(f"  failed: {r.path}: {r.error}")
+        if self.truth is not None:
+            t = self.truth
+            if t["count"]:
+                mistakes = confusion_lines(t["confusion"], self.classes)
+                lines.append(f"evaluated against folder names: {t['right']} of {t['count']} "
+                             f"right ({t['right'] / t['count']:.2f})"
+                             + (f"; mistakes: {', '.join(mistakes)}" if mistakes else ""))
+            if t["skipped"]:
+                lines.append(f"  not evaluated ({len(t['skipped'])}): failed, or the folder "
+                             f"is not a class of the model ({', '.join(self.classes)})")
+        lines += [f"look at: {item}" for item in self.look_at]
+        lines += [f"next: {item}" for item in self.next_steps]
         return lines
 
 
@@ -365,7 +382,8 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
                    bundle: Bundle | None = None, current: PipelineParams | None = None,
                    hop_seconds: float = 1.0, rule: str = "sum", min_seconds: float | None = None,
                    output: Path | None = None, timeline: bool = False,
-                   plot_dir: Path | None = None, progress: bool = True) -> PredictReport:
+                   plot_dir: Path | None = None, evaluate: bool = False,
+                   progress: bool = True) -> PredictReport:
     """Label every track in ``paths`` (see the module docstring).
 
     Pass a loaded ``bundle`` or its ``model_dir``. A failed track is a
@@ -393,8 +411,36 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
     if output is not None:
         write_output(output, report.results, bundle.classes, timeline)
         _partial_path(output).unlink()
+    if evaluate:
+        report.truth = folder_truth(report.results, bundle.classes)
+    _closing_lines(report, bundle, plot_dir)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _closing_lines(report: PredictReport, bundle: Bundle, plot_dir: Path | None) -> None:
+    """What to look at (plots, confusion matrices) and, after the demo, what to try next."""
+    if plot_dir is not None:
+        if any(not r.error for r in report.results):
+            report.look_at.append(f"{plot_dir}/<track>.png: each track's class "
+                                  "probabilities over time")
+        if report.truth is not None and report.truth["count"]:
+            plot_confusion(plot_dir / "confusion.png", report.truth["confusion"],
+                           bundle.classes, f"{report.truth['count']} tracks, labelled by "
+                           "predict_track.py (rows: folder name)")
+            report.look_at.append(f"{plot_dir / 'confusion.png'}: confusion matrix of "
+                                  "these tracks")
+    curves = bundle.folder / "curves.png"
+    if curves.exists():
+        report.look_at.append(f"{curves}: the training curves; the validation and test "
+                              f"confusion matrices are beside it")
+    trained_on = Path(str(bundle.params.paths.input_dir))
+    if trained_on.parts[-2:] == (DEMO_FOLDER, "labelled"):
+        report.next_steps += [
+            "your own music: set paths.input_dir in pipeline_parameters.json to a folder "
+            "with one sub-folder per class, then run the four scripts again",
+            "a small collection (tens of tracks per class): add \"backbone\": "
+            "\"musicnn-msd\" to the model section (a pretrained network; see README)"]
 
 
 def _check_options(rule: str, hop_seconds: float, output: Path | None) -> None:

@@ -135,6 +135,9 @@ def _plain(value):
     return value
 
 
+MIN_DELTA = 1e-3  # an improvement of the monitored loss smaller than this does not count
+
+
 class EpochSummary(keras.callbacks.Callback):
     """One log line per epoch: losses, accuracies, learning rate, time, best marker."""
 
@@ -175,6 +178,8 @@ class TrainReport:
     seconds: float = 0.0
     evaluate_only: bool = False
     train_snippets: int = 0
+    stopped: str = ""   # why training ended before training.epochs, for the summary
+    best: str = ""      # the kept epoch's validation figures
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -186,7 +191,9 @@ class TrainReport:
             resumed = (f", resumed after epoch {self.resumed_from}" if self.resumed_from
                        else "")
             lines = [f"training finished in {self.seconds:.1f} s: {self.epochs_run} epochs"
-                     f"{resumed}; best epoch {self.best_epoch}"]
+                     f"{resumed}; best epoch {self.best_epoch}{self.best}"]
+            if self.stopped:
+                lines.append(f"  {self.stopped}")
         for part, m in self.metrics.items():
             s, t = m["snippet"], m["track"]
             lines.append(f"  {part}: snippet accuracy {s['accuracy']:.3f} ({s['count']} "
@@ -377,7 +384,7 @@ def _callbacks(params: PipelineParams, layout: TrainingLayout, signature: dict,
     """Early stopping, LR schedule, best weights, CSV log, epoch lines, and the backup
     that makes them all resumable (last)."""
     t = params.training
-    stopping = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=1e-3,
+    stopping = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=MIN_DELTA,
                                              patience=t.early_stopping_patience,
                                              restore_best_weights=True)
     plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=t.reduce_lr_factor,
@@ -433,6 +440,16 @@ def _fit(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
     monitored = [row.get(monitor, np.inf) for row in state["history"]]
     report.best_epoch = int(np.argmin(monitored)) + 1 if monitored else None
     report.train_snippets = len(train_feed.labels)
+    if report.best_epoch:
+        row = state["history"][report.best_epoch - 1]
+        report.best = "".join(f", {k} {row[k]:.3f}" for k in ("val_loss", "val_accuracy")
+                              if k in row)
+    if monitored and state["epoch"] < t.epochs:
+        report.stopped = (
+            f"stopped early after epoch {state['epoch']} of {t.epochs}: the {monitor} had not "
+            f"improved by {MIN_DELTA:g} for {t.early_stopping_patience} epochs "
+            f"(training.early_stopping_patience); the model keeps epoch "
+            f"{report.best_epoch}'s weights (its best)")
     return model, state
 
 

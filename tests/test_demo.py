@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from slapp.audio import decode
-from slapp.demo import SAMPLE_RATE, STYLES, make_demo, synthesize
+from slapp.demo import SAMPLE_RATE, SECONDS, STYLES, make_demo, synthesize
 
 
 def test_synthesis_is_deterministic_and_styles_differ():
@@ -14,7 +14,7 @@ def test_synthesis_is_deterministic_and_styles_differ():
     assert not np.array_equal(a[:SAMPLE_RATE * 5], synthesize("funk", 4)[:SAMPLE_RATE * 5])
     for style in STYLES:
         y = synthesize(style, 1)
-        assert 10 <= len(y) / SAMPLE_RATE <= 60
+        assert SECONDS[0] <= len(y) / SAMPLE_RATE <= SECONDS[1]
         assert 0.5 < np.max(np.abs(y)) <= 0.9 and np.isfinite(y).all()
 
 
@@ -25,7 +25,21 @@ def test_make_demo_writes_mp3s_and_keeps_existing_files(tmp_path):
     assert files[:5] == [f"labelled/{s}/{s}_00.mp3" for s in sorted(STYLES)]
     decoded = decode(tmp_path / "labelled" / "rock" / "rock_00.mp3", sample_rate=SAMPLE_RATE)
     assert abs(len(decoded.y) / SAMPLE_RATE - len(synthesize("rock", 0)) / SAMPLE_RATE) < 0.2
+    assert files[5:] == [f"unseen/{s}/{s}_unseen_0.mp3" for s in sorted(STYLES)]
     assert make_demo(tmp_path, per_style=1, unseen_per_style=1)["kept"] == 10
+
+
+def test_styles_overlap_some_tracks_borrow_a_neighbours_layer(monkeypatch):
+    """The demo is meant to be learnable but not trivial: about half the tracks (each of
+    3 layers borrowed with probability 0.2) change when borrowing is switched off."""
+    import slapp.demo as demo
+
+    seeds = range(12)
+    with_borrowing = [synthesize("funk", s) for s in seeds]
+    monkeypatch.setattr(demo, "BORROW_PROBABILITY", 0.0)
+    without = [synthesize("funk", s) for s in seeds]
+    changed = sum(not np.array_equal(a, b) for a, b in zip(with_borrowing, without))
+    assert 3 <= changed <= 9  # 1 - 0.8**3 = 0.49 of them on average
 
 
 def test_four_scripts_as_subprocesses_label_unseen_demo_tracks_well_above_chance(tmp_path):

@@ -63,6 +63,27 @@ def test_plot_draws_a_png_per_track(trained, tmp_path):
     assert (tmp_path / "plots" / "mid_0.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_compares_labels_with_class_folders(trained, tmp_path, capsys):
+    """--evaluate: the accuracy line counts exactly the tracks whose label is their
+    folder's name; a track in a folder that is no class is listed as not evaluated; with
+    --plot the confusion matrix is drawn and the closing lines point at it."""
+    root, _ = trained
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(root / "music" / "mid" / "mid_0.wav", other / "stray.wav")
+    out = tmp_path / "labels.json"
+    assert _predict(trained, root / "music", other, "--evaluate", "--plot", tmp_path / "p",
+                    "--output", out) == 0
+    text = capsys.readouterr().out
+    tracks = json.loads(out.read_text())["tracks"]
+    right = sum(t["label"] == os.path.basename(os.path.dirname(t["path"])) for t in tracks)
+    assert f"evaluated against folder names: {right} of 18 right ({right / 18:.2f})" in text
+    assert "not evaluated (1): failed, or the folder is not a class" in text
+    assert f"look at: {tmp_path / 'p' / 'confusion.png'}: confusion matrix" in text
+    assert (tmp_path / "p" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "next:" not in text  # not trained on the demo
+
+
 def test_bad_inputs_are_reported_and_the_run_goes_on(trained, tmp_path, capsys):
     root, _ = trained
     bad = tmp_path / "bad"

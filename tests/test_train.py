@@ -129,6 +129,26 @@ def test_learns_the_synthetic_classes(tmp_path):
     assert evaluation["test"]["track"]["accuracy"] >= 0.8  # chance is 1/3
 
 
+def test_early_stop_says_when_why_and_which_epoch_is_kept(trained, tmp_path, capsys):
+    """A learning rate too small to move the validation loss by min_delta: training stops
+    after 1 + patience epochs and the summary says so, naming the kept epoch."""
+    import train_crnn
+
+    root, _ = trained
+    params = write_params(tmp_path / "p.json", root / "music", tmp_path / "out",
+                          model=TINY["model"],
+                          training={"batch_size": 8, "epochs": 10, "learning_rate": 1e-9,
+                                    "early_stopping_patience": 2})
+    run_stages(params, "build", "process")
+    assert train_crnn.main(["--params", str(params), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "training finished in" in out and ": 3 epochs; best epoch " in out
+    best = int(out.split("best epoch ")[1].split(",")[0])
+    assert ("stopped early after epoch 3 of 10: the val_loss had not improved by 0.001 for 2 "
+            "epochs (training.early_stopping_patience); the model keeps epoch "
+            f"{best}'s weights (its best)") in out
+
+
 def test_interrupted_training_with_other_parameters_is_refused(trained, tmp_path):
     root, params = trained
     out = tmp_path / "out"
