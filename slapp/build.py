@@ -46,6 +46,8 @@ class BuildReport:
     snippets_per_split: dict[str, int] = field(default_factory=dict)
     sources: Counter = field(default_factory=Counter)
     ignored: str = ""
+    changed: list[str] = field(default_factory=list)   # rebuilt: the file changed
+    gone: list[str] = field(default_factory=list)      # cached, but the file is gone
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -62,6 +64,16 @@ class BuildReport:
         if self.notes:
             lines.append(f"warnings ({len(self.notes)} tracks, still used):")
             lines += [f"  {key}: {'; '.join(n)}" for key, n in sorted(self.notes.items())]
+        if self.changed:
+            lines.append(f"rebuilt {len(self.changed)} track(s) whose file changed since it "
+                         "was cached: " + ", ".join(self.changed[:10])
+                         + (f" and {len(self.changed) - 10} more" if len(self.changed) > 10
+                            else ""))
+        if self.gone:
+            lines.append(f"{len(self.gone)} cached track(s) whose file is gone (no longer "
+                         "used): " + ", ".join(self.gone[:10])
+                         + (f" and {len(self.gone) - 10} more" if len(self.gone) > 10
+                            else ""))
         if self.ignored:
             lines.append(f"ignored {self.ignored}")
         if self.sources:
@@ -120,7 +132,10 @@ def _build_track(task: tuple[str, Path]) -> dict:
     key, path = task
     params, layout = _WORKER["params"], _WORKER["layout"]
     try:
+        source = cache.source_stat(path)
         tf = extract_track(path, params, key=key)
+    except FileNotFoundError:
+        return {"key": key, "status": "failed", "reason": "the file disappeared during the run"}
     except AudioError as exc:
         return {"key": key, "status": "failed", "reason": str(exc)}
     except Exception as exc:  # one odd track must not stop a run of thousands
@@ -128,7 +143,8 @@ def _build_track(task: tuple[str, Path]) -> dict:
                 "reason": f"unexpected error while decoding ({type(exc).__name__}: {exc})"}
     try:
         cache.write_track(layout, key, mel=tf.mel, starts=tf.starts,
-                          dtype=params.features.dtype, fingerprint=_WORKER["fingerprint"])
+                          dtype=params.features.dtype, fingerprint=_WORKER["fingerprint"],
+                          source=tuple(source))
     except OSError as exc:
         return {"key": key, "status": "write_error",
                 "reason": f"cannot write '{layout.track_file(key)}': {exc.strerror or exc}"}
@@ -136,7 +152,8 @@ def _build_track(task: tuple[str, Path]) -> dict:
     return {"key": key, "status": "done", "snippets": int(tf.mel.shape[0]),
             "seconds": round(tf.seconds, 3), "source": f"{tf.source_rate} Hz {channels}",
             "source_rate": tf.source_rate, "bandwidth_hz": round(tf.bandwidth_hz, 1),
-            "loudness_db": round(tf.loudness_db, 2), "notes": list(tf.notes)}
+            "loudness_db": round(tf.loudness_db, 2), "notes": list(tf.notes),
+            "file": source}
 
 
 def _warm_up(params: PipelineParams) -> None:
@@ -255,7 +272,8 @@ def _manifest_entry(key: str, layout: BuildLayout, new: dict[str, dict],
         if prev and prev.get("status") == "done":
             return prev
         try:
-            return {"status": "done", "snippets": cache.snippet_count(path)}
+            return {"status": "done", "snippets": cache.snippet_count(path),
+                    "file": cache.cached_source(path)}
         except Exception:  # damaged by something outside slapp: rebuild it next run
             path.unlink()
     return {"status": "pending"}
@@ -288,10 +306,17 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
             "split_origin": _split_origin(params)}, tmp_dir=layout.tmp_dir)
 
         keys = sorted(dataset.files)
+        old = _old_manifest(layout)
+        changed = _changed_sources(keys, dataset, layout, old)
         todo = [k for k in keys if not layout.track_file(k).exists()]
         report = BuildReport(layout=layout, n_tracks=len(keys),
                              cached_before=len(keys) - len(todo),
-                             ignored=dataset.ignored_summary())
+                             ignored=dataset.ignored_summary(), changed=changed,
+                             gone=sorted(k for k, e in old.items() if k not in dataset.files
+                                         and layout.track_file(k).exists()))
+        if changed:
+            logger.info("%d track(s) changed since they were cached: rebuilding them",
+                        len(changed))
         if todo:
             logger.info("%d tracks to build (%d already cached), %d workers", len(todo),
                         len(keys) - len(todo), min(params.n_workers, len(todo)))
@@ -304,19 +329,43 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                             progress=progress, results=results)
         except KeyboardInterrupt:
             report.interrupted = True
-        _finish(report, keys, split, layout, results, start)
+        _finish(report, keys, split, layout, results, old, start)
     return report
 
 
-def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayout,
-            results: dict[str, dict], start: float) -> None:
-    """Fill the report and write the manifest (atomically)."""
-    old = {}
+def _old_manifest(layout: BuildLayout) -> dict[str, dict]:
+    """The previous run's manifest entries (empty when none or unreadable)."""
     if layout.manifest_file.exists():
         try:
-            old = read_json(layout.manifest_file).get("tracks", {})
+            return read_json(layout.manifest_file).get("tracks", {})
         except StageError:
-            old = {}
+            pass
+    return {}
+
+
+def _changed_sources(keys: list[str], dataset: Dataset, layout: BuildLayout,
+                     old: dict[str, dict]) -> list[str]:
+    """Cached tracks whose audio file's size or modification time differ from what their
+    cache recorded; their cache files are deleted (so they are rebuilt)."""
+    changed = []
+    for key in keys:
+        path = layout.track_file(key)
+        if not path.exists():
+            continue
+        recorded = old.get(key, {}).get("file") or cache.cached_source(path)
+        try:
+            now = cache.source_stat(dataset.files[key])
+        except OSError:
+            continue  # vanished since the scan: its build will report it
+        if recorded is not None and list(recorded) != now:
+            path.unlink()
+            changed.append(key)
+    return changed
+
+
+def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayout,
+            results: dict[str, dict], old: dict[str, dict], start: float) -> None:
+    """Fill the report and write the manifest (atomically)."""
     where = split_of(split)
     tracks = {}
     for key in keys:

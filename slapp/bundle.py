@@ -109,9 +109,11 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
     keras = import_keras()
     try:
         model = keras.models.load_model(model_path, compile=False)
-    except Exception as exc:  # Keras raises many kinds for a damaged file
-        raise StageError(f"Cannot load '{model_path}': {str(exc).splitlines()[0][:200]}. "
-                         "Retrain it with train_crnn.py --retrain.") from None
+    except Exception:  # Keras raises many kinds (even "File not found") for a damaged file
+        size = model_path.stat().st_size
+        raise StageError(f"Model file '{model_path}' exists ({size} bytes) but cannot be "
+                         "read: it is damaged or incomplete (a copy cut short?). Copy the "
+                         "bundle again, or rebuild it with train_crnn.py --retrain.") from None
     expected = (params.n_frames, params.features.n_mels)
     if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != len(classes):
         raise StageError(f"Model bundle '{folder}' is inconsistent: model input "

@@ -46,12 +46,31 @@ def changed_settings(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def write_track(layout: BuildLayout, key: str, *, mel: np.ndarray, starts: np.ndarray,
-                dtype: str, fingerprint: str) -> None:
-    """Atomically store one track's features as ``cache/<key>.npz``."""
-    write_npz(layout.track_file(key),
-              {"mel": mel.astype(dtype, copy=False), "starts": starts.astype(np.float32),
-               "fingerprint": np.array(fingerprint)},
-              tmp_dir=layout.tmp_dir)
+                dtype: str, fingerprint: str, source: tuple[int, int] | None = None) -> None:
+    """Atomically store one track's features as ``cache/<key>.npz``, with ``source``:
+    the audio file's ``(size in bytes, modification time in ns)`` it was made from."""
+    arrays = {"mel": mel.astype(dtype, copy=False), "starts": starts.astype(np.float32),
+              "fingerprint": np.array(fingerprint)}
+    if source is not None:
+        arrays["source"] = np.array(source, dtype=np.int64)
+    write_npz(layout.track_file(key), arrays, tmp_dir=layout.tmp_dir)
+
+
+def source_stat(path: str | os.PathLike) -> list[int]:
+    """``[size in bytes, modification time in ns]`` of an audio file: what a cached track
+    records of its source, to notice a file replaced in place."""
+    st = os.stat(path)
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def cached_source(path: str | os.PathLike) -> list[int] | None:
+    """The ``source`` a cache file recorded, or None (made before slapp recorded it, or
+    unreadable: then the caller cannot tell and keeps it)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return [int(v) for v in data["source"]] if "source" in data.files else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
 
 
 def read_track(layout: BuildLayout, key: str, *, fingerprint: str | None = None

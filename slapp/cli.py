@@ -50,6 +50,12 @@ def run_script(job: Callable[[], int | None]) -> int:
     except SlappError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the disk or the file system, not the input: say which file
+        where = f"'{exc.filename}': " if exc.filename else ""
+        print(f"error: cannot write or read {where}{exc.strerror or exc}. Free space or fix "
+              "permissions, then run the same command again: finished work is kept.",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished work is saved; run the same command again to "
               "continue where it stopped", file=sys.stderr)

@@ -11,6 +11,28 @@ from pathlib import Path
 from .audio import AUDIO_EXTENSIONS
 from .errors import DatasetError
 
+# what operating systems, archivers and NAS boxes leave in music folders: never a class,
+# never a track; listed as ignored
+SYSTEM_FOLDERS = frozenset({"__MACOSX", "@eaDir", ".AppleDouble", "$RECYCLE.BIN",
+                            "RECYCLER", "System Volume Information", ".Trashes",
+                            ".Spotlight-V100", ".fseventsd", "lost+found", "#recycle"})
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store", "ehthumbs.db"})
+
+
+def is_system_entry(name: str) -> bool:
+    """Whether a file or folder name is operating-system clutter (``__MACOSX``,
+    ``Thumbs.db``, ``._song.mp3`` AppleDouble files...)."""
+    return (name in SYSTEM_FOLDERS or name.lower() in SYSTEM_FILES
+            or name.startswith("._"))
+
+
+def readable_name(name: str) -> str:
+    """``name`` as valid Unicode: bytes that are not UTF-8 (kept by Linux as surrogate
+    escapes, e.g. a Latin-1 ``café`` from an old archive) become ``\\xe9``. Such a name
+    then works in every JSON, CSV and log slapp writes; the file itself is still opened
+    by its real name."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -19,7 +41,8 @@ class Dataset:
     ``classes`` are the class folder names, sorted. ``tracks`` maps each class to its
     track keys, sorted: paths relative to ``root``, with ``/`` separators and Unicode NFC
     (so a split file made on macOS matches on Linux). ``files`` maps each key to the file.
-    ``ignored`` lists files that are not audio, by key.
+    ``ignored`` lists files that are not audio, by key; ``system`` the operating-system
+    folders and files skipped (:func:`is_system_entry`).
     """
 
     root: Path
@@ -27,23 +50,30 @@ class Dataset:
     tracks: dict[str, tuple[str, ...]]
     files: dict[str, Path] = field(repr=False)
     ignored: tuple[str, ...] = ()
+    system: tuple[str, ...] = ()
 
     @property
     def n_tracks(self) -> int:
         return len(self.files)
 
     def ignored_summary(self) -> str:
-        """E.g. ``3 files that are not audio (.jpg x2, .txt x1)``; empty when none."""
-        if not self.ignored:
-            return ""
-        exts = Counter(os.path.splitext(k)[1].lower() or "(no extension)"
-                       for k in self.ignored)
-        kinds = ", ".join(f"{e} x{n}" for e, n in exts.most_common())
-        return f"{len(self.ignored)} files that are not audio ({kinds})"
+        """E.g. ``3 files that are not audio (.jpg x2, .txt x1); 2 system folders/files
+        (__MACOSX, rock/Thumbs.db)``; empty when none."""
+        parts = []
+        if self.ignored:
+            exts = Counter(os.path.splitext(k)[1].lower() or "(no extension)"
+                           for k in self.ignored)
+            kinds = ", ".join(f"{e} x{n}" for e, n in exts.most_common())
+            parts.append(f"{len(self.ignored)} files that are not audio ({kinds})")
+        if self.system:
+            shown = ", ".join(self.system[:5]) + (f" and {len(self.system) - 5} more"
+                                                  if len(self.system) > 5 else "")
+            parts.append(f"{len(self.system)} system folders/files ({shown})")
+        return "; ".join(parts)
 
 
 def _key(path: Path, root: Path) -> str:
-    return unicodedata.normalize("NFC", path.relative_to(root).as_posix())
+    return unicodedata.normalize("NFC", readable_name(path.relative_to(root).as_posix()))
 
 
 def find_tracks(root: str | os.PathLike) -> Dataset:
@@ -63,9 +93,12 @@ def find_tracks(root: str | os.PathLike) -> Dataset:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:
         raise DatasetError(f"Cannot read input folder '{root}': {exc.strerror}.") from None
+    system = [readable_name(e.name) for e in entries if is_system_entry(e.name)]
+    entries = [e for e in entries if not is_system_entry(e.name)]
     class_dirs = [Path(e.path) for e in entries
                   if e.is_dir() and not e.name.startswith(".")]
-    stray = [e.name for e in entries if e.is_file() and not e.name.startswith(".")]
+    stray = [readable_name(e.name) for e in entries
+             if e.is_file() and not e.name.startswith(".")]
     if len(class_dirs) < 2:
         found = ", ".join(repr(d.name) for d in class_dirs) or "none"
         raise DatasetError(f"Input folder '{root}' has {len(class_dirs)} class folder(s) "
@@ -76,8 +109,13 @@ def find_tracks(root: str | os.PathLike) -> Dataset:
     for class_dir in class_dirs:
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(class_dir):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            system += [_key(Path(dirpath) / d, root) for d in dirnames if is_system_entry(d)]
+            dirnames[:] = [d for d in dirnames
+                           if not d.startswith(".") and not is_system_entry(d)]
             for name in filenames:
+                if is_system_entry(name):
+                    system.append(_key(Path(dirpath) / name, root))
+                    continue
                 if name.startswith("."):
                     continue
                 path = Path(dirpath) / name
@@ -89,10 +127,11 @@ def find_tracks(root: str | os.PathLike) -> Dataset:
                     ignored.append(key)
         if not found:
             raise DatasetError(
-                f"Class folder '{class_dir}' contains no audio files. Expected files "
+                f"Class folder '{readable_name(str(class_dir))}' contains no audio files. Expected files "
                 f"ending in {', '.join(sorted(AUDIO_EXTENSIONS))}; add tracks or remove "
                 "the folder.")
-        tracks[unicodedata.normalize("NFC", class_dir.name)] = tuple(sorted(found))
+        tracks[unicodedata.normalize("NFC", readable_name(class_dir.name))] = tuple(
+            sorted(found))
     classes = tuple(sorted(tracks))
     return Dataset(root=root, classes=classes, tracks={c: tracks[c] for c in classes},
-                   files=files, ignored=tuple(sorted(ignored)))
+                   files=files, ignored=tuple(sorted(ignored)), system=tuple(sorted(system)))

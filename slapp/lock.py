@@ -29,7 +29,7 @@ def output_lock(folder: str | os.PathLike, stage: str):
         lock = FileLock(str(folder / LOCK_NAME), timeout=0)
         lock.acquire()
     except Timeout:
-        owner = _owner(folder)
+        owner = _owner(folder, wait=OWNER_WAIT_S)
         raise StageError(f"Output folder '{folder}' is in use by another slapp run{owner}. "
                          "Wait for it to finish (two runs at once would corrupt it).") from None
     except OSError as exc:
@@ -42,12 +42,36 @@ def output_lock(folder: str | os.PathLike, stage: str):
                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")})
         yield
     finally:
+        with contextlib.suppress(OSError):  # gone before the lock: never a stale name
+            owner_file.unlink()
         lock.release()
 
 
-def _owner(folder: Path) -> str:
+OWNER_WAIT_S = 5.0  # the holder writes its name right after taking the lock
+
+
+def _owner(folder: Path, wait: float = 0.0) -> str:
+    """`` (build_dataset.py, pid 123, since ...)`` of the live process holding the lock,
+    waiting up to ``wait`` seconds for it to write its name (two runs started at the
+    same instant: the refused one may look before the holder has written it)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            info = read_json(folder / (LOCK_NAME + ".owner"))
+            if _alive(int(info["pid"])):
+                return f" ({info['stage']}, pid {info['pid']}, since {info['since']})"
+        except (StageError, OSError, KeyError, TypeError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return " (it has not written its name: it may be on another machine)"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
     try:
-        info = read_json(folder / (LOCK_NAME + ".owner"))
-        return f" ({info['stage']}, pid {info['pid']}, since {info['since']})"
-    except (StageError, KeyError, TypeError):
-        return ""
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

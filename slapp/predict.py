@@ -38,6 +38,7 @@ from .atomic import atomic_write
 from .audio import AUDIO_EXTENSIONS, decode
 from .bundle import Bundle, load_bundle
 from .coverage import range_notes
+from .dataset import is_system_entry, readable_name
 from .demo import DEMO_FOLDER
 from .errors import AudioError, StageError
 from .evaluate import confusion_lines, folder_truth, plot_confusion
@@ -154,15 +155,17 @@ def find_inputs(paths: list[str]) -> list[tuple[str, Path | None, str | None]]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*")
                            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-                           and not p.name.startswith("."))
+                           and not p.name.startswith(".")
+                           and not any(is_system_entry(part)
+                                       for part in p.relative_to(path).parts))
             if not found:
-                out.append((raw, None, "folder holds no audio files (expected "
-                            f"{', '.join(sorted(AUDIO_EXTENSIONS))})"))
-            out += [(str(p), p, None) for p in found]
+                out.append((readable_name(raw), None, "folder holds no audio files "
+                            f"(expected {', '.join(sorted(AUDIO_EXTENSIONS))})"))
+            out += [(readable_name(str(p)), p, None) for p in found]
         elif path.exists():
-            out.append((raw, path, None))
+            out.append((readable_name(raw), path, None))
         else:
-            out.append((raw, None, "not found"))
+            out.append((readable_name(raw), None, "not found"))
     return out
 
 

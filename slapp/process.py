@@ -116,7 +116,11 @@ def _included_tracks(layout: BuildLayout, split: dict, skip_failed: bool
 
 def _inputs_signature(layout: BuildLayout, info: dict, params: PipelineParams,
                       chosen: dict) -> dict:
-    listing = json.dumps(chosen, sort_keys=True).encode("utf-8")
+    # each track's source stamp: a track rebuilt from a changed file changes the arrays
+    entries = read_json(layout.manifest_file).get("tracks", {})
+    stamps = {key: entries.get(key, {}).get("file") for rows in chosen.values()
+              for key, _, _ in rows}
+    listing = json.dumps([chosen, stamps], sort_keys=True).encode("utf-8")
     return {"build_fingerprint": info["fingerprint"],
             "split_sha256": hashlib.sha256(layout.split_file.read_bytes()).hexdigest(),
             "tracks_sha256": hashlib.sha256(listing).hexdigest(),

@@ -21,7 +21,8 @@ def test_classes_sorted_and_tracks_found(tmp_path):
     assert ds.tracks["mid"] == ("mid/a.wav", "mid/album/b.mp3")
     assert ds.n_tracks == 4
     assert ds.ignored == ("README.txt", "mid/cover.jpg")
-    assert ds.ignored_summary() == "2 files that are not audio (.txt x1, .jpg x1)"
+    assert ds.ignored_summary() == ("2 files that are not audio (.txt x1, .jpg x1); "
+                                    "1 system folders/files (mid/.DS_Store)")
 
 
 def test_keys_are_nfc(tmp_path):

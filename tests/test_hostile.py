@@ -1,0 +1,364 @@
+"""Folders as real collections look: odd names, clutter, files that change or vanish,
+links, damaged files, full disks. Each case checks the message, the exit status, what
+was still processed, and that nothing written before was lost."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import TINY, make_dataset, run_stages, tone, write_audio, write_params
+from slapp.layout import BuildLayout
+
+LATIN1 = os.fsdecode(b"caf\xe9.wav")  # a Latin-1 name: not UTF-8, kept raw by Linux
+
+
+def _build(params, capsys, *extra):
+    import build_dataset
+
+    code = build_dataset.main(["--params", str(params), "--quiet", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _manifest(out):
+    return json.loads((out / "build_manifest.json").read_text())["tracks"]
+
+
+@pytest.fixture
+def music(tmp_path):
+    return make_dataset(tmp_path / "music", per_class=4, seconds=2.0)
+
+
+@pytest.fixture
+def params(tmp_path, music):
+    return write_params(tmp_path / "p.json", music, tmp_path / "out", **TINY)
+
+
+# --- names -----------------------------------------------------------------------------
+
+def test_non_utf8_file_name_goes_through_every_stage(tmp_path, music, params, capsys):
+    shutil.move(music / "bass" / "bass_0.wav", os.path.join(music / "bass", LATIN1))
+    code, text = _build(params, capsys)
+    assert code == 0 and "0 failed" in text
+    key = "bass/caf\\xe9.wav"  # readable everywhere: the byte as an escape
+    assert _manifest(tmp_path / "out")[key]["status"] == "done"
+    split = json.loads((tmp_path / "out" / "train_val_test_dict.json").read_text())
+    assert key in [k for part in split["bass"].values() for k in part]
+    run_stages(params, "process", "train")
+    import predict_track
+
+    out = tmp_path / "labels.csv"
+    assert predict_track.main(["--params", str(params), "--quiet", "--output", str(out),
+                               str(music / "bass")]) == 0
+    text = capsys.readouterr().out
+    assert "caf\\xe9.wav" in text and "caf\\xe9.wav" in out.read_text(encoding="utf-8")
+
+
+def test_non_utf8_class_folder_is_a_class_with_a_readable_name(tmp_path, music, params,
+                                                               capsys):
+    os.rename(music / "treble", os.path.join(music, os.fsdecode(b"tr\xe8ble")))
+    code, text = _build(params, capsys)
+    assert code == 0
+    info = json.loads((tmp_path / "out" / "build_info.json").read_text())
+    assert info["classes"] == ["bass", "mid", "tr\\xe8ble"]
+
+
+def test_names_differing_only_in_case_are_two_tracks(tmp_path, music, params, capsys):
+    shutil.copy(music / "mid" / "mid_0.wav", music / "mid" / "MID_0.wav")
+    code, _ = _build(params, capsys)
+    entries = _manifest(tmp_path / "out")
+    assert code == 0 and entries["mid/MID_0.wav"]["status"] == "done"
+    assert entries["mid/mid_0.wav"]["status"] == "done"
+
+
+def test_a_very_long_file_name_is_built(tmp_path, music, params, capsys):
+    long_name = "x" * 240 + ".wav"  # 244 bytes: the file system's limit is 255
+    shutil.copy(music / "mid" / "mid_1.wav", music / "mid" / long_name)
+    code, text = _build(params, capsys)
+    assert code == 0 and "0 failed" in text
+    assert _manifest(tmp_path / "out")[f"mid/{long_name}"]["status"] == "done"
+
+
+# --- clutter ---------------------------------------------------------------------------
+
+def test_system_folders_and_files_are_ignored_and_listed(tmp_path, music, params, capsys):
+    for folder in ("__MACOSX", "$RECYCLE.BIN", "System Volume Information", "@eaDir"):
+        write_audio(music / folder / "junk.wav", tone(1.0), 22050)
+    write_audio(music / "bass" / "@eaDir" / "thumb.wav", tone(1.0), 22050)
+    (music / "bass" / "Thumbs.db").write_bytes(b"\0" * 100)
+    (music / "mid" / "desktop.ini").write_text("[.ShellClassInfo]")
+    (music / "mid" / "._mid_0.wav").write_bytes(b"\0\5\26\7" + b"\0" * 80)  # AppleDouble
+    code, text = _build(params, capsys)
+    assert code == 0 and "0 failed" in text
+    info = json.loads((tmp_path / "out" / "build_info.json").read_text())
+    assert info["classes"] == ["bass", "mid", "treble"]
+    assert len(_manifest(tmp_path / "out")) == 12
+    assert ("ignored 8 system folders/files ($RECYCLE.BIN, @eaDir, System Volume "
+            "Information, __MACOSX, bass/@eaDir and 3 more)") in text
+
+
+def test_a_class_folder_that_is_a_symlink_is_a_class(tmp_path, music, params, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(music / "treble", elsewhere)
+    os.symlink(elsewhere, music / "treble")
+    code, _ = _build(params, capsys)
+    assert code == 0 and _manifest(tmp_path / "out")["treble/treble_2.wav"]["status"] == "done"
+
+
+def test_symlinked_and_hard_linked_tracks_are_built_under_their_own_names(
+        tmp_path, music, params, capsys):
+    os.symlink(music / "bass" / "bass_0.wav", music / "bass" / "link.wav")
+    os.link(music / "bass" / "bass_1.wav", music / "bass" / "hard.wav")
+    code, _ = _build(params, capsys)
+    entries = _manifest(tmp_path / "out")
+    assert code == 0 and entries["bass/link.wav"]["status"] == "done"
+    assert entries["bass/hard.wav"]["snippets"] == entries["bass/bass_1.wav"]["snippets"]
+
+
+def test_a_broken_symlink_is_one_failed_track(tmp_path, music, params, capsys):
+    os.symlink(tmp_path / "nowhere.wav", music / "mid" / "gone.wav")
+    code, text = _build(params, capsys)
+    assert code == 0
+    assert _manifest(tmp_path / "out")["mid/gone.wav"] == {
+        "status": "failed", "reason": "the file disappeared during the run", "split":
+        _manifest(tmp_path / "out")["mid/gone.wav"]["split"]}
+    assert "12 cached now" in text
+
+
+def test_read_only_input_folder_builds(tmp_path, music, params, capsys):
+    for dirpath, _, files in os.walk(music):
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o444)
+        os.chmod(dirpath, 0o555)
+    try:
+        code, text = _build(params, capsys)
+    finally:
+        for dirpath, _, _ in os.walk(music):
+            os.chmod(dirpath, 0o755)
+    assert code == 0 and "12 cached now" in text
+
+
+# --- files that change or vanish -------------------------------------------------------
+
+def test_a_track_replaced_in_place_is_rebuilt_and_later_stages_notice(
+        tmp_path, music, params, capsys):
+    run_stages(params, "build", "process")
+    layout = BuildLayout(tmp_path / "out")
+    from slapp.cache import read_track
+
+    before, _ = read_track(layout, "mid/mid_1.wav")
+    write_audio(music / "mid" / "mid_1.wav", tone(2.5, sr=22050, freq=3000.0, seed=9), 22050)
+    code, text = _build(params, capsys)
+    assert code == 0
+    assert "rebuilt 1 track(s) whose file changed since it was cached: mid/mid_1.wav" in text
+    assert "1 cached now, 11 already cached" in text
+    after, _ = read_track(layout, "mid/mid_1.wav")
+    assert after.shape != before.shape or not np.allclose(after, before)
+    import process_dataset
+
+    assert process_dataset.main(["--params", str(params), "--quiet"]) == 0
+    assert "nothing to do" not in capsys.readouterr().out  # the arrays were remade
+    code, text = _build(params, capsys)
+    assert "rebuilt" not in text and "0 cached now, 12 already cached" in text
+
+
+def test_a_track_whose_file_is_gone_is_reported(tmp_path, music, params, capsys):
+    run_stages(params, "build")
+    (music / "bass" / "bass_2.wav").unlink()
+    code, text = _build(params, capsys, "--resplit")
+    assert code == 0
+    assert "1 cached track(s) whose file is gone (no longer used): bass/bass_2.wav" in text
+    assert "bass/bass_2.wav" not in _manifest(tmp_path / "out")
+
+
+def test_a_file_vanishing_during_the_run_fails_alone(tmp_path, music, params, capsys,
+                                                     monkeypatch):
+    import slapp.build as build
+
+    real = build.find_tracks
+
+    def scan_then_delete(root):
+        found = real(root)
+        (music / "treble" / "treble_0.wav").unlink()
+        return found
+
+    monkeypatch.setattr(build, "find_tracks", scan_then_delete)
+    code, text = _build(params, capsys)
+    assert code == 0
+    assert "treble/treble_0.wav: the file disappeared during the run" in text
+    assert "11 cached now" in text
+
+
+# --- containers, codecs, tags ----------------------------------------------------------
+
+def test_mp3_with_a_huge_id3_picture_decodes(tmp_path, music, params, capsys):
+    mp3 = write_audio(tmp_path / "plain.mp3", tone(2.0, sr=22050, seed=5), 22050)
+    picture = b"\xff\xd8\xff\xe0" + os.urandom(3_000_000)  # a 3 MB "JPEG"
+    frame = b"APIC" + _syncsafe(len(picture) + 14) + b"\0\0" + b"\0image/jpeg\0\3\0" + picture
+    tag = b"ID3\4\0\0" + _syncsafe(len(frame)) + frame
+    (music / "bass" / "tagged.mp3").write_bytes(tag + mp3.read_bytes())
+    code, _ = _build(params, capsys)
+    entry = _manifest(tmp_path / "out")["bass/tagged.mp3"]
+    assert code == 0 and entry["status"] == "done" and abs(entry["seconds"] - 2.0) < 0.15
+
+
+def _syncsafe(n: int) -> bytes:
+    return bytes([(n >> 21) & 127, (n >> 14) & 127, (n >> 7) & 127, n & 127])
+
+
+def test_vbr_mp3_made_by_ffmpeg_decodes_to_its_length(tmp_path, music, params, capsys):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    wav = write_audio(tmp_path / "src.wav", tone(3.0, sr=44100, seed=6), 44100)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(wav),
+                    "-codec:a", "libmp3lame", "-q:a", "5", str(music / "mid" / "vbr.mp3")],
+                   check=True)
+    code, _ = _build(params, capsys)
+    entry = _manifest(tmp_path / "out")["mid/vbr.mp3"]
+    assert code == 0 and entry["status"] == "done" and abs(entry["seconds"] - 3.0) < 0.1
+
+
+def test_wav_content_behind_an_mp3_extension_decodes(tmp_path, music, params, capsys):
+    shutil.copy(music / "mid" / "mid_2.wav", music / "mid" / "really_wav.mp3")
+    code, _ = _build(params, capsys)
+    assert code == 0 and _manifest(tmp_path / "out")["mid/really_wav.mp3"]["status"] == "done"
+
+
+def test_zero_byte_and_garbage_files_fail_alone_with_reasons(tmp_path, music, params, capsys):
+    (music / "bass" / "empty.mp3").write_bytes(b"")
+    (music / "bass" / "noise.flac").write_bytes(os.urandom(5000))
+    code, text = _build(params, capsys)
+    assert code == 0 and "2 failed" in text and "12 cached now" in text
+    entries = _manifest(tmp_path / "out")
+    assert entries["bass/empty.mp3"]["reason"] == "empty file (0 bytes)"
+    assert "not a readable audio file" in entries["bass/noise.flac"]["reason"]
+
+
+# --- full disk, locks, damaged outputs -------------------------------------------------
+
+@pytest.mark.parametrize("stage", ["build", "process", "predict"])
+def test_a_full_disk_is_one_clear_error_and_keeps_what_was_written(
+        tmp_path, music, params, capsys, monkeypatch, stage):
+    import slapp.atomic as atomic
+
+    run_stages(params, *{"build": ["build"], "process": ["build"],
+                         "predict": ["build", "process", "train"]}[stage])
+    if stage == "build":  # one more track to write: the disk is full by then
+        shutil.copy(music / "mid" / "mid_0.wav", music / "mid" / "new.wav")
+    cached = sorted(p.name for p in (tmp_path / "out" / "cache").rglob("*.npz"))
+    real = atomic.os.replace
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", full)
+    import build_dataset
+    import predict_track
+    import process_dataset
+
+    if stage == "build":
+        code = build_dataset.main(["--params", str(params), "--quiet"])
+    elif stage == "process":
+        code = process_dataset.main(["--params", str(params), "--quiet"])
+    else:
+        code = predict_track.main(["--params", str(params), "--quiet", "--output",
+                                   str(tmp_path / "l.csv"), str(music / "bass")])
+    monkeypatch.setattr(atomic.os, "replace", real)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out" / "cache").rglob("*.npz")) == cached
+
+
+def test_two_runs_at_the_same_instant_the_refused_one_names_the_holder(tmp_path):
+    """The race: the holder has the lock but has not written its name yet."""
+    from filelock import FileLock
+
+    from slapp.errors import StageError
+    from slapp.lock import LOCK_NAME, output_lock
+    from slapp.atomic import write_json
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    lock = FileLock(str(folder / LOCK_NAME))
+    lock.acquire()
+    late = threading.Timer(0.5, write_json, (folder / (LOCK_NAME + ".owner"), {
+        "stage": "train_crnn.py", "pid": os.getpid(), "since": "2026-11-21 10:00:00"}))
+    late.start()
+    with pytest.raises(StageError, match=r"in use by another slapp run \(train_crnn.py, pid "
+                                         rf"{os.getpid()}, since 2026-11-21 10:00:00\)"):
+        with output_lock(folder, "build_dataset.py"):
+            pass
+    late.join()
+    lock.release()
+
+
+def test_a_stale_owner_name_is_never_shown(tmp_path, monkeypatch):
+    """The owner file of a finished run is removed; one left by a killed process (dead
+    pid) is not believed."""
+    from filelock import FileLock
+
+    import slapp.lock as lock_mod
+    from slapp.atomic import write_json
+    from slapp.errors import StageError
+
+    folder = tmp_path / "out"
+    with lock_mod.output_lock(folder, "build_dataset.py"):
+        assert (folder / (lock_mod.LOCK_NAME + ".owner")).exists()
+    assert not (folder / (lock_mod.LOCK_NAME + ".owner")).exists()
+    write_json(folder / (lock_mod.LOCK_NAME + ".owner"),
+               {"stage": "old.py", "pid": 2 ** 22 + 12345, "since": "yesterday"})
+    monkeypatch.setattr(lock_mod, "OWNER_WAIT_S", 0.3)
+    held = FileLock(str(folder / lock_mod.LOCK_NAME))
+    held.acquire()
+    try:
+        with pytest.raises(StageError) as info:
+            with lock_mod.output_lock(folder, "build_dataset.py"):
+                pass
+    finally:
+        held.release()
+    assert "old.py" not in str(info.value)
+    assert "(it has not written its name: it may be on another machine)" in str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
+def test_a_damaged_model_file_says_it_exists_but_cannot_be_read(trained, tmp_path, capsys,
+                                                                damage):
+    import predict_track
+
+    root, _ = trained
+    bundle = tmp_path / "model"
+    shutil.copytree(root / "out" / "model", bundle)
+    model = bundle / "model.keras"
+    data = model.read_bytes()
+    model.write_bytes({"truncated": data[:len(data) // 2], "empty": b"",
+                       "text": b"not a model"}[damage])
+    code = predict_track.main(["--quiet", "--model", str(bundle), "--params",
+                               str(tmp_path / "none.json"), str(root / "music" / "bass")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert (f"Model file '{model}' exists ({model.stat().st_size} bytes) but cannot be read: "
+            "it is damaged or incomplete") in err
+    assert "File not found" not in err
+
+
+def test_interrupting_between_stages_and_running_again_loses_nothing(tmp_path, music,
+                                                                     params, capsys):
+    """A re-run after a finished build changes nothing on disk (same bytes)."""
+    run_stages(params, "build")
+    cache = tmp_path / "out" / "cache"
+    before = {p: p.read_bytes() for p in cache.rglob("*.npz")}
+    time.sleep(0.01)
+    code, text = _build(params, capsys)
+    assert code == 0 and "0 cached now, 12 already cached" in text
+    assert {p: p.read_bytes() for p in cache.rglob("*.npz")} == before
