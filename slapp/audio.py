@@ -75,11 +75,39 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int, float | None]:
+BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: decoded, mixed down and resampled at a time
+
+
+def _read_soundfile(path: Path, *, sample_rate: int, mixdown: str
+                    ) -> tuple[np.ndarray, int, int, float | None]:
+    """Decode block by block — mix down and resample each block (a streaming soxr
+    resampler, so the result does not depend on the block size's edges) — so that a long
+    file never exists in memory at its source rate and channel count.
+
+    Returns ``(mono float32 at sample_rate, source rate, source channels, declared s)``."""
+    import soxr  # a librosa dependency
+
     with _quiet_stderr(), sf.SoundFile(str(path)) as f:
-        declared = f.frames / f.samplerate if f.frames > 0 else None
-        y = f.read(dtype="float32", always_2d=True)
-        return y, f.samplerate, declared
+        rate, channels = f.samplerate, f.channels
+        declared = f.frames / rate if f.frames > 0 else None
+        stream = (soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
+                  if rate != sample_rate else None)
+        out = np.empty(int((f.frames if f.frames > 0 else rate) * sample_rate / rate)
+                       + 1024, np.float32)
+        n = 0
+        while True:
+            block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            last = len(block) < BLOCK_FRAMES
+            mono = to_mono(block, mixdown=mixdown)
+            if stream is not None:
+                mono = stream.resample_chunk(mono, last=last)
+            if n + len(mono) > len(out):  # the header under-declared the length
+                out = np.resize(out, max(2 * len(out), n + len(mono)))
+            out[n:n + len(mono)] = mono
+            n += len(mono)
+            if last:
+                break
+    return out[:n].copy() if len(out) > n + (1 << 20) else out[:n], rate, channels, declared
 
 
 _FFMPEG_STREAM = re.compile(r"Audio: .*?(\d+) Hz, ([^,]+)")
@@ -130,9 +158,8 @@ def decode(path: str | os.PathLike, *, sample_rate: int, mixdown: str = "mean") 
     first_error = None
     if ext not in FFMPEG_EXTENSIONS:
         try:
-            y, rate, declared = _read_soundfile(path)
-            channels = y.shape[1]
-            mono = resample(to_mono(y, mixdown=mixdown), orig_sr=rate, target_sr=sample_rate)
+            mono, rate, channels, declared = _read_soundfile(path, sample_rate=sample_rate,
+                                                             mixdown=mixdown)
             return Decoded(mono, rate, channels, declared)
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             first_error = exc

@@ -14,11 +14,41 @@ from __future__ import annotations
 import numpy as np
 
 
+ACTIVATION_BUDGET_MB = 192  # what one batch's largest activations may take
+
+
+def _largest_activation(model) -> int:
+    """Floats in the largest output of any layer (nested models included) per sample."""
+    largest = 0
+    for layer in getattr(model, "layers", []):
+        largest = max(largest, _largest_activation(layer))
+        try:
+            outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+        except (AttributeError, ValueError):
+            continue
+        for out in outputs:
+            size = 1
+            for dim in tuple(out.shape)[1:]:
+                size *= int(dim or 1)
+            largest = max(largest, size)
+    return largest
+
+
+def batch_for_memory(model, *, budget_mb: float = ACTIVATION_BUDGET_MB,
+                     most: int = 64) -> int:
+    """The largest batch (at most ``most``) whose biggest layer output, counted three
+    times (a layer's input, output and a temporary live together), fits ``budget_mb``:
+    64 for small networks, fewer for wide ones (musicnn: 4 at 192 MB)."""
+    per_sample = 3 * 4 * max(1, _largest_activation(model))
+    return int(max(1, min(most, budget_mb * 2 ** 20 // per_sample)))
+
+
 class Scorer:
     """``scorer(x)``: class probabilities ``(n, n_classes)`` float32 of model inputs ``x``
-    ``(n, n_frames, n_mels)`` (already normalised), ``batch_size`` rows per call."""
+    ``(n, n_frames, n_mels)`` (already normalised), ``batch_size`` rows per call (default:
+    :func:`batch_for_memory`)."""
 
-    def __init__(self, model, *, batch_size: int = 64, jit: bool = False,
+    def __init__(self, model, *, batch_size: int | None = None, jit: bool = False,
                  bfloat16: bool = False):
         from .keras_env import import_keras
 
@@ -28,8 +58,9 @@ class Scorer:
         if bfloat16:  # process-wide: oneDNN rewrites float32 graphs to bfloat16
             tf.config.optimizer.set_experimental_options(
                 {"auto_mixed_precision_onednn_bfloat16": True})
-        self.model, self.batch_size = model, batch_size
-        self.shape = (batch_size, *model.input_shape[1:])
+        self.model = model
+        self.batch_size = batch_size or batch_for_memory(model)
+        self.shape = (self.batch_size, *model.input_shape[1:])
         self.n_classes = int(model.output_shape[-1])
         self._fn = tf.function(lambda x: model(x, training=False), jit_compile=jit,
                                input_signature=[tf.TensorSpec(self.shape, tf.float32)])

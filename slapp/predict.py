@@ -169,15 +169,22 @@ def find_inputs(paths: list[str]) -> list[tuple[str, Path | None, str | None]]:
     return out
 
 
+CHUNK_SNIPPETS = 256  # features computed at a time (~13 MB by default): a 4-minute
+                     # track at hop 1 s is one chunk; a long track never holds them all
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """One track ready for the network (the work done in the background thread)."""
+    """One track ready for the network: its prepared waveform, snippet starts, and the
+    first chunk's model input (computed in the background thread)."""
 
     seconds: float
     notes: tuple[str, ...]
     unlike: tuple[str, ...]  # how the audio lies outside what the model was trained on
-    starts: np.ndarray    # (n,) snippet starts in seconds in the file
-    x: np.ndarray         # (n, n_frames, n_mels) normalised model input, float32
+    y: np.ndarray            # (n_samples,) the waveform the features come from
+    offset: int              # sample of the file where y starts
+    starts: np.ndarray       # (n,) snippet starts in y, samples
+    first: np.ndarray        # (min(n, CHUNK_SNIPPETS), n_frames, n_mels) model input
 
 
 @dataclass(frozen=True)
@@ -188,7 +195,7 @@ class Predictor:
     hop_seconds: float = 1.0
     rule: str = "sum"
     min_seconds: float = 1.0
-    batch_size: int = 64
+    batch_size: int | None = None  # None: inference.batch_for_memory
     timeline: bool = False
 
     @property
@@ -207,8 +214,8 @@ class Predictor:
         return decoded
 
     def prepare(self, path: Path) -> Prepared:
-        """Decode, check, profile and level ``path``, and compute every snippet's model
-        input (everything but the network; runs in the background thread)."""
+        """Decode, check, profile and level ``path``, cut its snippets and compute the first
+        chunk's model input (runs in the background thread, beside the network)."""
         p = self.params
         rate = p.audio.sample_rate
         decoded = self.decode(path)
@@ -223,10 +230,15 @@ class Predictor:
         del decoded
         starts = track_starts(len(y), snippet_samples=p.snippet_samples,
                               hop_samples=max(1, int(round(self.hop_seconds * rate))))
+        return Prepared(seconds=seconds, notes=notes, unlike=tuple(unlike), y=y,
+                        offset=offset, starts=starts,
+                        first=self.model_input(y, starts[:CHUNK_SNIPPETS])[0])
+
+    def model_input(self, y: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised float32 model input of the snippets at ``starts`` and their starts
+        on whole frames (samples)."""
         x, first = self.features(y, starts)
-        x = apply(x, self.bundle.stats).astype(np.float32, copy=False)
-        return Prepared(seconds=seconds, notes=notes, unlike=tuple(unlike), x=x,
-                        starts=(first + offset) / rate)
+        return apply(x, self.bundle.stats).astype(np.float32, copy=False), first
 
     def features(self, y: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The snippets of ``y`` starting at ``starts`` (samples) as the build caches them:
@@ -237,8 +249,14 @@ class Predictor:
         return x.astype(p.features.dtype, copy=False), first
 
     def label(self, name: str, prepared: Prepared) -> TrackResult:
-        """Score ``prepared``'s snippets with the network and aggregate them."""
-        probs = self.scorer(prepared.x)
+        """Score ``prepared``'s snippets with the network, chunk by chunk, and aggregate."""
+        p, hop = self.params, self.params.features.hop_length
+        chunks = [self.scorer(prepared.first)]
+        for i in range(CHUNK_SNIPPETS, len(prepared.starts), CHUNK_SNIPPETS):
+            x, _ = self.model_input(prepared.y, prepared.starts[i:i + CHUNK_SNIPPETS])
+            chunks.append(self.scorer(x))
+        probs = np.concatenate(chunks)
+        times = ((prepared.starts // hop) * hop + prepared.offset) / p.audio.sample_rate
         scores = aggregate(probs, self.rule)
         classes = self.bundle.classes
         best = int(np.argmax(scores))
@@ -251,7 +269,7 @@ class Predictor:
             result.timeline = [
                 {"start": round(float(t), 3), "label": classes[int(np.argmax(row))],
                  "scores": {c: round(float(v), 6) for c, v in zip(classes, row)}}
-                for t, row in zip(prepared.starts, probs)]
+                for t, row in zip(times, probs)]
         return result
 
 

@@ -43,9 +43,9 @@ def check_waveform(y: np.ndarray, *, sample_rate: int, min_seconds: float,
     if seconds < min_seconds:
         raise AudioError(f"too short: {seconds:.2f} s of audio, expected at least "
                          f"{min_seconds:g} s (slicing.min_track_seconds)")
-    if not np.isfinite(y).all():
+    if not np.isfinite(np.sum(y, dtype=np.float64)):  # NaN and inf propagate; no copy
         raise AudioError("the decoded audio contains NaN or infinite samples")
-    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    peak = max(float(y.max()), -float(y.min())) if len(y) else 0.0
     peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
     if peak_db < silence_threshold_db:
         raise AudioError(f"silent: peak level {peak_db:.1f} dBFS, expected above "

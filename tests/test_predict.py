@@ -182,3 +182,26 @@ def test_interrupted_run_with_an_output_file_resumes(trained, tmp_path, capsys):
     assert again[0]["label"] == "treble"
     assert [t["scores"] for t in again[1:]] == [t["scores"] for t in full["tracks"][1:]]
     assert not part.exists()
+
+
+def test_long_tracks_are_scored_chunk_by_chunk_with_the_same_result(trained, tmp_path,
+                                                                    monkeypatch):
+    """A long track is featurised and scored a chunk of snippets at a time (memory stays
+    small); the scores and timeline are those of one pass."""
+    import slapp.predict as predict
+    from slapp.bundle import load_bundle
+
+    root, _ = trained
+    bundle = load_bundle(root / "out" / "model")
+    track = write_audio(tmp_path / "long.wav", tone(9.0, sr=22050, seed=7), 22050)
+    whole = predict.predict_tracks([str(track)], bundle=bundle, timeline=True,
+                                   hop_seconds=0.25, progress=False).results[0]
+    monkeypatch.setattr(predict, "CHUNK_SNIPPETS", 5)
+    chunked = predict.predict_tracks([str(track)], bundle=bundle, timeline=True,
+                                     hop_seconds=0.25, progress=False).results[0]
+    assert whole.snippets == chunked.snippets == 33  # (9 - 1) / 0.25 + 1
+    assert [r["start"] for r in chunked.timeline] == [r["start"] for r in whole.timeline]
+    np.testing.assert_allclose([list(r["scores"].values()) for r in chunked.timeline],
+                               [list(r["scores"].values()) for r in whole.timeline],
+                               atol=1e-6)
+    assert chunked.scores == pytest.approx(whole.scores, abs=1e-6)
