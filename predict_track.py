@@ -24,9 +24,10 @@ def get_parser():
     parser.add_argument("--model", metavar="BUNDLE", type=Path,
                         help="model bundle folder (default: paths.model_dir of the "
                              "parameters, i.e. output_dir/model)")
-    parser.add_argument("--hop", type=float, default=1.0, metavar="SECONDS",
-                        help="seconds between snippet starts (default: %(default)s, i.e. "
-                             "2 s overlap for 3 s snippets)")
+    parser.add_argument("--hop", type=float, default=2.0, metavar="SECONDS",
+                        help="seconds between snippet starts (default: %(default)s: 1 s "
+                             "overlap for 3 s snippets; 1.0, the article's 2 s overlap, "
+                             "labels the same at twice the cost)")
     parser.add_argument("--aggregate", choices=("sum", "mean-log", "vote"), default="sum",
                         help="how snippet scores make a track label: sum of probabilities "
                              "(default), mean of log-probabilities, or majority vote")

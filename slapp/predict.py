@@ -53,6 +53,9 @@ from .track import check_waveform
 logger = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = (".csv", ".json")
+# seconds between snippet starts: 2 s labels as well as 1 s (the article's) at half the cost
+# (BENCHMARKS.md, "Prediction hop": 5 artist-keeping folds, CRNN and musicnn)
+DEFAULT_HOP_SECONDS = 2.0
 
 
 @dataclass
@@ -192,7 +195,7 @@ class Predictor:
     """The bundle's model and settings, and the per-run options."""
 
     bundle: Bundle
-    hop_seconds: float = 1.0
+    hop_seconds: float = DEFAULT_HOP_SECONDS
     rule: str = "sum"
     min_seconds: float = 1.0
     batch_size: int | None = None  # None: inference.batch_for_memory
@@ -401,7 +404,7 @@ def _plot_name(name: str, used: set[str]) -> str:
 
 def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
                    bundle: Bundle | None = None, current: PipelineParams | None = None,
-                   hop_seconds: float = 1.0, rule: str = "sum", min_seconds: float | None = None,
+                   hop_seconds: float = DEFAULT_HOP_SECONDS, rule: str = "sum", min_seconds: float | None = None,
                    output: Path | None = None, timeline: bool = False,
                    plot_dir: Path | None = None, evaluate: bool = False,
                    progress: bool = True) -> PredictReport:

@@ -114,7 +114,7 @@ def test_long_stereo_44k_mp3_is_labelled(trained, tmp_path, capsys):
     assert _predict(trained, path, "--output", tmp_path / "o.json") == 0
     track = json.loads((tmp_path / "o.json").read_text())["tracks"][0]
     assert track["seconds"] == pytest.approx(75.0, abs=0.1)
-    assert track["snippets"] == 75  # 0..74 s every 1 s, the last ending at 75 s
+    assert track["snippets"] == 38  # 0, 2 ... 74 s (default hop 2 s), the last ending at 75 s
 
 
 def test_incomplete_or_missing_bundle_is_one_clear_error(trained, tmp_path, capsys):
@@ -170,7 +170,7 @@ def test_interrupted_run_with_an_output_file_resumes(trained, tmp_path, capsys):
     import slapp.predict as sp
 
     bundle = sp.load_bundle(root / "out" / "model")
-    header = {"signature": sp._run_signature(bundle, {"hop": 1.0, "rule": "sum", "min": 0.5,
+    header = {"signature": sp._run_signature(bundle, {"hop": 2.0, "rule": "sum", "min": 0.5,
                                                       "timeline": False})}
     rows = [dict(t, notes=t["notes"], timeline=None) for t in full["tracks"][:2]]
     rows[0]["label"] = "treble"  # so we can tell it was reused, not recomputed
