@@ -9,8 +9,6 @@ cached, retries what failed, and refuses a cache made with other feature setting
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from . import cache
 from .atomic import read_json, remove_temp_files, write_json
 from .layout import BuildLayout, output_layout
 from .dataset import Dataset, find_tracks
+from .executor import open_executor
 from .errors import AudioError, DatasetError, StageError
 from .lock import output_lock
 from .params import PipelineParams
@@ -93,44 +92,21 @@ class BuildReport:
 
 # --- worker side -----------------------------------------------------------------------
 
-_WORKER: dict = {}
+@dataclass(frozen=True)
+class TrackTask:
+    """Everything one track's build needs (it may run on another machine)."""
+
+    key: str
+    path: Path
+    params: PipelineParams
+    layout: BuildLayout
+    fingerprint: str
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker when the parent dies (kill -9 included), so
-    no orphan keeps writing or keeps the inherited output-folder lock."""
-    import ctypes
-    import os
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _init_worker(params: PipelineParams, layout: BuildLayout, fingerprint: str,
-                 in_pool: bool) -> None:
-    if in_pool:
-        import sys
-
-        if sys.platform.startswith("linux"):
-            _die_with_parent()
-        # The parent handles Ctrl-C; one BLAS/FFT thread per process (we have one
-        # process per core already).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    _WORKER.update(params=params, layout=layout, fingerprint=fingerprint)
-
-
-def _build_track(task: tuple[str, Path]) -> dict:
-    """Featurize and store one track; never raises for a bad track."""
-    key, path = task
-    params, layout = _WORKER["params"], _WORKER["layout"]
+def build_track(task: TrackTask) -> dict:
+    """Featurize one track and store it atomically in the cache; never raises for a bad
+    track. Returns the manifest entry with ``key`` and ``status``."""
+    key, path, params, layout = task.key, task.path, task.params, task.layout
     try:
         source = cache.source_stat(path)
         tf = extract_track(path, params, key=key)
@@ -143,7 +119,7 @@ def _build_track(task: tuple[str, Path]) -> dict:
                 "reason": f"unexpected error while decoding ({type(exc).__name__}: {exc})"}
     try:
         cache.write_track(layout, key, mel=tf.mel, starts=tf.starts,
-                          dtype=params.features.dtype, fingerprint=_WORKER["fingerprint"],
+                          dtype=params.features.dtype, fingerprint=task.fingerprint,
                           source=tuple(source))
     except OSError as exc:
         return {"key": key, "status": "write_error",
@@ -156,8 +132,15 @@ def _build_track(task: tuple[str, Path]) -> dict:
             "file": source}
 
 
+def _lost(task: TrackTask, kills: int) -> dict:
+    """The entry of a track whose worker process died every time it was tried."""
+    return {"key": task.key, "status": "failed",
+            "reason": f"it stopped the worker process {kills} times (a decoder crash?); "
+                      "not retried"}
+
+
 def _warm_up(params: PipelineParams) -> None:
-    """Import librosa's feature code once in the parent, so forked workers share it."""
+    """Import the feature code once in the parent, so forked workers share it."""
     import numpy as np
 
     from .backbones import snippet_features
@@ -166,38 +149,23 @@ def _warm_up(params: PipelineParams) -> None:
                      params)
 
 
-def _run_tracks(tasks: list[tuple[str, Path]], params: PipelineParams, layout: BuildLayout,
-                fingerprint: str, *, progress: bool, results: dict[str, dict]) -> None:
-    """Process ``tasks``, filling ``results`` (key → result) as they finish."""
-    n_workers = max(1, min(params.n_workers, len(tasks)))
+def _run_tracks(tasks: list[TrackTask], executor, *, progress: bool,
+                results: dict[str, dict]) -> None:
+    """Process ``tasks`` on ``executor``, filling ``results`` (key → result) as they
+    finish."""
     bar_args = dict(total=len(tasks), unit="track", disable=not progress,
                     desc="build", dynamic_ncols=True, smoothing=0.1)
-
-    def collect(result: dict, bar: tqdm) -> None:
-        if result["status"] == "write_error":
-            raise StageError(result["reason"] + ". Free space or fix permissions, then "
-                             "run again: finished tracks are kept.")
-        results[result["key"]] = result
-        if result["status"] == "failed":
-            logger.warning("%s: %s", result["key"], result["reason"])
-        bar.update(1)
-        bar.set_postfix(failed=sum(r["status"] == "failed" for r in results.values()),
-                        refresh=False)
-
-    initargs = (params, layout, fingerprint, n_workers > 1)
-    if n_workers == 1:
-        _init_worker(*initargs)
-        with tqdm(**bar_args) as bar:
-            for task in tasks:
-                collect(_build_track(task), bar)
-        return
-    _warm_up(params)
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    with ctx.Pool(n_workers, initializer=_init_worker, initargs=initargs) as pool:
-        with tqdm(**bar_args) as bar:
-            for result in pool.imap_unordered(_build_track, tasks, chunksize=1):
-                collect(result, bar)
+    with tqdm(**bar_args) as bar:
+        for result in executor.map_unordered(build_track, tasks, on_lost=_lost):
+            if result["status"] == "write_error":
+                raise StageError(result["reason"] + ". Free space or fix permissions, then "
+                                 "run again: finished tracks are kept.")
+            results[result["key"]] = result
+            if result["status"] == "failed":
+                logger.warning("%s: %s", result["key"], result["reason"])
+            bar.update(1)
+            bar.set_postfix(failed=sum(r["status"] == "failed" for r in results.values()),
+                            refresh=False)
 
 
 # --- the stage -------------------------------------------------------------------------
@@ -318,15 +286,18 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
             logger.info("%d track(s) changed since they were cached: rebuilding them",
                         len(changed))
         if todo:
-            logger.info("%d tracks to build (%d already cached), %d workers", len(todo),
-                        len(keys) - len(todo), min(params.n_workers, len(todo)))
+            logger.info("%d tracks to build (%d already cached), %d workers (%s engine)", len(todo),
+                        len(keys) - len(todo), min(params.n_workers, len(todo)), params.engine.kind)
         else:
             logger.info("nothing to do: all %d tracks are cached", len(keys))
         results: dict[str, dict] = {}
         try:
             if todo:
-                _run_tracks([(k, dataset.files[k]) for k in todo], params, layout, fingerprint,
-                            progress=progress, results=results)
+                tasks = [TrackTask(k, dataset.files[k], params, layout, fingerprint)
+                         for k in todo]
+                with open_executor(params, warm_up=lambda: _warm_up(params)) as executor:
+                    executor.check_shared(layout.root)
+                    _run_tracks(tasks, executor, progress=progress, results=results)
         except KeyboardInterrupt:
             report.interrupted = True
         _finish(report, keys, split, layout, results, old, start)

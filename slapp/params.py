@@ -148,6 +148,16 @@ class TrainingParams:
 
 
 @dataclass(frozen=True)
+class EngineParams:
+    """Where per-track work runs (build): this machine's process pool (``local``), or a
+    Dask cluster (``dask``): a LocalCluster of ``workers`` processes when ``address`` is
+    null, else the running scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``)."""
+
+    kind: str = _param("local", "str", choices=("local", "dask"))
+    address: str | None = _param(None, "str", nullable=True)
+
+
+@dataclass(frozen=True)
 class PipelineParams:
     """Everything in ``pipeline_parameters.json``; derived sizes are properties."""
 
@@ -159,6 +169,7 @@ class PipelineParams:
     process: ProcessParams = field(default_factory=ProcessParams)
     model: ModelParams = field(default_factory=ModelParams)
     training: TrainingParams = field(default_factory=TrainingParams)
+    engine: EngineParams = field(default_factory=EngineParams)
     workers: int | None = _param(None, "int", lo=1, hi=1024, nullable=True)
     source: Path | None = field(default=None, compare=False)
     _overrides: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -229,7 +240,7 @@ _LEVELLING_OFF = {"trim_silence": False, "loudness_db": None}
 
 _SECTIONS = {"paths": PathsParams, "audio": AudioParams, "slicing": SlicingParams,
              "features": FeatureParams, "split": SplitParams, "process": ProcessParams,
-             "model": ModelParams, "training": TrainingParams}
+             "model": ModelParams, "training": TrainingParams, "engine": EngineParams}
 
 
 def _to_json(value):
@@ -424,6 +435,10 @@ def _check_consistency(p: PipelineParams) -> None:
                     f"({len(m.conv_filters)}, as in model.conv_filters)",
                     [list(v) for v in m.pool_sizes])
     p.backbone.check(p)
+    e = p.engine
+    if e.address is not None and (e.kind != "dask" or "://" not in e.address):
+        raise _fail("engine.address", "null, or a Dask scheduler address such as "
+                    "'tcp://host:8786' with engine.kind 'dask'", e.address)
     total = p.split.val_share + p.split.test_share
     if total >= 1.0 - 1e-9:
         raise ParameterError(

@@ -1,0 +1,188 @@
+"""Where per-track work runs: one small interface, two engines (``engine.kind``).
+
+An executor runs ``fn(task)`` for every task and yields the results as they finish, in
+any order. ``fn`` takes everything it needs in its task (no module globals), so the same
+function runs in this machine's process pool or on any Dask worker.
+
+- :class:`LocalExecutor` (``local``, the default): a process pool of ``workers``
+  processes; each dies with the parent (Linux), ignores Ctrl-C (the parent handles it)
+  and uses one BLAS/FFT thread.
+- :class:`DaskExecutor` (``dask``): a ``distributed`` client, on a ``LocalCluster`` of
+  ``workers`` processes (one thread each) or on the scheduler at ``engine.address``. A
+  task whose worker dies is run again elsewhere; one that kills
+  :data:`ALLOWED_FAILURES` + 1 workers is given up and reported through ``on_lost``.
+  Each worker runs one task at a time with nothing queued behind it
+  (``worker-saturation`` 1.0), so a crash takes down no other track. (With
+  ``engine.address`` these are the scheduler's own settings: start it with the same
+  ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=1`` and
+  ``DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0``.)
+  The workers must see the output folder (a shared file system):
+  :meth:`DaskExecutor.check_shared` proves it before any work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import StageError
+
+ALLOWED_FAILURES = 1  # a task that kills two workers is a poison track, not bad luck
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the parent dies (kill -9 included), so
+    no orphan keeps writing or keeps the inherited output-folder lock."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_pool_worker() -> None:
+    if sys.platform.startswith("linux"):
+        _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+class LocalExecutor:
+    """This machine's process pool (``workers`` processes; 1: in this process)."""
+
+    name = "local"
+
+    def __init__(self, n_workers: int, warm_up: Callable[[], None] | None = None):
+        self.n_workers, self.warm_up = max(1, n_workers), warm_up
+
+    def map_unordered(self, fn: Callable, tasks: list, *, on_lost: Callable) -> Iterator:
+        if self.n_workers == 1 or len(tasks) <= 1:
+            yield from (fn(task) for task in tasks)
+            return
+        if self.warm_up is not None:  # import once in the parent: forked workers share it
+            self.warm_up()
+        methods = mp.get_all_start_methods()
+        ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+        with ctx.Pool(min(self.n_workers, len(tasks)), initializer=_init_pool_worker) as pool:
+            yield from pool.imap_unordered(fn, tasks, chunksize=1)
+
+    def check_shared(self, folder: Path) -> None:
+        """Nothing to check: the workers are this machine's processes."""
+
+    def close(self) -> None:
+        pass
+
+
+def _read_marker(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+
+
+def _one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+class DaskExecutor:
+    """A Dask ``distributed`` client (see the module docstring)."""
+
+    name = "dask"
+
+    def __init__(self, n_workers: int, address: str | None = None):
+        import dask
+        from distributed import Client, LocalCluster
+
+        self.cluster = None
+        try:
+            # one task per worker thread at a time (no queue on the workers): a worker that
+            # dies then takes only its own track down, not a bystander queued behind it
+            with dask.config.set({"distributed.scheduler.allowed-failures":
+                                  ALLOWED_FAILURES,
+                                  "distributed.scheduler.worker-saturation": 1.0}):
+                if address is None:
+                    self.cluster = LocalCluster(n_workers=max(1, n_workers),
+                                                threads_per_worker=1, processes=True,
+                                                dashboard_address=None)
+                    self.client = Client(self.cluster)
+                else:
+                    self.client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            where = address or "a LocalCluster"
+            raise StageError(f"Cannot reach the Dask scheduler at '{where}' "
+                             f"(engine.address): {exc}. Start it (dask scheduler) or fix "
+                             "the address.") from None
+        self.client.run(_one_thread)
+
+    def check_shared(self, folder: Path) -> None:
+        """Refuse (:class:`StageError`) unless every worker reads a marker this process
+        just wrote in ``folder``: the cache files the workers write must land where this
+        process and later stages read them."""
+        token = uuid.uuid4().hex
+        marker = folder / f".slapp-shared-check-{token}"
+        marker.write_text(token)
+        try:
+            seen = self.client.run(_read_marker, str(marker.resolve()))
+        finally:
+            marker.unlink()
+        blind = {worker: text for worker, text in seen.items() if text != token}
+        if not seen or blind:
+            worker, text = next(iter(blind.items())) if blind else ("none", "no workers")
+            raise StageError(
+                f"Dask worker {worker} cannot see the output folder '{folder.resolve()}' "
+                f"({text}). With engine.kind 'dask' the output folder must be on a file "
+                "system shared by this machine and every worker (NFS, SMB, a cluster "
+                "file system), at the same path.")
+
+    def map_unordered(self, fn: Callable, tasks: list, *, on_lost: Callable) -> Iterator:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        futures = {self.client.submit(fn, task, pure=False, key=f"slapp-{uuid.uuid4().hex}"):
+                   task for task in tasks}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except KilledWorker:
+                    yield on_lost(futures[future], ALLOWED_FAILURES + 1)
+        finally:
+            self.client.cancel(list(futures))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+
+@contextlib.contextmanager
+def open_executor(params, warm_up: Callable[[], None] | None = None):
+    """The executor ``params.engine`` asks for, closed at the end of the block."""
+    engine = params.engine
+    if engine.kind == "dask":
+        executor = DaskExecutor(params.n_workers, engine.address)
+    else:
+        executor = LocalExecutor(params.n_workers, warm_up)
+    try:
+        yield executor
+    finally:
+        executor.close()
+

@@ -1,0 +1,145 @@
+"""The Dask engine (``engine.kind = "dask"``) on a LocalCluster: the same cache as the
+local pool, workers that die, poison tracks, and the errors a user can meet."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY, make_dataset, write_params
+
+pytest.importorskip("distributed")
+
+
+def _cache(out: Path) -> dict[str, dict[str, np.ndarray]]:
+    arrays = {}
+    for path in sorted((out / "cache").rglob("*.npz")):
+        with np.load(path) as data:
+            arrays[path.relative_to(out).as_posix()] = {k: data[k] for k in data.files}
+    return arrays
+
+
+def test_a_dask_build_writes_the_same_cache_as_the_local_pool(tmp_path, capsys):
+    import build_dataset
+
+    music = make_dataset(tmp_path / "music", per_class=4, seconds=2.0)
+    local = write_params(tmp_path / "local.json", music, tmp_path / "local", **TINY,
+                         workers=2)
+    dask = write_params(tmp_path / "dask.json", music, tmp_path / "dask", **TINY, workers=2,
+                        engine={"kind": "dask"})
+    assert build_dataset.main(["--params", str(local), "--quiet"]) == 0
+    assert build_dataset.main(["--params", str(dask), "--quiet"]) == 0
+    a, b = _cache(tmp_path / "local"), _cache(tmp_path / "dask")
+    assert list(a) == list(b) and len(a) == 12
+    for name in a:
+        for key in ("mel", "starts", "fingerprint"):
+            np.testing.assert_array_equal(a[name][key], b[name][key])
+    manifest = json.loads((tmp_path / "dask" / "build_manifest.json").read_text())
+    assert manifest["counts"] == {"done": 12, "failed": 0, "pending": 0}
+    assert "12 cached now" in capsys.readouterr().out
+
+
+def _kill_first_time(task):
+    """Kill this worker process the first time a task for ``task[1]`` runs."""
+    marker, key = task
+    if key == "victim" and not os.path.exists(marker):
+        Path(marker).write_text("killed once")
+        os._exit(1)
+    return {"key": key, "status": "done"}
+
+
+def _kill_always(task):
+    _, key = task
+    if key == "poison":
+        os._exit(1)
+    return {"key": key, "status": "done"}
+
+
+def test_a_killed_worker_is_replaced_and_its_task_runs_again(tmp_path):
+    from slapp.executor import DaskExecutor
+
+    executor = DaskExecutor(2)
+    try:
+        marker = str(tmp_path / "marker")
+        tasks = [(marker, "victim"), *[(marker, f"t{i}") for i in range(6)]]
+        results = list(executor.map_unordered(_kill_first_time, tasks,
+                                              on_lost=lambda t, n: {"key": t[1],
+                                                                    "status": "lost"}))
+    finally:
+        executor.close()
+    assert Path(marker).read_text() == "killed once"
+    assert sorted(r["key"] for r in results) == sorted(t[1] for t in tasks)
+    assert {r["status"] for r in results} == {"done"}
+
+
+def test_a_track_that_kills_its_worker_twice_is_failed_not_retried_forever(tmp_path):
+    from slapp.build import TrackTask, _lost
+    from slapp.executor import ALLOWED_FAILURES, DaskExecutor
+
+    executor = DaskExecutor(2)
+    try:
+        tasks = [("", "poison"), *[("", f"t{i}") for i in range(4)]]
+        results = list(executor.map_unordered(
+            _kill_always, tasks,
+            on_lost=lambda t, n: _lost(TrackTask(t[1], Path("x"), None, None, ""), n)))
+    finally:
+        executor.close()
+    assert ALLOWED_FAILURES == 1
+    poison = [r for r in results if r["key"] == "poison"]
+    assert poison == [{"key": "poison", "status": "failed",
+                       "reason": "it stopped the worker process 2 times (a decoder crash?); "
+                                 "not retried"}]
+    assert sorted(r["key"] for r in results if r["status"] == "done") == [
+        f"t{i}" for i in range(4)]
+
+
+def test_an_unreachable_scheduler_is_one_line_naming_the_address(tmp_path, capsys):
+    import build_dataset
+
+    music = make_dataset(tmp_path / "music", per_class=3, seconds=1.0)
+    params = write_params(tmp_path / "p.json", music, tmp_path / "out", **TINY,
+                          engine={"kind": "dask", "address": "tcp://127.0.0.1:9"})
+    assert build_dataset.main(["--params", str(params), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' "
+                          "(engine.address):") and err.count("\n") == 1
+    assert not list((tmp_path / "out" / "cache").rglob("*.npz"))
+
+
+def test_engine_parameters_are_validated():
+    from slapp.errors import ParameterError
+    from slapp.params import params_from_dict
+
+    base = {"paths": {"input_dir": "x"}}
+    with pytest.raises(ParameterError, match=r"'engine.kind' parameter must be one of "):
+        params_from_dict({**base, "engine": {"kind": "spark"}})
+    with pytest.raises(ParameterError, match=r"'engine.address' parameter must be null, or a "
+                                             r"Dask scheduler address such as "
+                                             r"'tcp://host:8786' with engine.kind 'dask'"):
+        params_from_dict({**base, "engine": {"kind": "local", "address": "tcp://h:8786"}})
+    p = params_from_dict({**base, "engine": {"kind": "dask", "address": "tcp://h:8786"}})
+    assert (p.engine.kind, p.engine.address) == ("dask", "tcp://h:8786")
+
+
+def test_workers_that_cannot_see_the_output_folder_are_refused(tmp_path):
+    """The shared-file-system check: a worker that reads something else than the marker
+    this process wrote stops the build before any work."""
+    from slapp.errors import StageError
+    from slapp.executor import DaskExecutor
+
+    class Blind:
+        def run(self, fn, path):
+            return {"tcp://10.0.0.7:4000": "cannot read it: No such file or directory"}
+
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.client, executor.cluster = Blind(), None
+    with pytest.raises(StageError, match=r"Dask worker tcp://10.0.0.7:4000 cannot see the "
+                                         r"output folder .* \(cannot read it: No such file "
+                                         r"or directory\)\. With engine.kind 'dask' the output "
+                                         r"folder must be on a file system shared"):
+        executor.check_shared(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the marker is removed
