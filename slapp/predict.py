@@ -426,8 +426,13 @@ def predict_tracks(paths: list[str], *, model_dir: Path | None = None,
     done, partial = _open_partial(output, predictor) if output is not None else ({}, None)
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
+    engine = current.engine if current is not None else None
     try:
-        _label_all(inputs, predictor, done, partial, plot_dir, report, progress)
+        if engine is not None and engine.kind == "dask":
+            _label_on_dask(inputs, predictor, done, partial, plot_dir, report, progress,
+                           current)
+        else:
+            _label_all(inputs, predictor, done, partial, plot_dir, report, progress)
     finally:
         if partial is not None:
             os.fsync(partial.fileno())
@@ -536,6 +541,81 @@ def _label_all(inputs: list, predictor: Predictor, done: dict[str, dict], partia
             bar.close()
             if pending is not None:
                 pending.cancel()
+
+
+@dataclass(frozen=True)
+class LabelTask:
+    """One track to label on a Dask worker: everything it needs, explicitly."""
+
+    name: str
+    path: Path
+    bundle_dir: Path
+    options: tuple  # (hop_seconds, rule, min_seconds, timeline)
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_predictor(bundle_dir: Path, options: tuple) -> Predictor:
+    """The worker process's predictor: the bundle is loaded (and traced) once per worker."""
+    hop, rule, min_seconds, timeline = options
+    return Predictor(load_bundle(bundle_dir), hop_seconds=hop, rule=rule,
+                     min_seconds=min_seconds, timeline=timeline)
+
+
+def label_task(task: LabelTask) -> dict:
+    """Label one track on a worker; the row :meth:`TrackResult.from_row` reads."""
+    predictor = _worker_predictor(task.bundle_dir, task.options)
+    try:
+        result = predictor.label(task.name, predictor.prepare(task.path))
+    except AudioError as exc:
+        result = TrackResult(path=task.name, error=str(exc))
+    except MemoryError:
+        result = TrackResult(path=task.name, error="not enough memory to decode it")
+    return result.to_dict(True)
+
+
+def _label_on_dask(inputs: list, predictor: Predictor, done: dict[str, dict], partial,
+                   plot_dir: Path | None, report: PredictReport, progress: bool,
+                   params: PipelineParams) -> None:
+    """:func:`_label_all` on the Dask cluster of ``params.engine``: each worker loads the
+    bundle once; results stream back here, where the partial file, plots and report are
+    written as they arrive; the report keeps the input order."""
+    from .executor import DaskExecutor
+
+    p = predictor
+    options = (p.hop_seconds, p.rule, p.min_seconds, p.timeline)
+    tasks = [LabelTask(name, path.resolve(), p.bundle.folder.resolve(), options)
+             for name, path, error in inputs if not error and name not in done]
+    rows: dict[str, TrackResult] = {}
+
+    def lost(task: LabelTask, kills: int) -> dict:
+        return TrackResult(path=task.name, error=f"it stopped the worker process {kills} "
+                                                 "times (a decoder crash?)").to_dict(True)
+
+    used_names: set[str] = set()
+    executor = DaskExecutor(params.n_workers, params.engine.address)
+    try:
+        bar = tqdm(total=len(tasks), unit="track", desc="labelling", disable=not progress)
+        for row in executor.map_unordered(label_task, tasks, on_lost=lost):
+            result = TrackResult.from_row(row)
+            rows[result.path] = result
+            if plot_dir is not None and not result.error:
+                plot_timeline(plot_dir / _plot_name(result.path, used_names), result,
+                              report.classes)
+            if partial is not None:
+                partial.write(json.dumps(result.to_dict(True), ensure_ascii=False) + "\n")
+                partial.flush()
+            bar.update(1)
+        bar.close()
+    finally:
+        executor.close()
+    for name, _, error in inputs:
+        if name in done:
+            report.results.append(TrackResult.from_row(done[name]))
+            report.resumed += 1
+        else:
+            report.results.append(rows.get(name) or TrackResult(path=name, error=error))
+        if report.results[-1].error:
+            logger.error("%s: %s", name, report.results[-1].error)
 
 
 def _label_one(predictor: Predictor, name: str, future) -> TrackResult:

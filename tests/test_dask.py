@@ -143,3 +143,30 @@ def test_workers_that_cannot_see_the_output_folder_are_refused(tmp_path):
                                          r"folder must be on a file system shared"):
         executor.check_shared(tmp_path)
     assert list(tmp_path.iterdir()) == []  # the marker is removed
+
+
+def test_predict_on_dask_writes_what_a_local_run_writes(trained, tmp_path, capsys):
+    """Each worker loads the bundle once; results stream back and are written by this
+    process exactly as a local run writes them (same rows, same order)."""
+    import predict_track
+
+    root, params = trained
+    raw = json.loads(params.read_text())
+    raw["engine"], raw["workers"] = {"kind": "dask"}, 2
+    dask_params = tmp_path / "dask.json"
+    dask_params.write_text(json.dumps(raw))
+    music = root / "music"
+    local_out, dask_out = tmp_path / "local.json", tmp_path / "dask.json.out.json"
+    assert predict_track.main(["--params", str(params), "--quiet", "--output",
+                               str(local_out), str(music)]) == 0
+    assert predict_track.main(["--params", str(dask_params), "--quiet", "--output",
+                               str(dask_out), "--plot", str(tmp_path / "plots"),
+                               str(music)]) == 0
+    local = json.loads(local_out.read_text())["tracks"]
+    remote = json.loads(dask_out.read_text())["tracks"]
+    assert [t["path"] for t in remote] == [t["path"] for t in local] and len(local) == 18
+    assert [t["label"] for t in remote] == [t["label"] for t in local]
+    for a, b in zip(local, remote):
+        assert b["scores"] == pytest.approx(a["scores"], abs=1e-6)
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 18
+    assert "labelled 18 track(s), failed 0" in capsys.readouterr().out
