@@ -170,3 +170,64 @@ def test_predict_on_dask_writes_what_a_local_run_writes(trained, tmp_path, capsy
         assert b["scores"] == pytest.approx(a["scores"], abs=1e-6)
     assert len(list((tmp_path / "plots").glob("*.png"))) == 18
     assert "labelled 18 track(s), failed 0" in capsys.readouterr().out
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def test_the_client_killed_mid_build_then_run_again_finishes_the_same_cache(tmp_path):
+    """kill -9 of build_dataset.py (the Dask client, with its LocalCluster) in the middle:
+    its worker processes do not outlive it, and the re-run completes a cache identical to
+    a local build's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, popen_script
+
+    music = make_dataset(tmp_path / "music", per_class=10, seconds=12.0)
+    params = write_params(tmp_path / "p.json", music, tmp_path / "out", **TINY, workers=2,
+                          engine={"kind": "dask"})
+    proc = popen_script([sys.executable, str(ROOT / "build_dataset.py"), "--params",
+                         str(params), "--quiet"], cwd=ROOT)
+    cache = tmp_path / "out" / "cache"
+    end = time.monotonic() + 120
+    while time.monotonic() < end and proc.poll() is None and \
+            sum(1 for _ in cache.rglob("*.npz")) < 3:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    workers = _descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists()
+             and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+    assert alive == []
+    assert 3 <= sum(1 for _ in cache.rglob("*.npz")) < 30
+    rerun = subprocess.run([sys.executable, str(ROOT / "build_dataset.py"), "--params",
+                            str(params), "--quiet"], cwd=ROOT, capture_output=True,
+                           text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "0 failed" in rerun.stdout
+    local = write_params(tmp_path / "l.json", music, tmp_path / "local", **TINY, workers=2)
+    subprocess.run([sys.executable, str(ROOT / "build_dataset.py"), "--params", str(local),
+                    "--quiet"], cwd=ROOT, check=True, capture_output=True)
+    a, b = _cache(tmp_path / "local"), _cache(tmp_path / "out")
+    assert list(a) == list(b) and len(a) == 30
+    for name in a:
+        np.testing.assert_array_equal(a[name]["mel"], b[name]["mel"])
