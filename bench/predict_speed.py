@@ -213,7 +213,7 @@ def main() -> int:
     xs = inputs_of(Predictor(bundle), tracks)
     slapp_run(bundle, [str(tracks[0])])  # warm-up
     floor = floors(bundle, xs, args.repeat)
-    slapp_s = statistics.median(slapp_run(bundle, [str(work)]) for _ in range(args.repeat))
+    slapp_s = statistics.median(slapp_run(bundle, [str(t) for t in tracks]) for _ in range(args.repeat))
     one = stages(bundle, tracks[0], args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bf16.json"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,16 @@ class Bundle:
     params: PipelineParams
     stats: dict
     info: dict
+    _scorers: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def scorer(self, batch_size: int | None = None):
+        """The model as a :class:`~slapp.inference.Scorer`, traced once per bundle and
+        batch size (every later run with this loaded bundle reuses it)."""
+        if batch_size not in self._scorers:
+            from .inference import Scorer
+
+            self._scorers[batch_size] = Scorer(self.model, batch_size=batch_size)
+        return self._scorers[batch_size]
 
 
 def save_model(model, folder: Path) -> None:

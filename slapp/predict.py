@@ -205,9 +205,9 @@ class Predictor:
     def params(self) -> PipelineParams:
         return self.bundle.params
 
-    @functools.cached_property
+    @property
     def scorer(self) -> Scorer:
-        return Scorer(self.bundle.model, batch_size=self.batch_size)
+        return self.bundle.scorer(self.batch_size)
 
     def decode(self, path: Path):
         a = self.params.audio
