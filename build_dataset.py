@@ -12,9 +12,11 @@ def get_parser():
     parser = make_parser(
         "Stage 1 of slapp. Finds the tracks in paths.input_dir (one sub-folder per class), "
         "writes the track-wise split train_val_test_dict.json, then decodes every track, "
-        "cuts it into snippets and caches their log-mel spectrograms under "
-        "paths.output_dir/cache. Re-running skips tracks already cached and retries failed "
-        "ones; Ctrl-C or a kill loses only the tracks in progress.")
+        "computes its log-mel spectrogram, cuts the snippets from it and caches them under "
+        "paths.output_dir/cache, on this machine's cores or a Dask cluster (engine). "
+        "Re-running skips tracks already cached, rebuilds those whose file changed, and "
+        "retries failed ones; Ctrl-C or a kill loses only the tracks in progress. Operating-"
+        "system clutter (__MACOSX, @eaDir, Thumbs.db, ._* ...) is ignored and listed.")
     parser.add_argument("--rebuild", action="store_true",
                         help="delete the cached features and build them again (needed "
                              "after changing audio, slicing or features parameters)")
