@@ -76,6 +76,30 @@ def _key(path: Path, root: Path) -> str:
     return unicodedata.normalize("NFC", readable_name(path.relative_to(root).as_posix()))
 
 
+def _walk_class(class_dir: Path, root: Path, files: dict[str, Path], ignored: list[str],
+                system: list[str]) -> list[str]:
+    """The audio keys below ``class_dir``; fills ``files`` (key → path), ``ignored`` (not
+    audio) and ``system`` (operating-system clutter) on the way; hidden entries skipped."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(class_dir):
+        system += [_key(Path(dirpath) / d, root) for d in dirnames if is_system_entry(d)]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not is_system_entry(d)]
+        for name in filenames:
+            if is_system_entry(name):
+                system.append(_key(Path(dirpath) / name, root))
+                continue
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            key = _key(path, root)
+            if path.suffix.lower() in AUDIO_EXTENSIONS:
+                found.append(key)
+                files[key] = path
+            else:
+                ignored.append(key)
+    return found
+
+
 def find_tracks(root: str | os.PathLike) -> Dataset:
     """Scan ``root``: each non-hidden sub-folder is a class; hidden entries are skipped.
 
@@ -107,28 +131,11 @@ def find_tracks(root: str | os.PathLike) -> Dataset:
     files: dict[str, Path] = {}
     ignored: list[str] = [unicodedata.normalize("NFC", s) for s in stray]
     for class_dir in class_dirs:
-        found: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(class_dir):
-            system += [_key(Path(dirpath) / d, root) for d in dirnames if is_system_entry(d)]
-            dirnames[:] = [d for d in dirnames
-                           if not d.startswith(".") and not is_system_entry(d)]
-            for name in filenames:
-                if is_system_entry(name):
-                    system.append(_key(Path(dirpath) / name, root))
-                    continue
-                if name.startswith("."):
-                    continue
-                path = Path(dirpath) / name
-                key = _key(path, root)
-                if path.suffix.lower() in AUDIO_EXTENSIONS:
-                    found.append(key)
-                    files[key] = path
-                else:
-                    ignored.append(key)
+        found = _walk_class(class_dir, root, files, ignored, system)
         if not found:
             raise DatasetError(
-                f"Class folder '{readable_name(str(class_dir))}' contains no audio files. Expected files "
-                f"ending in {', '.join(sorted(AUDIO_EXTENSIONS))}; add tracks or remove "
+                f"Class folder '{readable_name(str(class_dir))}' contains no audio files. "
+                f"Expected files ending in {', '.join(sorted(AUDIO_EXTENSIONS))}; add tracks or remove "
                 "the folder.")
         tracks[unicodedata.normalize("NFC", readable_name(class_dir.name))] = tuple(
             sorted(found))
