@@ -526,13 +526,8 @@ def _label_all(inputs: list, predictor: Predictor, done: dict[str, dict], partia
                 elif error:
                     result = TrackResult(path=name, error=error)
                 else:
-                    result = _label_one(predictor, name, future)
-                    if plot_dir is not None and not result.error:
-                        plot_timeline(plot_dir / _plot_name(name, used_names), result, classes)
-                    if partial is not None:
-                        partial.write(json.dumps(result.to_dict(True), ensure_ascii=False)
-                                      + "\n")
-                        partial.flush()
+                    result = _label_one(predictor, name, future.result)
+                    _keep_new(result, plot_dir, used_names, classes, partial)
                 report.results.append(result)
                 if result.error:
                     logger.error("%s: %s", name, result.error)
@@ -564,13 +559,8 @@ def _worker_predictor(bundle_dir: Path, options: tuple) -> Predictor:
 def label_task(task: LabelTask) -> dict:
     """Label one track on a worker; the row :meth:`TrackResult.from_row` reads."""
     predictor = _worker_predictor(task.bundle_dir, task.options)
-    try:
-        result = predictor.label(task.name, predictor.prepare(task.path))
-    except AudioError as exc:
-        result = TrackResult(path=task.name, error=str(exc))
-    except MemoryError:
-        result = TrackResult(path=task.name, error="not enough memory to decode it")
-    return result.to_dict(True)
+    return _label_one(predictor, task.name,
+                      lambda: predictor.prepare(task.path)).to_dict(True)
 
 
 def _label_on_dask(inputs: list, predictor: Predictor, done: dict[str, dict], partial,
@@ -598,12 +588,7 @@ def _label_on_dask(inputs: list, predictor: Predictor, done: dict[str, dict], pa
         for row in executor.map_unordered(label_task, tasks, on_lost=lost):
             result = TrackResult.from_row(row)
             rows[result.path] = result
-            if plot_dir is not None and not result.error:
-                plot_timeline(plot_dir / _plot_name(result.path, used_names), result,
-                              report.classes)
-            if partial is not None:
-                partial.write(json.dumps(result.to_dict(True), ensure_ascii=False) + "\n")
-                partial.flush()
+            _keep_new(result, plot_dir, used_names, report.classes, partial)
             bar.update(1)
         bar.close()
     finally:
@@ -618,9 +603,21 @@ def _label_on_dask(inputs: list, predictor: Predictor, done: dict[str, dict], pa
             logger.error("%s: %s", name, report.results[-1].error)
 
 
-def _label_one(predictor: Predictor, name: str, future) -> TrackResult:
+def _keep_new(result: TrackResult, plot_dir: Path | None, used_names: set[str],
+              classes: list[str], partial) -> None:
+    """What a newly labelled track leaves behind: its plot and its partial-file line."""
+    if plot_dir is not None and not result.error:
+        plot_timeline(plot_dir / _plot_name(result.path, used_names), result, classes)
+    if partial is not None:
+        partial.write(json.dumps(result.to_dict(True), ensure_ascii=False) + "\n")
+        partial.flush()
+
+
+def _label_one(predictor: Predictor, name: str, prepared) -> TrackResult:
+    """Label ``name`` from ``prepared()`` (a :class:`Prepared`); a bad track becomes a
+    result with its error."""
     try:
-        return predictor.label(name, future.result())
+        return predictor.label(name, prepared())
     except AudioError as exc:
         return TrackResult(path=name, error=str(exc))
     except MemoryError:
