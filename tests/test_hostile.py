@@ -155,7 +155,8 @@ def test_a_track_replaced_in_place_is_rebuilt_and_later_stages_notice(
     from slapp.cache import read_track
 
     before, _ = read_track(layout, "mid/mid_1.wav")
-    write_audio(music / "mid" / "mid_1.wav", tone(2.5, sr=22050, freq=3000.0, seed=9), 22050)
+    # same length (same snippet count): only the recorded source stamp tells stage 2
+    write_audio(music / "mid" / "mid_1.wav", tone(2.25, sr=22050, freq=3000.0, seed=9), 22050)
     code, text = _build(params, capsys)
     assert code == 0
     assert "rebuilt 1 track(s) whose file changed since it was cached: mid/mid_1.wav" in text
