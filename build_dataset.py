@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     setup_logging(args.quiet)
 
     def job():
-        from slapp.build import build_dataset
+        from slapp.stages.build import build_dataset
         from slapp.params import load_params
 
         params = load_params(args.params)

@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 from slapp.cli import make_parser, run_script, setup_logging
+from slapp.dsp.aggregate import RULES
+from slapp.stages.predict import PredictOptions
+
+DEFAULTS = PredictOptions()
 
 EXIT_SOME_FAILED = 3
 
@@ -24,11 +28,11 @@ def get_parser():
     parser.add_argument("--model", metavar="BUNDLE", type=Path,
                         help="model bundle folder (default: paths.model_dir of the "
                              "parameters, i.e. output_dir/model)")
-    parser.add_argument("--hop", type=float, default=2.0, metavar="SECONDS",
+    parser.add_argument("--hop", type=float, default=DEFAULTS.hop_seconds, metavar="SECONDS",
                         help="seconds between snippet starts (default: %(default)s: 1 s "
                              "overlap for 3 s snippets; 1.0, the article's 2 s overlap, "
                              "labels the same at twice the cost)")
-    parser.add_argument("--aggregate", choices=("sum", "mean-log", "vote"), default="sum",
+    parser.add_argument("--aggregate", choices=RULES, default=DEFAULTS.rule,
                         help="how snippet scores make a track label: sum of probabilities "
                              "(default), mean of log-probabilities, or majority vote")
     parser.add_argument("--min-seconds", type=float, metavar="SECONDS",
@@ -57,18 +61,18 @@ def main(argv=None) -> int:
 
     def job():
         from slapp.params import load_params
-        from slapp.predict import predict_tracks
+        from slapp.stages.bundle import load_bundle
+        from slapp.stages.predict import predict_tracks
 
+        options = PredictOptions(hop_seconds=args.hop, rule=args.aggregate,
+                                 min_seconds=args.min_seconds, timeline=args.timeline)
         current = None
-        model_dir = args.model
-        if model_dir is None or Path(args.params).exists():
+        if args.model is None or Path(args.params).exists():
             current = load_params(args.params)
-            model_dir = model_dir or current.model_dir
-        report = predict_tracks(args.paths, model_dir=model_dir, current=current,
-                                hop_seconds=args.hop, rule=args.aggregate,
-                                min_seconds=args.min_seconds, output=args.output,
-                                timeline=args.timeline, plot_dir=args.plot,
-                                evaluate=args.evaluate, progress=not args.quiet)
+        bundle = load_bundle(args.model or current.model_dir, current=current)
+        report = predict_tracks(args.paths, bundle, options, output=args.output,
+                                plot_dir=args.plot, evaluate=args.evaluate, params=current,
+                                progress=not args.quiet)
         print(report.table())
         print("\n".join(report.summary()))
         return EXIT_SOME_FAILED if report.failed else 0

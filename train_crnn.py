@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         from slapp.params import load_params
 
         params = load_params(args.params)
-        from slapp import train
+        from slapp.stages import train
 
         if args.summary:
             print(train.model_summary(params))

@@ -79,10 +79,10 @@ def split_for(folds, f: int) -> dict:
 
 def run_pipeline(params_file: Path, overrides: dict, work: Path, split: dict) -> dict:
     """Build (cache reused across folds) → process → train; return evaluation.json."""
-    from slapp.build import build_dataset
+    from slapp.stages.build import build_dataset
     from slapp.params import load_params, params_from_dict
-    from slapp.process import process_dataset
-    from slapp.train import train_crnn
+    from slapp.stages.process import process_dataset
+    from slapp.stages.train import train_crnn
 
     base = load_params(params_file).to_dict()
     for section, values in overrides.items():
@@ -107,7 +107,7 @@ def mfcc_features(path: Path, sr: int = 22050):
     import librosa
     import numpy as np
 
-    from slapp.audio import decode
+    from slapp.dsp.audio import decode
 
     y = decode(path, sample_rate=sr).y
     parts = [librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20),
@@ -152,8 +152,8 @@ def shift_accuracies(model_dir: Path, split: dict, files: dict, classes: list[st
     """Track accuracy of the bundle in ``model_dir`` on the fold's test tracks, as
     ``predict_track.py`` labels them (hop 1 s, sum), per ``files`` variant (clean and each
     shift), and on the clean tracks at each other hop of ``hops`` (``"hop 2s"``...)."""
-    from slapp.bundle import load_bundle
-    from slapp.predict import predict_tracks
+    from slapp.stages.bundle import load_bundle
+    from slapp.stages.predict import predict_tracks
 
     bundle = load_bundle(model_dir)
     test = [(c, key) for c in classes for key in split[c]["test"]]
@@ -203,8 +203,8 @@ def head_variants(tag_dir: Path, classes: list[str], split: dict) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from slapp.aggregate import aggregate_tracks
-    from slapp.bundle import load_bundle, predict_probs
+    from slapp.dsp.aggregate import aggregate_tracks
+    from slapp.stages.bundle import load_bundle, predict_probs
 
     for row in ("musicnn", "mtt"):  # the rows' outputs must be this fold's
         if json.loads((tag_dir / row / "split.json").read_text()) != split:
@@ -278,7 +278,7 @@ def shift_table(results: dict) -> list[str]:
 
 
 def save_fold(path: Path, data: dict) -> None:
-    from slapp.atomic import write_json
+    from slapp.store.atomic import write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, data)
@@ -324,7 +324,7 @@ def main() -> int:
     tag_dir = work / args.tag
 
     from slapp.cli import setup_logging
-    from slapp.dataset import find_tracks
+    from slapp.store.discovery import find_tracks
     from slapp.params import load_params
 
     setup_logging(quiet=True)
@@ -439,7 +439,7 @@ def main() -> int:
         print("\ntrack accuracy under domain shifts (predict_track.py, hop 1 s; mean ± sd):")
         print("\n".join(table))
     if results["confusion"] is not None:
-        from slapp.evaluate import plot_confusion
+        from slapp.stages.evaluate import plot_confusion
 
         png = tag_dir / "confusion.png"
         plot_confusion(png, results["confusion"], classes,

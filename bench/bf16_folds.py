@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def labels(model_dir: str, paths: list[str], bf16: bool) -> list[str]:
-    from slapp.bundle import load_bundle
-    from slapp.predict import predict_tracks
+    from slapp.stages.bundle import load_bundle
+    from slapp.stages.predict import predict_tracks
 
     bundle = load_bundle(model_dir)
     if bf16:  # the bundle's cached Scorer (the one predict uses), in bfloat16
-        from slapp.inference import Scorer
+        from slapp.models.inference import Scorer
 
         bundle._scorers[None] = Scorer(bundle.model, bfloat16=True)
     report = predict_tracks(paths, bundle=bundle, progress=False)
@@ -53,7 +53,7 @@ def main() -> int:
 
     from accuracy import folds_of
 
-    from slapp.dataset import find_tracks
+    from slapp.store.discovery import find_tracks
     from slapp.params import load_params
 
     dataset = find_tracks(load_params(args.params).paths.input_dir)

@@ -1,6 +1,6 @@
 """Domain shifts for the accuracy study: each test track re-made as users' files differ.
 
-Every shifted copy is made from the track's own decoding (``slapp.audio.decode`` at the
+Every shifted copy is made from the track's own decoding (``slapp.dsp.audio.decode`` at the
 source's rate), changed with numpy/soxr, and written as WAV (soundfile) or MP3 (pydub, with the
 ``imageio-ffmpeg`` binary's libmp3lame). Copies are made once into
 ``<work>/shifted/<shift>/<track key>`` (atomically) and reused.
@@ -28,7 +28,7 @@ SHIFTS = ("sr16k", "sr8k", "mp3_64k", "stereo44k", "gain-20", "gain+10", "silenc
 
 def shifted_waveform(y: np.ndarray, rate: int, shift: str) -> tuple[np.ndarray, int]:
     """``(waveform, rate)`` of mono ``y`` after ``shift`` (the WAV shifts only)."""
-    from slapp.audio import resample
+    from slapp.dsp.audio import resample
 
     if shift == "sr16k":
         return resample(y, orig_sr=rate, target_sr=16000), 16000
@@ -47,7 +47,7 @@ def make_shifted(src: Path, dst_root: Path, key: str, shift: str) -> Path:
     """The shifted copy of ``src`` (made if missing) under ``dst_root/shift``."""
     import soundfile as sf
 
-    from slapp.audio import decode, encode_mp3
+    from slapp.dsp.audio import decode, encode_mp3
 
     ext = ".mp3" if shift in ("mp3_64k", "stereo44k") else ".wav"
     out = (dst_root / shift / key).with_suffix(ext)
@@ -69,6 +69,6 @@ def make_shifted(src: Path, dst_root: Path, key: str, shift: str) -> Path:
 
 
 def shifted_files(dataset, keys: list[str], dst_root: Path) -> dict[str, dict[str, Path]]:
-    """``{shift: {key: path}}`` for ``keys`` of ``dataset`` (a ``slapp.dataset`` scan)."""
+    """``{shift: {key: path}}`` for ``keys`` of ``dataset`` (a ``slapp.store.discovery`` scan)."""
     return {shift: {key: make_shifted(dataset.root / dataset.files[key], dst_root, key, shift)
                     for key in keys} for shift in SHIFTS}

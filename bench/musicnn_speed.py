@@ -5,7 +5,7 @@ graph, on the same patches, in the same process.
 patches : 3-second musicnn inputs ``(187, 96)`` cut from gtzan-mini clips (one per 2 s).
 original: musicnn's MetaGraphDef imported with ``tf.compat.v1`` and restored from the
           wheel's checkpoint, one ``session.run`` per batch (the baseline).
-slapp   : ``slapp.musicnn.load_backbone()`` called on the same batches (what stage 3's
+slapp   : ``slapp.models.musicnn.load_backbone()`` called on the same batches (what stage 3's
           embedding and stage 4 run).
 
 Alternating rounds, ``--repeat`` each, best round kept. Prints patches/s of both and the
@@ -38,10 +38,10 @@ def main() -> int:
 
     import numpy as np
 
-    from slapp.audio import decode
-    from slapp.keras_env import import_keras
-    from slapp.musicnn import N_FRAMES, checkpoint_prefix, load_backbone, musicnn_mel
-    from slapp.slicing import cut_snippets, snippet_starts
+    from slapp.dsp.audio import decode
+    from slapp.models.keras_env import import_keras
+    from slapp.models.musicnn import N_FRAMES, checkpoint_prefix, load_backbone, musicnn_mel
+    from slapp.dsp.slicing import cut_snippets, snippet_starts
 
     import_keras()
     import tensorflow as tf

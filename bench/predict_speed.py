@@ -7,10 +7,10 @@ files are), written once to a work folder.
 model-only floors : the bundle's network on each track's snippet batch (hop 1 s), the
         features computed beforehand — nothing else. Several ways of calling it:
         eager ``model(x)`` per batch of 64 (slapp before #15), ``model.predict``, and
-        :class:`slapp.inference.Scorer` (one traced function, fixed batch of 64) plain,
+        :class:`slapp.models.inference.Scorer` (one traced function, fixed batch of 64) plain,
         with XLA (``jit``) and with oneDNN bfloat16 (run in a subprocess: the option is
         process-wide).
-slapp : ``slapp.predict.predict_tracks`` on the folder with the loaded bundle (what
+slapp : ``slapp.stages.predict.predict_tracks`` on the folder with the loaded bundle (what
         predict_track.py runs after loading): decode, checks, levelling, features,
         network, aggregation, the table; the next track is prepared in a background
         thread while the network runs.
@@ -48,7 +48,7 @@ def make_tracks(data: Path, folder: Path, n: int) -> list[Path]:
     import numpy as np
     import soundfile as sf
 
-    from slapp.audio import resample
+    from slapp.dsp.audio import resample
 
     clips = sorted(data.rglob("*.mp3"))
     out = []
@@ -92,7 +92,7 @@ def eager(model, x, batch=64):
 
 def floors(bundle, xs, repeat: int) -> dict[str, float]:
     """Seconds for all tracks per way of calling the network (median of ``repeat``)."""
-    from slapp.inference import Scorer
+    from slapp.models.inference import Scorer
 
     ways = {"eager model(x), batch 64": lambda x: eager(bundle.model, x),
             "model.predict": lambda x: bundle.model.predict(x, batch_size=64, verbose=0)}
@@ -112,9 +112,9 @@ def bf16_child(model_dir: str, tracks: list[str], repeat: int, out: str) -> None
     """In its own process: the bfloat16 floor, and its probabilities beside float32's."""
     import numpy as np
 
-    from slapp.bundle import load_bundle
-    from slapp.inference import Scorer
-    from slapp.predict import Predictor
+    from slapp.stages.bundle import load_bundle
+    from slapp.models.inference import Scorer
+    from slapp.stages.predict import Predictor
 
     bundle = load_bundle(model_dir)
     predictor = Predictor(bundle)
@@ -134,7 +134,7 @@ def bf16_child(model_dir: str, tracks: list[str], repeat: int, out: str) -> None
 
 
 def slapp_run(bundle, paths: list[str]) -> float:
-    from slapp.predict import predict_tracks
+    from slapp.stages.predict import predict_tracks
 
     start = time.perf_counter()
     report = predict_tracks(paths, bundle=bundle, progress=False)
@@ -144,9 +144,9 @@ def slapp_run(bundle, paths: list[str]) -> float:
 
 
 def stages(bundle, path: Path, repeat: int) -> dict[str, float]:
-    from slapp.levels import prepare_waveform
-    from slapp.predict import Predictor
-    from slapp.slicing import track_starts
+    from slapp.dsp.levels import prepare_waveform
+    from slapp.stages.predict import Predictor
+    from slapp.dsp.slicing import track_starts
 
     predictor = Predictor(bundle)
     p = bundle.params
@@ -162,8 +162,8 @@ def stages(bundle, path: Path, repeat: int) -> dict[str, float]:
 COLD = r"""
 import time, sys
 t0 = time.perf_counter()
-from slapp.predict import predict_tracks
-from slapp.bundle import load_bundle
+from slapp.stages.predict import predict_tracks
+from slapp.stages.bundle import load_bundle
 t1 = time.perf_counter()
 bundle = load_bundle(sys.argv[1])
 t2 = time.perf_counter()
@@ -202,8 +202,8 @@ def main() -> int:
                    args.bf16_child[1])
         return 0
 
-    from slapp.bundle import load_bundle
-    from slapp.predict import Predictor
+    from slapp.stages.bundle import load_bundle
+    from slapp.stages.predict import Predictor
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

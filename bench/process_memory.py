@@ -34,10 +34,10 @@ TRACK_MB = 14 * 130 * 100 * 4 / 1e6  # 0.728 MB per cached track
 
 def make_cache(folder: Path, n_tracks: int) -> Path:
     """Write a stage-1 output with ``n_tracks`` synthetic tracks over 10 classes."""
-    from slapp import cache
-    from slapp.layout import BuildLayout
+    from slapp.store import cache
+    from slapp.store.layout import BuildLayout
     from slapp.params import params_from_dict
-    from slapp.split import make_split
+    from slapp.store.split import make_split
 
     params_raw = json.loads((ROOT / "pipeline_parameters.json").read_text())
     params_raw["paths"] = {"input_dir": str(folder / "music"), "output_dir": str(folder / "out")}

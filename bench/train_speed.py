@@ -42,11 +42,11 @@ def main() -> int:
 
     import numpy as np
 
-    from slapp.feed import SnippetFeed
-    from slapp.keras_env import import_keras
+    from slapp.models.feed import SnippetFeed
+    from slapp.models.keras_env import import_keras
     from slapp.params import load_params
-    from slapp.layout import ArraysLayout
-    from slapp.train import compile_model, new_model
+    from slapp.store.layout import ArraysLayout
+    from slapp.stages.train import compile_model, new_model
 
     keras = import_keras()
     params = load_params(args.params)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from .errors import SlappError
-from .params import DEFAULT_PARAMS_FILE
+from slapp.errors import SlappError
+from slapp.params import DEFAULT_PARAMS_FILE
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:

@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .atomic import atomic_write
+from slapp.store.atomic import atomic_write
+from slapp.store.layout import DEMO_FOLDER
 
 SAMPLE_RATE = 22050
-DEMO_FOLDER = "demo_music"  # the README's and pipeline_parameters.json's demo folder
 STYLES = ("techno", "ambient", "funk", "waltz", "rock")
 # tempo ranges overlap, so tempo alone never tells two styles apart
 TEMPO = {"techno": (112, 132), "ambient": (64, 100), "funk": (96, 122), "waltz": (88, 124),

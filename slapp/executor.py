@@ -5,8 +5,14 @@ any order. ``fn`` takes everything it needs in its task (no module globals), so 
 function runs in this machine's process pool or on any Dask worker.
 
 - :class:`LocalExecutor` (``local``, the default): a process pool of ``workers``
-  processes; each dies with the parent (Linux), ignores Ctrl-C (the parent handles it)
-  and uses one BLAS/FFT thread.
+  processes (:class:`concurrent.futures.ProcessPoolExecutor`); each dies with the parent
+  (Linux), ignores Ctrl-C (the parent handles it) and uses one BLAS/FFT thread. A worker
+  killed by a native crash (a decoder segfault) breaks the pool: the tasks that were
+  running are then run again one at a time in a fresh pool, so the one that crashes alone
+  is reported through ``on_lost`` and the run goes on.
+- :class:`InlineExecutor`: this process, in order; a two-phase task function
+  (:class:`TwoPhase`) has its next task's first phase run in a background thread
+  meanwhile (prediction: decode the next track while the network scores this one).
 - :class:`DaskExecutor` (``dask``): a ``distributed`` client, on a ``LocalCluster`` of
   ``workers`` processes (one thread each) or on the scheduler at ``engine.address``. A
   task whose worker dies is run again elsewhere; one that kills
@@ -23,15 +29,20 @@ function runs in this machine's process pool or on any Dask worker.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing as mp
 import os
 import signal
 import sys
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StageError
+from slapp.errors import StageError
 
 ALLOWED_FAILURES = 1  # a task that kills two workers is a poison track, not bad luck
 
@@ -59,6 +70,48 @@ def _init_pool_worker() -> None:
     threadpool_limits(1)
 
 
+@dataclass(frozen=True)
+class TwoPhase:
+    """A task function in two phases: ``finish(task, prepared)`` where ``prepared()``
+    returns (or raises) ``prepare(task)``; calling it runs both. :class:`InlineExecutor`
+    overlaps the next task's ``prepare`` with this one's ``finish``. Both must be
+    module-level functions (picklable for other processes)."""
+
+    prepare: Callable
+    finish: Callable
+
+    def __call__(self, task):
+        return self.finish(task, lambda: self.prepare(task))
+
+
+class InlineExecutor:
+    """This process, tasks in order (see the module docstring)."""
+
+    name = "inline"
+
+    def map_unordered(self, fn: Callable, tasks: list, *, on_lost: Callable) -> Iterator:
+        if not isinstance(fn, TwoPhase):
+            yield from (fn(task) for task in tasks)
+            return
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(fn.prepare, tasks[0]) if tasks else None
+            try:
+                for i, task in enumerate(tasks):
+                    future = pending
+                    pending = (pool.submit(fn.prepare, tasks[i + 1])
+                               if i + 1 < len(tasks) else None)
+                    yield fn.finish(task, future.result)
+            finally:
+                if pending is not None:
+                    pending.cancel()
+
+    def check_shared(self, folder: Path) -> None:
+        """Nothing to check: the work runs in this process."""
+
+    def close(self) -> None:
+        pass
+
+
 class LocalExecutor:
     """This machine's process pool (``workers`` processes; 1: in this process)."""
 
@@ -67,16 +120,49 @@ class LocalExecutor:
     def __init__(self, n_workers: int, warm_up: Callable[[], None] | None = None):
         self.n_workers, self.warm_up = max(1, n_workers), warm_up
 
+    def _pool(self, n: int) -> ProcessPoolExecutor:
+        methods = mp.get_all_start_methods()
+        ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_pool_worker)
+
     def map_unordered(self, fn: Callable, tasks: list, *, on_lost: Callable) -> Iterator:
         if self.n_workers == 1 or len(tasks) <= 1:
             yield from (fn(task) for task in tasks)
             return
         if self.warm_up is not None:  # import once in the parent: forked workers share it
             self.warm_up()
-        methods = mp.get_all_start_methods()
-        ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-        with ctx.Pool(min(self.n_workers, len(tasks)), initializer=_init_pool_worker) as pool:
-            yield from pool.imap_unordered(fn, tasks, chunksize=1)
+        queue = deque(tasks)
+        while queue:
+            suspects: list = []
+            yield from self._run(fn, queue, min(self.n_workers, len(queue)), suspects)
+            for task in suspects:  # a worker died: each task that was running, alone
+                alone: list = []
+                yield from self._run(fn, deque([task]), 1, alone)
+                if alone:
+                    yield on_lost(task, ALLOWED_FAILURES + 1)
+
+    def _run(self, fn: Callable, queue: deque, n: int, suspects: list) -> Iterator:
+        """Run ``queue``'s tasks on ``n`` processes, at most ``n`` at a time (so a crash
+        can be pinned on the running ones); on a broken pool, the tasks that were running
+        go to ``suspects`` and the rest stay queued."""
+        pool = self._pool(n)
+        running: dict = {}
+        try:
+            while queue or running:
+                while queue and len(running) < n:
+                    task = queue.popleft()
+                    running[pool.submit(fn, task)] = task
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        suspects += running.values()
+                        return
+                    del running[future]
+                    yield result
+        finally:
+            pool.shutdown(wait=not running, cancel_futures=True)
 
     def check_shared(self, folder: Path) -> None:
         """Nothing to check: the workers are this machine's processes."""
@@ -90,6 +176,17 @@ def _read_marker(path: str) -> str:
         return Path(path).read_text()
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
+
+
+def batch_size(n_tasks: int, n_workers: int) -> int:
+    """Tasks per Dask future: about 8 batches per worker, at most 16 tasks a batch (a
+    crash costs its batch a retry), at least 1."""
+    return max(1, min(16, math.ceil(n_tasks / (8 * max(1, n_workers)))))
+
+
+def run_batch(fn: Callable, batch: list) -> list:
+    """``[fn(task) for task in batch]`` on a worker."""
+    return [fn(task) for task in batch]
 
 
 def _one_thread() -> None:
@@ -107,7 +204,7 @@ class DaskExecutor:
         import dask
         from distributed import Client, LocalCluster
 
-        self.cluster = None
+        self.cluster, self.n_workers = None, max(1, n_workers)
         try:
             # one task per worker thread at a time (no queue on the workers): a worker that
             # dies then takes only its own track down, not a bystander queued behind it
@@ -154,16 +251,29 @@ class DaskExecutor:
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
-        futures = {self.client.submit(fn, task, pure=False, key=f"slapp-{uuid.uuid4().hex}"):
-                   task for task in tasks}
+        size = batch_size(len(tasks), self.n_workers)
+        batches = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+        futures = {self._submit(fn, batch): batch for batch in batches}
+        queue = as_completed(futures)
         try:
-            for future in as_completed(futures):
+            for future in queue:
+                batch = futures[future]
                 try:
-                    yield future.result()
+                    yield from future.result()
                 except KilledWorker:
-                    yield on_lost(futures[future], ALLOWED_FAILURES + 1)
+                    if len(batch) == 1:
+                        yield on_lost(batch[0], ALLOWED_FAILURES + 1)
+                        continue
+                    for task in batch:  # find the poison task: one task per future
+                        single = self._submit(fn, [task])
+                        futures[single] = [task]
+                        queue.add(single)
         finally:
             self.client.cancel(list(futures))
+
+    def _submit(self, fn: Callable, batch: list):
+        return self.client.submit(run_batch, fn, batch, pure=False,
+                                  key=f"slapp-{uuid.uuid4().hex}")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -174,15 +284,19 @@ class DaskExecutor:
 
 
 @contextlib.contextmanager
-def open_executor(params, warm_up: Callable[[], None] | None = None):
-    """The executor ``params.engine`` asks for, closed at the end of the block."""
+def open_executor(params, warm_up: Callable[[], None] | None = None, *,
+                  in_process: bool = False):
+    """The executor ``params.engine`` asks for, closed at the end of the block. With the
+    local engine, ``in_process`` gives the :class:`InlineExecutor` (work whose heavy part
+    already uses every core, such as a network) instead of the process pool."""
     engine = params.engine
     if engine.kind == "dask":
         executor = DaskExecutor(params.n_workers, engine.address)
+    elif in_process:
+        executor = InlineExecutor()
     else:
         executor = LocalExecutor(params.n_workers, warm_up)
     try:
         yield executor
     finally:
         executor.close()
-

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import backbones
-from .errors import ParameterError
+from slapp.models import backbones
+from slapp.errors import ParameterError
 
 
 DEFAULT_PARAMS_FILE = "pipeline_parameters.json"
@@ -193,7 +193,7 @@ class PipelineParams:
 
     @property
     def backbone(self) -> backbones.Backbone:
-        """The backbone ``model.backbone`` names (:mod:`slapp.backbones`)."""
+        """The backbone ``model.backbone`` names (:mod:`slapp.models.backbones`)."""
         return backbones.get(self.model.backbone)
 
     @property

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from slapp.audio import decode, resample, to_mono
+from slapp.dsp.audio import decode, resample, to_mono
 from slapp.errors import AudioError
 
 from conftest import tone, write_audio
@@ -67,7 +67,7 @@ def test_missing_file(tmp_path):
 
 
 def test_encode_mp3_writes_the_bitrate_rate_and_channels_asked_for(tmp_path):
-    from slapp.audio import encode_mp3
+    from slapp.dsp.audio import encode_mp3
 
     y = tone(4.0, sr=22050)[:, 0]
     encode_mp3(tmp_path / "low.mp3", y, 22050, bitrate="64k")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slapp.augment import Augmentation, augment_batch, db_scale
+from slapp.dsp.augment import Augmentation, augment_batch, db_scale
 
 
 def _batch(n=6, frames=40, mels=16, classes=3):
@@ -59,7 +59,7 @@ def test_same_generator_same_batch_and_off_is_identity():
 def test_feed_gives_the_same_augmented_batches_after_a_resume(tmp_path):
     """A run resumed at epoch 2 sees exactly the batches an uninterrupted run sees there
     (order and augmentation), and every epoch differs from the previous one."""
-    from slapp.feed import SnippetFeed
+    from slapp.models.feed import SnippetFeed
 
     x, _ = _batch(n=20)
     np.save(tmp_path / "train_X.npy", x)
@@ -85,7 +85,7 @@ def test_feed_gives_the_same_augmented_batches_after_a_resume(tmp_path):
 
 
 def test_lowpass_floors_the_bins_above_a_random_cutoff_and_keeps_the_rest():
-    from slapp.augment import lowpass_bins
+    from slapp.dsp.augment import lowpass_bins
 
     x, y = _batch(n=40, mels=32)
     stats = {"method": "standard", "mean": [-30.0] * 32, "std": [10.0] * 32,

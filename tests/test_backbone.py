@@ -102,9 +102,9 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
 
 @needs_musicnn
 def test_fine_tune_head_starts_from_musicnn_top_layers():
-    from slapp.backbones import get
-    from slapp.backbones.musicnn_msd import build_top_head
-    from slapp.musicnn import load_backbone
+    from slapp.models.backbones import get
+    from slapp.models.backbones.musicnn_msd import build_top_head
+    from slapp.models.musicnn import load_backbone
     from slapp.params import params_from_dict
 
     head = build_top_head(4)
@@ -128,8 +128,8 @@ def test_fine_tune_head_starts_from_musicnn_top_layers():
 def test_each_musicnn_backbone_loads_its_own_checkpoint():
     import tensorflow as tf
 
-    from slapp.backbones import get
-    from slapp.musicnn import checkpoint_prefix, load_backbone
+    from slapp.models.backbones import get
+    from slapp.models.musicnn import checkpoint_prefix, load_backbone
 
     kernels = {}
     for backbone in ("musicnn-msd", "musicnn-mtt"):
@@ -144,7 +144,7 @@ def test_each_musicnn_backbone_loads_its_own_checkpoint():
 def test_old_records_keep_meaning_what_they_meant():
     """A bundle or cache made before the levelling keys existed: its record lacks them,
     and it was made without levelling; the default CRNN cache's fingerprint is unchanged."""
-    from slapp.cache import fingerprint
+    from slapp.store.cache import fingerprint
     from slapp.params import params_from_dict
 
     old = {"paths": {"input_dir": "x"}, "model": {"backbone": "musicnn-msd"}}

@@ -1,4 +1,4 @@
-"""Every registered backbone keeps the contract of :mod:`slapp.backbones`, end to end:
+"""Every registered backbone keeps the contract of :mod:`slapp.models.backbones`, end to end:
 build → process → train (1 epoch) → predict on tiny audio, and prediction reproduces
 training's evaluation scores for the same snippets (the build's snippets are among
 predict's when its hop is the build's)."""
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, make_dataset, run_stages, write_params
-from slapp import backbones
+from slapp.models import backbones
 
 HAS_MUSICNN = importlib.util.find_spec("musicnn") is not None
 
@@ -44,8 +44,8 @@ VARIANTS = [(name, "gru") for name in backbones.NAMES] + [("crnn", "lstm")]
 def test_backbone_end_to_end_predict_reproduces_evaluation(name, recurrent, tmp_path):
     if name != "crnn" and not HAS_MUSICNN:
         pytest.skip("musicnn weights not installed (pip install --no-deps musicnn==0.1.0)")
-    from slapp.bundle import load_bundle
-    from slapp.predict import predict_tracks
+    from slapp.stages.bundle import load_bundle
+    from slapp.stages.predict import PredictOptions, predict_tracks
 
     music = make_dataset(tmp_path / "music", per_class=4, seconds=4.0)
     params_file = write_params(tmp_path / "params.json", music, tmp_path / "out",
@@ -66,8 +66,8 @@ def test_backbone_end_to_end_predict_reproduces_evaluation(name, recurrent, tmp_
     trained_scores = np.asarray(bundle.model(x, training=False))
     hop = p.slicing.snippet_seconds - p.slicing.overlap_seconds
     files = sorted({tracks[int(i)]["key"] for i in ids})
-    report = predict_tracks([str(music / key) for key in files], bundle=bundle,
-                            hop_seconds=hop, timeline=True, progress=False)
+    report = predict_tracks([str(music / key) for key in files], bundle,
+                            PredictOptions(hop_seconds=hop, timeline=True), progress=False)
     checked = 0
     for key, result in zip(files, report.results):
         rows = {round(r["start"], 3): r["scores"] for r in result.timeline}

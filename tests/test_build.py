@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import build_dataset
-from slapp.build import build_dataset as build
-from slapp.cache import read_track
-from slapp.layout import BuildLayout
+from slapp.stages.build import build_dataset as build
+from slapp.store.cache import read_track
+from slapp.store.layout import BuildLayout
 from slapp.errors import DatasetError, StageError
-from slapp.lock import output_lock
+from slapp.store.lock import output_lock
 from slapp.params import load_params
 
 from conftest import make_dataset, tone, write_audio, write_params

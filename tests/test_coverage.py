@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import TINY, make_dataset, run_stages, tone, write_audio, write_params
-from slapp.coverage import range_notes, training_range
+from slapp.dsp.coverage import range_notes, training_range
 from slapp.params import params_from_dict
 
 

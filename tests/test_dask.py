@@ -77,7 +77,7 @@ def test_a_killed_worker_is_replaced_and_its_task_runs_again(tmp_path):
 
 
 def test_a_track_that_kills_its_worker_twice_is_failed_not_retried_forever(tmp_path):
-    from slapp.build import TrackTask, _lost
+    from slapp.stages.build import TrackTask, _lost
     from slapp.executor import ALLOWED_FAILURES, DaskExecutor
 
     executor = DaskExecutor(2)

@@ -2,7 +2,7 @@ import unicodedata
 
 import pytest
 
-from slapp.dataset import find_tracks
+from slapp.store.discovery import find_tracks
 from slapp.errors import DatasetError
 
 from conftest import tone, write_audio

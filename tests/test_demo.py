@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slapp.audio import decode
+from slapp.dsp.audio import decode
 from slapp.demo import SAMPLE_RATE, SECONDS, STYLES, make_demo, synthesize
 
 

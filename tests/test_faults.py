@@ -74,7 +74,7 @@ def test_disk_full_while_bundling_leaves_no_bundle_that_is_trusted(trained, tmp_
     shutil.copytree(root / "out", out)
     params = write_params(tmp_path / "p.json", root / "music", out, **TINY)
     before = {p.name: p.read_bytes() for p in (out / "model").iterdir()}
-    import slapp.atomic as atomic
+    import slapp.store.atomic as atomic
 
     real = atomic.atomic_write
 
@@ -84,7 +84,7 @@ def test_disk_full_while_bundling_leaves_no_bundle_that_is_trusted(trained, tmp_
         return real(path, write, **kw)
 
     monkeypatch.setattr(atomic, "atomic_write", full)
-    import slapp.train as train
+    import slapp.stages.train as train
 
     monkeypatch.setattr(train, "write_json", lambda p, obj, **kw: full(
         p, lambda f: f.write(json.dumps(obj).encode())))

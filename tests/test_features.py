@@ -1,6 +1,6 @@
 import numpy as np
 
-from slapp.features import log_mel, n_frames
+from slapp.dsp.features import log_mel, n_frames
 
 from conftest import tone
 
@@ -41,11 +41,11 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     array, bit for bit (one decoding, one waveform preparation, one slicing, one feature
     function), with silence trimming and loudness levelling on."""
     from conftest import write_audio
-    from slapp.bundle import Bundle
-    from slapp.levels import prepare_waveform
+    from slapp.stages.bundle import Bundle
+    from slapp.dsp.levels import prepare_waveform
     from slapp.params import params_from_dict
-    from slapp.predict import Predictor
-    from slapp.track import extract_track
+    from slapp.stages.predict import Predictor
+    from slapp.stages.prepare import build_starts, prepare_track
 
     y = np.concatenate([np.zeros((16000, 1), np.float32), tone(4.3, sr=16000, seed=2)])
     path = write_audio(tmp_path / "song.mp3", y, 16000)
@@ -55,24 +55,24 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
         "slicing": {"snippet_seconds": 1.0, "overlap_seconds": 0.5,
                     "max_snippets_per_track": 4},
         "features": {"n_fft": 512, "hop_length": 256, "n_mels": 32, "dtype": "float16"}})
-    built = extract_track(path, params, key="song.mp3")
-    assert built.mel.dtype == np.float32 and len(built.starts) == 4  # 4 of 7 starts, spread
+    track = prepare_track(path, params)
+    assert 15000 <= track.offset <= 16000  # the leading second of silence, in 50 ms blocks
+    starts = build_starts(track, params, key="song.mp3")
+    built, times = track.features(starts, params)
+    assert built.dtype == np.float16 and len(times) == 4  # 4 of 7 starts, spread
     predictor = Predictor(Bundle(folder=tmp_path, model=None, classes=[], params=params,
                                  stats={"method": "none"}, info={}))
-    waveform, offset = prepare_waveform(predictor.decode(path).y, params.audio)
-    assert 15000 <= offset <= 16000  # the leading second of silence, in 50 ms blocks
-    starts = np.round(built.starts * 16000).astype(np.int64) - offset
-    mine, first = predictor.features(waveform, starts)
-    np.testing.assert_array_equal(first, starts)  # starts were already on whole frames
-    assert mine.dtype == np.float16
-    np.testing.assert_array_equal(mine, built.mel.astype(np.float16))
+    prepared = predictor.prepare(path)  # what predict does with the file, from scratch
+    mine, my_times = predictor.model_input(prepared.track, starts)
+    np.testing.assert_array_equal(my_times, times)  # starts were already on whole frames
+    np.testing.assert_array_equal(mine, built.astype(np.float32))
 
 
 def test_snippets_cut_from_one_spectrogram_match_their_own_away_from_the_edges():
     """Frame-space snippets equal a per-snippet STFT except in the frames whose window
     reaches past the snippet (there the track's real neighbouring audio is used instead
     of zeros); any start is moved back to a whole frame."""
-    from slapp.features import frame_starts, snippet_mel_power
+    from slapp.dsp.features import frame_starts, snippet_mel_power
 
     y = tone(10.0, sr=22050, seed=4)[:, 0]
     starts = np.array([0, 22050, 44100, 150000])
@@ -90,7 +90,7 @@ def test_snippets_cut_from_one_spectrogram_match_their_own_away_from_the_edges()
 def test_a_frame_has_one_value_whichever_snippets_ask_for_it():
     """Blocks are a fixed grid: the same frame computed for predict's 1 s hop and for the
     build's chosen snippets is bit for bit the same, across block boundaries too."""
-    from slapp.features import BLOCK_FRAMES, snippet_mel_power
+    from slapp.dsp.features import BLOCK_FRAMES, snippet_mel_power
 
     y = tone(40.0, sr=22050, seed=5)[:, 0]
     kw = dict(n_frames=130, snippet_samples=66150, sample_rate=22050, n_fft=2048,
@@ -102,7 +102,7 @@ def test_a_frame_has_one_value_whichever_snippets_ask_for_it():
 
 
 def test_a_short_track_is_one_zero_padded_snippet():
-    from slapp.features import snippet_mel_power
+    from slapp.dsp.features import snippet_mel_power
 
     y = tone(1.5, sr=22050, seed=6)[:, 0]
     power = snippet_mel_power(y, np.array([0]), n_frames=130, snippet_samples=66150,
@@ -117,7 +117,7 @@ def test_own_mel_filters_and_stft_match_librosa():
     librosa's."""
     import librosa
 
-    from slapp.features import mel_basis, stft_power
+    from slapp.dsp.features import mel_basis, stft_power
 
     for sr, n_fft, n_mels, fmin, fmax in ((22050, 2048, 100, 0.0, None),
                                           (16000, 512, 96, 0.0, None),

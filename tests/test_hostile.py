@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, make_dataset, run_stages, tone, write_audio, write_params
-from slapp.layout import BuildLayout
+from slapp.store.layout import BuildLayout
 
 LATIN1 = os.fsdecode(b"caf\xe9.wav")  # a Latin-1 name: not UTF-8, kept raw by Linux
 
@@ -152,7 +152,7 @@ def test_a_track_replaced_in_place_is_rebuilt_and_later_stages_notice(
         tmp_path, music, params, capsys):
     run_stages(params, "build", "process")
     layout = BuildLayout(tmp_path / "out")
-    from slapp.cache import read_track
+    from slapp.store.cache import read_track
 
     before, _ = read_track(layout, "mid/mid_1.wav")
     # same length (same snippet count): only the recorded source stamp tells stage 2
@@ -182,7 +182,7 @@ def test_a_track_whose_file_is_gone_is_reported(tmp_path, music, params, capsys)
 
 def test_a_file_vanishing_during_the_run_fails_alone(tmp_path, music, params, capsys,
                                                      monkeypatch):
-    import slapp.build as build
+    import slapp.stages.build as build
 
     real = build.find_tracks
 
@@ -250,7 +250,7 @@ def test_zero_byte_and_garbage_files_fail_alone_with_reasons(tmp_path, music, pa
 @pytest.mark.parametrize("stage", ["build", "process", "predict"])
 def test_a_full_disk_is_one_clear_error_and_keeps_what_was_written(
         tmp_path, music, params, capsys, monkeypatch, stage):
-    import slapp.atomic as atomic
+    import slapp.store.atomic as atomic
 
     run_stages(params, *{"build": ["build"], "process": ["build"],
                          "predict": ["build", "process", "train"]}[stage])
@@ -286,8 +286,8 @@ def test_two_runs_at_the_same_instant_the_refused_one_names_the_holder(tmp_path)
     from filelock import FileLock
 
     from slapp.errors import StageError
-    from slapp.lock import LOCK_NAME, output_lock
-    from slapp.atomic import write_json
+    from slapp.store.lock import LOCK_NAME, output_lock
+    from slapp.store.atomic import write_json
 
     folder = tmp_path / "out"
     folder.mkdir()
@@ -309,8 +309,8 @@ def test_a_stale_owner_name_is_never_shown(tmp_path, monkeypatch):
     pid) is not believed."""
     from filelock import FileLock
 
-    import slapp.lock as lock_mod
-    from slapp.atomic import write_json
+    import slapp.store.lock as lock_mod
+    from slapp.store.atomic import write_json
     from slapp.errors import StageError
 
     folder = tmp_path / "out"

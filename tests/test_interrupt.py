@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from slapp.cache import read_track
-from slapp.layout import BuildLayout
+from slapp.store.cache import read_track
+from slapp.store.layout import BuildLayout
 
 from conftest import ROOT, make_dataset, popen_script, write_params
 

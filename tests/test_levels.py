@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slapp.audio import resample
-from slapp.levels import bandwidth_hz, loudness_db, normalize_loudness, trim_silence
+from slapp.dsp.audio import resample
+from slapp.dsp.levels import bandwidth_hz, loudness_db, normalize_loudness, trim_silence
 
 
 def _noise(seconds=4.0, sr=22050, seed=0):

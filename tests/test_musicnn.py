@@ -35,7 +35,7 @@ def _original_outputs(prefix: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 @pytest.fixture(scope="module")
 def batch():
-    from slapp.musicnn import N_FRAMES, SAMPLE_RATE, musicnn_mel
+    from slapp.models.musicnn import N_FRAMES, SAMPLE_RATE, musicnn_mel
 
     rng = np.random.default_rng(7)
     t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
@@ -47,7 +47,7 @@ def batch():
 
 
 def test_rebuild_matches_original_graph(batch):
-    from slapp.musicnn import checkpoint_prefix, load_backbone
+    from slapp.models.musicnn import checkpoint_prefix, load_backbone
 
     prefix = checkpoint_prefix()
     tags, penultimate, _ = [np.asarray(a) for a in load_backbone()(batch, training=False)]
@@ -60,7 +60,7 @@ def test_rebuild_matches_original_graph(batch):
 
 
 def test_input_is_float32_and_finite_for_loud_audio():
-    from slapp.musicnn import musicnn_mel
+    from slapp.models.musicnn import musicnn_mel
 
     loud = np.ones((1, 48000), np.float32)  # full-scale DC: float16 log10(1e4·mel) overflows
     loud[0, ::2] = -1.0
@@ -70,7 +70,7 @@ def test_input_is_float32_and_finite_for_loud_audio():
 
 
 def test_weights_are_frozen_and_loaded():
-    from slapp.musicnn import build_backbone, load_backbone
+    from slapp.models.musicnn import build_backbone, load_backbone
 
     loaded, fresh = load_backbone(), build_backbone()
     assert loaded.trainable_weights == []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, tone, write_audio, write_params
-from slapp.slicing import track_starts
+from slapp.dsp.slicing import track_starts
 
 
 def _predict(trained, *args, tmp_path=None):
@@ -161,17 +161,13 @@ def test_interrupted_run_with_an_output_file_resumes(trained, tmp_path, capsys):
     full = json.loads(out.read_text())
     out.unlink()
     # what an interrupted run leaves: the header, two finished tracks, a torn line
-    from slapp.predict import _partial_path
+    from slapp.stages.bundle import load_bundle
+    from slapp.stages.outputs import partial_path, run_signature
+    from slapp.stages.predict import PredictOptions
 
-    assert _predict(trained, root / "music" / "mid" / "mid_0.wav", "--output",
-                    tmp_path / "warm.json") == 0  # (only to get a signature below)
-    header = None
-    part = _partial_path(out)
-    import slapp.predict as sp
-
-    bundle = sp.load_bundle(root / "out" / "model")
-    header = {"signature": sp._run_signature(bundle, {"hop": 2.0, "rule": "sum", "min": 0.5,
-                                                      "timeline": False})}
+    part = partial_path(out)
+    bundle = load_bundle(root / "out" / "model")
+    header = {"signature": run_signature(bundle.info, PredictOptions().signature())}
     rows = [dict(t, notes=t["notes"], timeline=None) for t in full["tracks"][:2]]
     rows[0]["label"] = "treble"  # so we can tell it was reused, not recomputed
     part.write_text("\n".join(json.dumps(r) for r in [header, *rows]) + '\n{"path": "x')
@@ -188,17 +184,17 @@ def test_long_tracks_are_scored_chunk_by_chunk_with_the_same_result(trained, tmp
                                                                     monkeypatch):
     """A long track is featurised and scored a chunk of snippets at a time (memory stays
     small); the scores and timeline are those of one pass."""
-    import slapp.predict as predict
-    from slapp.bundle import load_bundle
+    import slapp.stages.predict as predict
+    from slapp.stages.bundle import load_bundle
 
     root, _ = trained
     bundle = load_bundle(root / "out" / "model")
     track = write_audio(tmp_path / "long.wav", tone(9.0, sr=22050, seed=7), 22050)
-    whole = predict.predict_tracks([str(track)], bundle=bundle, timeline=True,
-                                   hop_seconds=0.25, progress=False).results[0]
+    options = predict.PredictOptions(hop_seconds=0.25, timeline=True)
+    whole = predict.predict_tracks([str(track)], bundle, options, progress=False).results[0]
     monkeypatch.setattr(predict, "CHUNK_SNIPPETS", 5)
-    chunked = predict.predict_tracks([str(track)], bundle=bundle, timeline=True,
-                                     hop_seconds=0.25, progress=False).results[0]
+    chunked = predict.predict_tracks([str(track)], bundle, options,
+                                     progress=False).results[0]
     assert whole.snippets == chunked.snippets == 33  # (9 - 1) / 0.25 + 1
     assert [r["start"] for r in chunked.timeline] == [r["start"] for r in whole.timeline]
     np.testing.assert_allclose([list(r["scores"].values()) for r in chunked.timeline],

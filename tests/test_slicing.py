@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from slapp.slicing import cut_snippets, select_snippets, snippet_starts
+from slapp.dsp.slicing import cut_snippets, select_snippets, snippet_starts
 
 
 def test_thirty_seconds_gives_fourteen_overlapping_snippets():

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from slapp.errors import DatasetError
-from slapp.split import check_split, make_split, split_counts
+from slapp.store.split import check_split, make_split, split_counts
 
 TRACKS = {c: [f"{c}/{c}.{i:05d}.mp3" for i in range(10)] for c in ("rock", "jazz", "pop")}
 

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY, make_dataset, popen_script, run_stages, write_params
-from slapp.aggregate import aggregate, aggregate_tracks
+from slapp.dsp.aggregate import aggregate, aggregate_tracks
 from slapp.errors import ParameterError, StageError
-from slapp.evaluate import split_metrics
+from slapp.stages.evaluate import split_metrics
 from slapp.params import ModelParams, load_params
 
 
 def test_default_model_has_393226_parameters_and_lstm_is_the_other_choice():
-    from slapp.backbones.crnn import build_crnn
+    from slapp.models.backbones.crnn import build_crnn
 
     model = build_crnn(130, 100, 10, ModelParams())
     assert model.count_params() == 393_226  # the figure the README gives
@@ -33,7 +33,7 @@ def test_default_model_has_393226_parameters_and_lstm_is_the_other_choice():
 
 
 def test_frequency_axis_is_pooled_to_one_whatever_the_mels():
-    from slapp.backbones.crnn import build_crnn
+    from slapp.models.backbones.crnn import build_crnn
 
     model = build_crnn(63, 40, 3, ModelParams(conv_filters=(4,), pool_sizes=((2, 2),),
                                               gru_units=(4,)))
@@ -76,7 +76,7 @@ def test_track_level_metrics_sum_snippet_scores():
 
 
 def test_training_writes_a_complete_bundle(trained):
-    from slapp.bundle import load_bundle
+    from slapp.stages.bundle import load_bundle
 
     root, params = trained
     bundle = root / "out" / "model"
@@ -162,7 +162,7 @@ def test_interrupted_training_with_other_parameters_is_refused(trained, tmp_path
 
     with pytest.raises(StageError, match="interrupted training with other inputs or "
                                          r"parameters .*--restart"):
-        from slapp.train import train_crnn as train
+        from slapp.stages.train import train_crnn as train
 
         train(load_params(other), progress=False)
     assert train_crnn.main(["--params", str(other), "--quiet", "--restart"]) == 0

@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import cache
-from .atomic import TMP_SUFFIX, atomic_write, read_json, remove_temp_files, write_json
-from .layout import ArraysLayout, BuildLayout, output_layout
-from .errors import StageError
-from .lock import output_lock
-from .normalization import RunningStats, apply
-from .params import PipelineParams
-from .split import SPLITS
+from slapp.store import cache
+from slapp.store.atomic import TMP_SUFFIX, atomic_write, read_json, remove_temp_files, write_json
+from slapp.store.layout import ArraysLayout, BuildLayout, output_layout
+from slapp.errors import StageError
+from slapp.store.lock import output_lock
+from slapp.dsp.normalization import RunningStats, apply
+from slapp.params import PipelineParams
+from slapp.store.split import SPLITS
 
 logger = logging.getLogger(__name__)
 

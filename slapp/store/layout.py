@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEMO_FOLDER = "demo_music"  # the README's and pipeline_parameters.json's demo folder
+
 
 @dataclass(frozen=True)
 class BuildLayout:
@@ -113,7 +115,7 @@ class TrainingLayout:
 
 @dataclass(frozen=True)
 class BundleLayout:
-    """The model bundle folder (see :mod:`slapp.bundle`)."""
+    """The model bundle folder (see :mod:`slapp.stages.bundle`)."""
 
     root: Path
 

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..features import n_frames, power_to_db
-from .base import Backbone
+from slapp.errors import ParameterError
+from slapp.dsp.features import n_frames, power_to_db
+from slapp.models.backbones.base import Backbone
 
 
 class CRNN(Backbone):
@@ -48,7 +48,7 @@ def build_crnn(n_frames: int, n_mels: int, n_classes: int, params):
     """The CRNN ``(batch, n_frames, n_mels)`` → ``(batch, n_classes)`` for ``params`` (a
     :class:`~slapp.params.ModelParams`); pools larger than what is left of an axis are
     clipped to it."""
-    from ..keras_env import import_keras
+    from slapp.models.keras_env import import_keras
 
     keras = import_keras()
     layers = keras.layers

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .augment import Augmentation, augment_batch
-from .keras_env import import_keras
+from slapp.dsp.augment import Augmentation, augment_batch
+from slapp.models.keras_env import import_keras
 
 keras = import_keras()
 
@@ -24,7 +24,7 @@ class SnippetFeed(keras.utils.PyDataset):
 
     ``shuffle_seed=None`` keeps the file order (validation); ``class_weights`` (per class
     index) adds sample weights; ``first_epoch`` is where a resumed run starts;
-    ``augmentation`` (with ``db_scale``, see :mod:`slapp.augment`) changes each batch with
+    ``augmentation`` (with ``db_scale``, see :mod:`slapp.dsp.augment`) changes each batch with
     a generator seeded by ``(shuffle_seed, epoch, batch)``, so a resumed run repeats it.
     """
 

@@ -1,4 +1,4 @@
-"""The backbone contract (see :mod:`slapp.backbones`)."""
+"""The backbone contract (see :mod:`slapp.models.backbones`)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ class Backbone:
     def features(self, y: np.ndarray, first_frames: np.ndarray, params) -> np.ndarray:
         """The model input of the snippets of ``y`` ``(n_samples,)`` that start on frames
         ``first_frames`` ``(n_snippets,)``, cut from one mel spectrogram of the track
-        (:func:`slapp.features.snippet_mel_power`, ``params.features`` settings):
+        (:func:`slapp.dsp.features.snippet_mel_power`, ``params.features`` settings):
         ``(n_snippets, n_frames, n_mels)`` float32."""
-        from ..features import snippet_mel_power
+        from slapp.dsp.features import snippet_mel_power
 
         f = params.features
         power = snippet_mel_power(

@@ -1,4 +1,4 @@
-"""Stage 3, ``train_crnn.py``: train what the backbone trains (:mod:`slapp.backbones`) on
+"""Stage 3, ``train_crnn.py``: train what the backbone trains (:mod:`slapp.models.backbones`) on
 the arrays of stage 2, evaluate it, and write the model bundle.
 
 Training uses Keras callbacks: EarlyStopping (best weights restored), ReduceLROnPlateau,
@@ -6,7 +6,7 @@ CSVLogger, :class:`BestWeights` (the best epoch, atomically) and :class:`Trainin
 which saves weights, optimizer and the other callbacks' state at each epoch end through
 public callback hooks only, so a run stopped anywhere (Ctrl-C, kill -9, power loss) continues from its last finished epoch
 when started again. Work files live in ``<output_dir>/training``; the bundle
-(:mod:`slapp.bundle`) is written at the end, ``bundle.json`` last.
+(:mod:`slapp.stages.bundle`) is written at the end, ``bundle.json`` last.
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle as bundle_io
-from . import cache
-from .atomic import atomic_path, atomic_write, read_json, remove_temp_files, write_json
-from .layout import ArraysLayout, BuildLayout, BundleLayout, TrainingLayout, output_layout
-from .coverage import training_range
-from .errors import StageError
-from .evaluate import (plot_confusion, plot_curves, report_text, split_metrics,
+from slapp.stages import bundle as bundle_io
+from slapp.store import cache
+from slapp.store.atomic import atomic_path, atomic_write, read_json, remove_temp_files, write_json
+from slapp.store.layout import ArraysLayout, BuildLayout, BundleLayout, TrainingLayout, output_layout
+from slapp.dsp.coverage import training_range
+from slapp.errors import StageError
+from slapp.stages.evaluate import (plot_confusion, plot_curves, report_text, split_metrics,
                        write_confusion_csv)
-from .keras_env import import_keras
-from .lock import output_lock
-from .params import PipelineParams
+from slapp.models.keras_env import import_keras
+from slapp.store.lock import output_lock
+from slapp.params import PipelineParams
 
 logger = logging.getLogger(__name__)
 
@@ -354,13 +354,13 @@ def _interrupted_state(layout: TrainingLayout, signature: dict, *, discard: bool
 def _feeds(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
            n_classes: int, first_epoch: int):
     """``(train feed, validation feed or None)``: augmented, shuffled per epoch."""
-    from .feed import SnippetFeed
+    from slapp.models.feed import SnippetFeed
 
     t = params.training
     labels = np.load(arrays.array("train", "y"))
     augmentation, scale, bins = None, None, None
     if params.backbone.augments:  # log-mel augmentations; not for embeddings
-        from .augment import Augmentation, db_scale, lowpass_bins
+        from slapp.dsp.augment import Augmentation, db_scale, lowpass_bins
 
         augmentation = Augmentation(t.augment_gain_db, t.augment_time_masks,
                                     t.augment_freq_masks, t.augment_mixup_alpha,

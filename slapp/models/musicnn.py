@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StageError
+from slapp.errors import StageError
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -86,7 +86,7 @@ def musicnn_mel(snippets: np.ndarray) -> np.ndarray:
     np.ndarray [shape=(n_snippets, 1 + n_samples // 256, 96)], float32 (187 frames are used
     per 3-second patch).
     """
-    from .features import mel_power
+    from slapp.dsp.features import mel_power
 
     power = mel_power(snippets, sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
                       n_mels=N_MELS)
@@ -104,7 +104,7 @@ def build_backbone(n_frames: int = N_FRAMES, *, name: str = "musicnn_msd"):
 
     Layers carry the TF1 checkpoint's names (``conv2d_3``, ``batch_normalization_7``, ...)
     so that loading is a lookup; inference only (BatchNorm epsilon 1e-3 as in TF1)."""
-    from .keras_env import import_keras
+    from slapp.models.keras_env import import_keras
 
     keras = import_keras()
     L = keras.layers

@@ -1,5 +1,5 @@
 """The feature cache of stage 1: one ``cache/<key>.npz`` per track (see
-:mod:`slapp.layout`), keyed by a fingerprint of the feature settings.
+:mod:`slapp.store.layout`), keyed by a fingerprint of the feature settings.
 
 A ``.npz`` exists only once it is complete (atomic write), so it alone means "done".
 """
@@ -13,9 +13,9 @@ import zipfile
 
 import numpy as np
 
-from .atomic import write_npz
-from .errors import StageError
-from .layout import BuildLayout
+from slapp.store.atomic import write_npz
+from slapp.errors import StageError
+from slapp.store.layout import BuildLayout
 
 CACHE_FORMAT = 1
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .errors import DatasetError
+from slapp.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 

@@ -50,7 +50,7 @@ class Scorer:
 
     def __init__(self, model, *, batch_size: int | None = None, jit: bool = False,
                  bfloat16: bool = False):
-        from .keras_env import import_keras
+        from slapp.models.keras_env import import_keras
 
         import_keras()
         import tensorflow as tf

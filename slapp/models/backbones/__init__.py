@@ -1,6 +1,6 @@
 """The backbones: what turns a snippet into class scores, one module per backbone.
 
-Every module here exposes ``BACKBONE``, an instance of :class:`~slapp.backbones.base.Backbone`
+Every module here exposes ``BACKBONE``, an instance of :class:`~slapp.models.backbones.base.Backbone`
 that declares its input settings (what it fixes of ``audio``/``slicing``/``features``,
 frames per snippet, the feature function), how it builds what stage 3 trains, what it
 trains on (the arrays, or embeddings computed once), and the network the bundle holds
@@ -15,7 +15,7 @@ from importlib import import_module
 
 import numpy as np
 
-from .base import Backbone
+from slapp.models.backbones.base import Backbone
 
 # model.backbone value -> module of this package
 MODULES = {
@@ -52,7 +52,7 @@ def snippet_features(y: np.ndarray, sample_starts: np.ndarray, params
     starts : np.ndarray [shape=(n_snippets,)], int64 start of each snippet in samples
         (a whole number of ``params.features.hop_length``).
     """
-    from ..features import frame_starts
+    from slapp.dsp.features import frame_starts
 
     hop = params.features.hop_length
     first = frame_starts(sample_starts, hop_length=hop)

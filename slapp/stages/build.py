@@ -14,18 +14,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from . import cache
-from .atomic import read_json, remove_temp_files, write_json
-from .layout import BuildLayout, output_layout
-from .dataset import Dataset, find_tracks
-from .executor import open_executor
-from .errors import AudioError, DatasetError, StageError
-from .lock import output_lock
-from .params import PipelineParams
-from .split import SPLITS, check_split, make_split, split_of
-from .track import extract_track
+from slapp.store import cache
+from slapp.store.atomic import read_json, remove_temp_files, write_json
+from slapp.store.layout import BuildLayout, output_layout
+from slapp.store.discovery import Dataset, find_tracks
+from slapp.executor import open_executor
+from slapp.errors import AudioError, DatasetError, StageError
+from slapp.store.lock import output_lock
+from slapp.params import PipelineParams
+from slapp.store.split import SPLITS, check_split, make_split, split_of
+from slapp.stages.prepare import build_starts, prepare_track
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ def build_track(task: TrackTask) -> dict:
     key, path, params, layout = task.key, task.path, task.params, task.layout
     try:
         source = cache.source_stat(path)
-        tf = extract_track(path, params, key=key)
+        tf = prepare_track(path, params)
+        mel, starts = tf.features(build_starts(tf, params, key=key), params)
     except FileNotFoundError:
         return {"key": key, "status": "failed", "reason": "the file disappeared during the run"}
     except AudioError as exc:
@@ -118,14 +120,14 @@ def build_track(task: TrackTask) -> dict:
         return {"key": key, "status": "failed",
                 "reason": f"unexpected error while decoding ({type(exc).__name__}: {exc})"}
     try:
-        cache.write_track(layout, key, mel=tf.mel, starts=tf.starts,
+        cache.write_track(layout, key, mel=mel, starts=starts.astype(np.float32),
                           dtype=params.features.dtype, fingerprint=task.fingerprint,
                           source=tuple(source))
     except OSError as exc:
         return {"key": key, "status": "write_error",
                 "reason": f"cannot write '{layout.track_file(key)}': {exc.strerror or exc}"}
     channels = {1: "mono", 2: "stereo"}.get(tf.source_channels, f"{tf.source_channels} ch")
-    return {"key": key, "status": "done", "snippets": int(tf.mel.shape[0]),
+    return {"key": key, "status": "done", "snippets": int(mel.shape[0]),
             "seconds": round(tf.seconds, 3), "source": f"{tf.source_rate} Hz {channels}",
             "source_rate": tf.source_rate, "bandwidth_hz": round(tf.bandwidth_hz, 1),
             "loudness_db": round(tf.loudness_db, 2), "notes": list(tf.notes),
@@ -143,7 +145,7 @@ def _warm_up(params: PipelineParams) -> None:
     """Import the feature code once in the parent, so forked workers share it."""
     import numpy as np
 
-    from .backbones import snippet_features
+    from slapp.models.backbones import snippet_features
 
     snippet_features(np.zeros(params.snippet_samples, np.float32), np.zeros(1, np.int64),
                      params)

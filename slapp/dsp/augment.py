@@ -44,7 +44,7 @@ def lowpass_bins(stats: dict, *, sample_rate: int, n_mels: int, fmin: float,
     limiting needs to know of the features (librosa's mel scale; ``stats`` of stage 2)."""
     import librosa
 
-    from .normalization import apply
+    from slapp.dsp.normalization import apply
 
     top = sample_rate / 2 if fmax is None else fmax
     centres = librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=top)[1:-1]

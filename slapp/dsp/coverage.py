@@ -1,7 +1,7 @@
 """What the training audio looked like, and whether a new track falls outside it.
 
 Stage 3 records, from the build manifest's training tracks, their source sample rates,
-effective bandwidths and loudness (:mod:`slapp.levels`) in ``bundle.json``
+effective bandwidths and loudness (:mod:`slapp.dsp.levels`) in ``bundle.json``
 (``training_audio``). Prediction measures each input the same way and, when it falls
 outside that range, adds a note to the track's row: the label is less reliable there.
 """

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .atomic import atomic_write, read_json, write_json
-from .layout import ArraysLayout
+from slapp.store.atomic import atomic_write, read_json, write_json
+from slapp.store.layout import ArraysLayout
 
 logger = logging.getLogger(__name__)
 
 BATCH = 64
-LAYERS = {"penultimate": 1, "pooled": 2}  # outputs of slapp.musicnn.build_backbone
+LAYERS = {"penultimate": 1, "pooled": 2}  # outputs of slapp.models.musicnn.build_backbone
 
 
 def source_key(x_file: Path) -> dict:
@@ -67,7 +67,7 @@ def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...
             files[part] = out
             continue
         if backbone is None:
-            from .musicnn import load_backbone
+            from slapp.models.musicnn import load_backbone
 
             backbone = load_backbone(checkpoint=checkpoint)
         x = np.load(x_file, mmap_mode="r")

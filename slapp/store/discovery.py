@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS
-from .errors import DatasetError
+from slapp.dsp.audio import AUDIO_EXTENSIONS
+from slapp.errors import DatasetError
 
 # what operating systems, archivers and NAS boxes leave in music folders: never a class,
 # never a track; listed as ignored
@@ -76,28 +77,58 @@ def _key(path: Path, root: Path) -> str:
     return unicodedata.normalize("NFC", readable_name(path.relative_to(root).as_posix()))
 
 
+def walk_audio(folder: Path) -> Iterator[tuple[Path, str]]:
+    """Every file below ``folder`` as ``(path, kind)``, sorted per folder, kind ``"audio"``
+    (a known extension), ``"ignored"`` (another file) or ``"system"`` (operating-system
+    clutter, files or folders: :func:`is_system_entry`). Hidden files and folders
+    (``.cache/``) are skipped. The one discovery walk of the build and prediction."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        dirnames.sort()
+        for d in dirnames:
+            if is_system_entry(d):
+                yield here / d, "system"
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not is_system_entry(d)]
+        for name in sorted(filenames):
+            if is_system_entry(name):
+                yield here / name, "system"
+            elif not name.startswith("."):
+                yield here / name, ("audio" if Path(name).suffix.lower() in AUDIO_EXTENSIONS
+                                    else "ignored")
+
+
 def _walk_class(class_dir: Path, root: Path, files: dict[str, Path], ignored: list[str],
                 system: list[str]) -> list[str]:
     """The audio keys below ``class_dir``; fills ``files`` (key → path), ``ignored`` (not
-    audio) and ``system`` (operating-system clutter) on the way; hidden entries skipped."""
+    audio) and ``system`` (operating-system clutter) on the way."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(class_dir):
-        system += [_key(Path(dirpath) / d, root) for d in dirnames if is_system_entry(d)]
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not is_system_entry(d)]
-        for name in filenames:
-            if is_system_entry(name):
-                system.append(_key(Path(dirpath) / name, root))
-                continue
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            key = _key(path, root)
-            if path.suffix.lower() in AUDIO_EXTENSIONS:
-                found.append(key)
-                files[key] = path
-            else:
-                ignored.append(key)
+    lists = {"ignored": ignored, "system": system, "audio": found}
+    for path, kind in walk_audio(class_dir):
+        key = _key(path, root)
+        lists[kind].append(key)
+        if kind == "audio":
+            files[key] = path
     return found
+
+
+def find_inputs(paths: list[str]) -> list[tuple[str, Path | None, str | None]]:
+    """Prediction's inputs: ``(shown name, path or None, error or None)`` per track; files
+    as given, folders searched with :func:`walk_audio` (sorted); a missing path or a folder
+    without audio is an error entry."""
+    out: list[tuple[str, Path | None, str | None]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p, kind in walk_audio(path) if kind == "audio")
+            if not found:
+                out.append((readable_name(raw), None, "folder holds no audio files "
+                            f"(expected {', '.join(sorted(AUDIO_EXTENSIONS))})"))
+            out += [(readable_name(str(p)), p, None) for p in found]
+        elif path.exists():
+            out.append((readable_name(raw), path, None))
+        else:
+            out.append((readable_name(raw), None, "not found"))
+    return out
 
 
 def find_tracks(root: str | os.PathLike) -> Dataset:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .atomic import read_json, write_json
-from .errors import StageError
+from slapp.store.atomic import read_json, write_json
+from slapp.errors import StageError
 
-LOCK_NAME = ".slapp.lock"
+LOCK_NAME = ".slapp.store.lock"
 
 
 @contextlib.contextmanager

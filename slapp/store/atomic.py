@@ -67,7 +67,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
 def read_json(path: str | os.PathLike):
     """Parse a JSON file slapp wrote; a missing or damaged one is a
     :class:`~slapp.errors.StageError` that names it."""
-    from .errors import StageError
+    from slapp.errors import StageError
 
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))

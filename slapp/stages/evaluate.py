@@ -1,7 +1,7 @@
 """Evaluation of a trained model on one split: snippet level and track level.
 
 Track-level labels come from summing each track's snippet scores (the divide & conquer
-step, :func:`slapp.aggregate.aggregate`). Metrics are scikit-learn's; figures matplotlib's
+step, :func:`slapp.dsp.aggregate.aggregate`). Metrics are scikit-learn's; figures matplotlib's
 (Agg backend, no display needed). Every file is written atomically.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .aggregate import aggregate_tracks
-from .atomic import atomic_write
+from slapp.dsp.aggregate import aggregate_tracks
+from slapp.store.atomic import atomic_write
 
 
 def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
@@ -123,7 +123,7 @@ def plot_curves(path: Path, history: list[dict]) -> None:
 def folder_truth(results, classes: list[str]) -> dict:
     """Compare labels with the class each track's folder names (``--evaluate``).
 
-    ``results``: :class:`~slapp.predict.TrackResult` list. Returns ``{"right", "count",
+    ``results``: :class:`~slapp.stages.predict.TrackResult` list. Returns ``{"right", "count",
     "confusion" (rows true, columns predicted), "skipped": [path, ...] (failed, or a folder
     that is no class)}``.
     """

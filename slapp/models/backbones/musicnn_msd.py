@@ -1,7 +1,7 @@
-"""musicnn trained on the Million Song Dataset (:mod:`slapp.musicnn`), frozen, with a
+"""musicnn trained on the Million Song Dataset (:mod:`slapp.models.musicnn`), frozen, with a
 softmax head on its 200-d "penultimate" embedding.
 
-Stage 3 runs the frozen network once over each split's arrays (:mod:`slapp.embed`) and
+Stage 3 runs the frozen network once over each split's arrays (:mod:`slapp.models.embed`) and
 trains the head on the embeddings; ``model.fine_tune`` trains musicnn's own top layers
 (from the checkpoint) and the softmax on its 1506 pooled features instead. The bundle holds
 backbone and head as one model ``(batch, 187, 96)`` → ``(batch, n_classes)``.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import musicnn
-from .base import Backbone
+from slapp.models import musicnn
+from slapp.models.backbones.base import Backbone
 
 HEAD_DROPOUT = 0.5
 HEAD_L2 = 1e-3
@@ -57,14 +57,14 @@ class Musicnn(Backbone):
         return build_head(musicnn.EMBEDDING_SIZE, n_classes)
 
     def training_inputs(self, arrays, parts, params, *, progress=False) -> dict[str, Path]:
-        from ..embed import embed_arrays
+        from slapp.models.embed import embed_arrays
 
         return embed_arrays(arrays, self.name, parts, checkpoint=self.checkpoint,
                             layer=self.layer(params), progress=progress)
 
     def bundle_model(self, trained, params):
-        from ..embed import LAYERS
-        from ..keras_env import import_keras
+        from slapp.models.embed import LAYERS
+        from slapp.models.keras_env import import_keras
 
         keras = import_keras()
         backbone = musicnn.load_backbone(checkpoint=self.checkpoint)
@@ -85,7 +85,7 @@ def _softmax_head(keras, x, n_classes: int):
 def build_head(n_inputs: int, n_classes: int):
     """Softmax regression on an embedding: ``(batch, n_inputs)`` → ``(batch, n_classes)``,
     with input dropout 0.5 and L2 1e-3 on the weights."""
-    from ..keras_env import import_keras
+    from slapp.models.keras_env import import_keras
 
     keras = import_keras()
     inputs = keras.Input(shape=(n_inputs,), name="embedding")
@@ -96,7 +96,7 @@ def build_top_head(n_classes: int, *, checkpoint: str = "MSD_musicnn"):
     """For fine-tuning: musicnn's own top layers (BatchNorm → dropout → dense 200 →
     BatchNorm, initialised from the checkpoint, trainable) then dropout → softmax, on its
     pooled features ``(batch, 1506)`` → ``(batch, n_classes)``."""
-    from ..keras_env import import_keras
+    from slapp.models.keras_env import import_keras
 
     keras = import_keras()
     L = keras.layers

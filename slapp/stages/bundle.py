@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, read_json, write_json
-from .cache import changed_settings
-from .errors import ParameterError, StageError
-from .layout import BundleLayout
-from .params import PipelineParams, params_from_dict
+from slapp.store.atomic import atomic_path, read_json, write_json
+from slapp.store.cache import changed_settings
+from slapp.errors import ParameterError, StageError
+from slapp.store.layout import BundleLayout
+from slapp.params import PipelineParams, params_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,10 @@ class Bundle:
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def scorer(self, batch_size: int | None = None):
-        """The model as a :class:`~slapp.inference.Scorer`, traced once per bundle and
+        """The model as a :class:`~slapp.models.inference.Scorer`, traced once per bundle and
         batch size (every later run with this loaded bundle reuses it)."""
         if batch_size not in self._scorers:
-            from .inference import Scorer
+            from slapp.models.inference import Scorer
 
             self._scorers[batch_size] = Scorer(self.model, batch_size=batch_size)
         return self._scorers[batch_size]
@@ -114,7 +114,7 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
     if not model_path.exists():
         raise StageError(f"Model bundle '{folder}' has no {model_path.name}. Retrain it with "
                          "train_crnn.py --retrain.")
-    from .keras_env import import_keras
+    from slapp.models.keras_env import import_keras
 
     keras = import_keras()
     try:

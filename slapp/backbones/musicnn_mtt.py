@@ -1,6 +1,0 @@
-"""musicnn trained on MagnaTagATune: the same network and input as
-:mod:`slapp.backbones.musicnn_msd`, the wheel's other musicnn checkpoint."""
-
-from .musicnn_msd import Musicnn
-
-BACKBONE = Musicnn("musicnn-mtt", "MTT_musicnn")

@@ -1,0 +1,352 @@
+"""Stage 4, ``predict_track.py``: label whole tracks of any length with a model bundle.
+
+For each track: :func:`slapp.stages.prepare.prepare_track` (the build's decoding, checks
+and levelling) → snippets every ``hop_seconds`` covering the whole track (the last one ends
+at the track's end; a track shorter than a snippet is zero-padded) → log-mel with the
+bundle's settings → the bundle's normalisation → class probabilities in batches → one
+label by :func:`slapp.dsp.aggregate.aggregate`. Snippets are featurised
+``CHUNK_SNIPPETS`` at a time, so a long track needs little memory.
+
+One labelling loop runs on the executor of ``engine``: in this process (the next track
+decoded in a background thread while the network scores the current one) or on a Dask
+cluster (each worker loads the bundle once). With an output file, finished tracks are
+also appended to ``<output>.partial.jsonl``; a re-run with the same output, bundle and
+options skips them. The output file itself is written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from slapp.dsp.aggregate import RULES, aggregate
+from slapp.dsp.coverage import range_notes
+from slapp.dsp.normalization import apply
+from slapp.dsp.slicing import track_starts
+from slapp.errors import AudioError, StageError
+from slapp.executor import InlineExecutor, TwoPhase, open_executor
+from slapp.params import PipelineParams
+from slapp.stages.bundle import Bundle, load_bundle
+from slapp.stages.evaluate import folder_truth, plot_confusion
+from slapp.stages.outputs import (OUTPUT_FORMATS, PartialFile, PredictReport, TrackResult,
+                                  partial_path, plot_name, plot_timeline, run_signature,
+                                  write_output)
+from slapp.stages.prepare import PreparedTrack, prepare_track
+from slapp.store.discovery import find_inputs
+from slapp.store.layout import DEMO_FOLDER
+
+logger = logging.getLogger(__name__)
+
+# seconds between snippet starts: 2 s labels as well as 1 s (the article's) at half the cost
+# (BENCHMARKS.md, "Prediction hop": 5 artist-keeping folds, CRNN and musicnn)
+DEFAULT_HOP_SECONDS = 2.0
+CHUNK_SNIPPETS = 256  # features computed at a time (~13 MB by default): a long track
+                      # never holds them all
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How tracks are labelled; validated here, used by the script, the loop and the
+    resume signature alike."""
+
+    hop_seconds: float = DEFAULT_HOP_SECONDS  # seconds between snippet starts
+    rule: str = "sum"                         # one of dsp.aggregate.RULES
+    min_seconds: float | None = None          # None: the bundle's slicing.min_track_seconds
+    timeline: bool = False                    # keep per-snippet scores
+    batch_size: int | None = None             # None: inference.batch_for_memory
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise StageError(f"Unknown aggregation '{self.rule}'. Expected one of "
+                             f"{', '.join(RULES)}.")
+        if not (isinstance(self.hop_seconds, (int, float)) and self.hop_seconds > 0):
+            raise StageError("The --hop value must be a positive number of seconds. Got "
+                             f"{self.hop_seconds} instead.")
+        if self.min_seconds is not None and not self.min_seconds >= 0:
+            raise StageError("The --min-seconds value must be a number of seconds >= 0. "
+                             f"Got {self.min_seconds} instead.")
+        if self.batch_size is not None and not self.batch_size >= 1:
+            raise StageError(f"The batch size must be >= 1. Got {self.batch_size} instead.")
+
+    def signature(self) -> dict:
+        """The options an interrupted run must share to be continued."""
+        out = dataclasses.asdict(self)
+        del out["batch_size"]  # changes speed, not results
+        return out
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One track ready for the network: the prepared track, how its audio lies outside
+    what the model was trained on, its snippet starts (samples of ``track.y``) and the
+    first chunk's model input and start times (computed in the background)."""
+
+    track: PreparedTrack
+    unlike: tuple[str, ...]
+    starts: np.ndarray
+    first: tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """The bundle's model and settings, and the run's :class:`PredictOptions`."""
+
+    bundle: Bundle
+    options: PredictOptions = PredictOptions()
+
+    @property
+    def params(self) -> PipelineParams:
+        return self.bundle.params
+
+    @property
+    def min_seconds(self) -> float:
+        o = self.options
+        return self.params.slicing.min_track_seconds if o.min_seconds is None else o.min_seconds
+
+    def prepare(self, path: Path) -> Prepared:
+        """Decode, check, profile and level ``path``, choose its snippets and compute the
+        first chunk's model input (runs in the background thread, beside the network)."""
+        p = self.params
+        track = prepare_track(path, p, min_seconds=self.min_seconds)
+        unlike = range_notes(bandwidth_hz=track.bandwidth_hz, loudness_db=track.loudness_db,
+                             trained=self.bundle.info.get("training_audio"), params=p)
+        hop = max(1, int(round(self.options.hop_seconds * p.audio.sample_rate)))
+        starts = track_starts(len(track.y), snippet_samples=p.snippet_samples,
+                              hop_samples=hop)
+        return Prepared(track=track, unlike=tuple(unlike), starts=starts,
+                        first=self.model_input(track, starts[:CHUNK_SNIPPETS]))
+
+    def model_input(self, track: PreparedTrack, starts: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised float32 model input ``(n, n_frames, n_mels)`` of the snippets at
+        ``starts`` and their start times (s) in the file."""
+        x, times = track.features(starts, self.params)
+        return apply(x, self.bundle.stats).astype(np.float32, copy=False), times
+
+    def label(self, name: str, prepared: Prepared) -> TrackResult:
+        """Score ``prepared``'s snippets with the network, chunk by chunk, and aggregate."""
+        scorer = self.bundle.scorer(self.options.batch_size)
+        x, times = prepared.first
+        chunks, all_times = [scorer(x)], [times]
+        for i in range(CHUNK_SNIPPETS, len(prepared.starts), CHUNK_SNIPPETS):
+            x, times = self.model_input(prepared.track, prepared.starts[i:i + CHUNK_SNIPPETS])
+            chunks.append(scorer(x))
+            all_times.append(times)
+        probs, times = np.concatenate(chunks), np.concatenate(all_times)
+        scores = aggregate(probs, self.options.rule)
+        classes = self.bundle.classes
+        best = int(np.argmax(scores))
+        result = TrackResult(path=name, label=classes[best], confidence=float(scores[best]),
+                             scores={c: round(float(s), 6) for c, s in zip(classes, scores)},
+                             seconds=round(prepared.track.seconds, 3), snippets=len(probs),
+                             notes=[*prepared.track.notes, *prepared.unlike],
+                             outside_training=bool(prepared.unlike))
+        if self.options.timeline:
+            result.timeline = [
+                {"start": round(float(t), 3), "label": classes[int(np.argmax(row))],
+                 "scores": {c: round(float(v), 6) for c, v in zip(classes, row)}}
+                for t, row in zip(times, probs)]
+        return result
+
+
+# --- the labelling task: the same function in this process and on a Dask worker ---------
+
+@dataclass(frozen=True)
+class LabelTask:
+    """One track to label: everything a worker needs, explicitly."""
+
+    name: str
+    path: Path
+    bundle_dir: Path
+    options: PredictOptions
+
+
+_PREDICTORS: dict[tuple, Predictor] = {}  # this process's loaded bundle, by (folder, options)
+
+
+def _predictor(task: LabelTask) -> Predictor:
+    """The process's predictor for ``task``: the bundle is loaded (and traced) once."""
+    key = (task.bundle_dir, task.options)
+    if key not in _PREDICTORS:
+        _PREDICTORS.clear()
+        _PREDICTORS[key] = Predictor(load_bundle(task.bundle_dir), task.options)
+    return _PREDICTORS[key]
+
+
+def _prepare(task: LabelTask) -> Prepared:
+    return _predictor(task).prepare(task.path)
+
+
+def _finish(task: LabelTask, prepared) -> dict:
+    """Label ``task`` from ``prepared()``; a bad track becomes a row with its error."""
+    try:
+        result = _predictor(task).label(task.name, prepared())
+    except AudioError as exc:
+        result = TrackResult(path=task.name, error=str(exc))
+    except MemoryError:
+        result = TrackResult(path=task.name, error="not enough memory to decode it")
+    return result.to_dict(True)
+
+
+label_task = TwoPhase(prepare=_prepare, finish=_finish)
+
+
+def _lost(task: LabelTask, kills: int) -> dict:
+    return TrackResult(path=task.name, error=f"it stopped the worker process {kills} "
+                                             "times (a decoder crash?)").to_dict(True)
+
+
+class _Keeper:
+    """What a newly labelled track leaves behind: its log line, plot and partial-file row."""
+
+    def __init__(self, classes: list[str], plot_dir: Path | None, partial: PartialFile | None):
+        self.classes, self.plot_dir, self.partial = classes, plot_dir, partial
+        self.used_names: set[str] = set()
+
+    def keep(self, result: TrackResult) -> None:
+        if result.error:
+            logger.error("%s: %s", result.path, result.error)
+        elif self.plot_dir is not None:
+            plot_timeline(self.plot_dir / plot_name(result.path, self.used_names), result,
+                          self.classes)
+        if self.partial is not None:
+            self.partial.append(result)
+
+
+def label_inputs(inputs: list, bundle: Bundle, options: PredictOptions, executor,
+                 keeper: _Keeper, done: dict[str, dict], progress: bool
+                 ) -> tuple[list[TrackResult], int]:
+    """The one labelling loop: ``(results in input order, how many came from done)``.
+    ``inputs`` are :func:`find_inputs` entries; tracks in ``done`` (an interrupted run's
+    rows) are not labelled again; ``executor`` decides where the work runs."""
+    folder = bundle.folder.resolve()
+    executor.check_shared(folder)
+    _PREDICTORS.clear()
+    _PREDICTORS[(folder, options)] = Predictor(bundle, options)  # this process's copy
+    tasks = [LabelTask(name, path.resolve(), folder, options)
+             for name, path, error in inputs if not error and name not in done]
+    rows: dict[str, TrackResult] = {}
+    with _c_stderr_to_devnull(), tqdm(total=len(tasks), unit="track", desc="labelling",
+                                      disable=not progress or len(tasks) < 2) as bar:
+        for row in executor.map_unordered(label_task, tasks, on_lost=_lost):
+            result = TrackResult.from_row(row)
+            rows[result.path] = result
+            keeper.keep(result)
+            bar.update(1)
+    results, resumed = [], 0
+    for name, _, error in inputs:
+        if name in done:
+            results.append(TrackResult.from_row(done[name]))
+            resumed += 1
+        else:
+            results.append(rows.get(name) or TrackResult(path=name, error=error))
+            if error:
+                logger.error("%s: %s", name, error)
+    return results, resumed
+
+
+@contextlib.contextmanager
+def _c_stderr_to_devnull():
+    """Send C-level stderr (decoder and TensorFlow chatter) to /dev/null for the run while
+    Python's ``sys.stderr`` (messages, progress bars) keeps the terminal; thread-safe, unlike
+    swapping fd 2 around each decode."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    old = sys.stderr
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=old.encoding or "utf-8",
+                           errors="replace")
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr.close()
+        sys.stderr = old
+
+
+def predict_tracks(paths: list[str], bundle: Bundle, options: PredictOptions = PredictOptions(),
+                   *, output: Path | None = None, plot_dir: Path | None = None,
+                   evaluate: bool = False, params: PipelineParams | None = None,
+                   progress: bool = True) -> PredictReport:
+    """Label every track in ``paths`` (files or folders) with ``bundle``.
+
+    ``params`` (the current parameters file) chooses the engine (local or Dask); a failed
+    track is a :class:`TrackResult` with ``error`` set, and the run goes on.
+    """
+    started = time.monotonic()
+    if plot_dir is not None:
+        options = dataclasses.replace(options, timeline=True)
+    _check_output(output)
+    partial = (PartialFile(output, run_signature(bundle.info, options.signature()))
+               if output is not None else None)
+    if plot_dir is not None:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    keeper = _Keeper(bundle.classes, plot_dir, partial)
+    report = PredictReport(results=[], classes=bundle.classes, bundle=bundle.folder)
+    try:
+        local = contextlib.nullcontext(InlineExecutor())
+        with open_executor(params, in_process=True) if params else local as executor:
+            report.results, report.resumed = label_inputs(
+                find_inputs(paths), bundle, options, executor, keeper,
+                partial.done if partial else {}, progress)
+    finally:
+        if partial is not None:
+            partial.close()
+    if output is not None:
+        write_output(output, report.results, bundle.classes, options.timeline)
+        partial_path(output).unlink()
+    if evaluate:
+        report.truth = folder_truth(report.results, bundle.classes)
+    _closing_lines(report, bundle, plot_dir)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _check_output(output: Path | None) -> None:
+    if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
+        raise StageError(f"Output file '{output}' must end in .csv or .json.")
+    if output is not None and not output.parent.is_dir():
+        raise StageError(f"Cannot write '{output}': folder '{output.parent}' does not exist.")
+
+
+def _closing_lines(report: PredictReport, bundle: Bundle, plot_dir: Path | None) -> None:
+    """What to look at (plots, confusion matrices) and, after the demo, what to try next."""
+    if plot_dir is not None:
+        if any(not r.error for r in report.results):
+            report.look_at.append(f"{plot_dir}/<track>.png: each track's class "
+                                  "probabilities over time")
+        if report.truth is not None and report.truth["count"]:
+            plot_confusion(plot_dir / "confusion.png", report.truth["confusion"],
+                           bundle.classes, f"{report.truth['count']} tracks, labelled by "
+                           "predict_track.py (rows: folder name)")
+            report.look_at.append(f"{plot_dir / 'confusion.png'}: confusion matrix of "
+                                  "these tracks")
+    curves = bundle.folder / "curves.png"
+    if curves.exists():
+        report.look_at.append(f"{curves}: the training curves; the validation and test "
+                              f"confusion matrices are beside it")
+    trained_on = Path(str(bundle.params.paths.input_dir))
+    if trained_on.parts[-2:] == (DEMO_FOLDER, "labelled"):
+        report.next_steps += [
+            "your own music: set paths.input_dir in pipeline_parameters.json to a folder "
+            "with one sub-folder per class, then run the four scripts again",
+            "a small collection (tens of tracks per class): add \"backbone\": "
+            "\"musicnn-msd\" to the model section (a pretrained network; see README)"]
+
+
