@@ -94,8 +94,11 @@ class SplitParams:
     val_share: float = _param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
     test_share: float = _param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
     seed: int = _param(42, "int", lo=0)
-    method: str = _param("random", "str", choices=("random", "blocks"))
+    method: str = _param("auto", "str", choices=("auto", "artist", "random", "blocks"),
+                         doc="auto: by artist when most tracks carry one, else random")
     file: Path | None = _param(None, "path", nullable=True)
+    groups_file: Path | None = _param(None, "path", nullable=True,
+                                      doc="CSV path,artist for tracks without artist tags")
 
 
 @dataclass(frozen=True)

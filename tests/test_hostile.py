@@ -353,8 +353,8 @@ def test_a_damaged_model_file_says_it_exists_but_cannot_be_read(trained, tmp_pat
     assert "File not found" not in err
 
 
-def test_interrupting_between_stages_and_running_again_loses_nothing(tmp_path, music,
-                                                                     params, capsys):
+def test_running_a_finished_build_again_changes_nothing(tmp_path, music, params,
+                                                        capsys):
     """A re-run after a finished build changes nothing on disk (same bytes)."""
     run_stages(params, "build")
     cache = tmp_path / "out" / "cache"

@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 
+from slapp.store.atomic import TMP_SUFFIX
+
 from conftest import ROOT, TINY, make_dataset, popen_script, run_stages, write_params
 from slapp.dsp.aggregate import aggregate, aggregate_tracks
 from slapp.errors import ParameterError, StageError
@@ -216,6 +218,11 @@ def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig
     assert 2 <= done < 30
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "interrupted: finished work is saved" in err
+    # what a kill in the middle of an atomic write leaves (the bundle folder included)
+    leftovers = [out / "model" / ".a1b2.slapp-tmp.keras", out / "training" / ".c3.slapp-tmp"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming the interrupted training after epoch {done} of 30" in rerun.stderr
@@ -223,4 +230,4 @@ def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig
     rows = list(csv.DictReader((out / "model" / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(len(rows)))
     assert len(rows) <= 30 and len(rows) > done
-    assert not any(p.name.startswith(".tmp-") for p in out.rglob("*"))
+    assert not any(TMP_SUFFIX in p.name for p in out.rglob("*"))

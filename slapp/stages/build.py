@@ -25,7 +25,9 @@ from slapp.executor import open_executor
 from slapp.errors import AudioError, DatasetError, StageError
 from slapp.store.lock import output_lock
 from slapp.params import PipelineParams
-from slapp.store.split import SPLITS, check_split, make_split, split_of
+from slapp.store.artists import (artist_warnings, class_artists, group_key, read_artist,
+                                  read_groups_file)
+from slapp.store.split import SPLITS, check_split, make_split, seen_artists, split_of
 from slapp.stages.prepare import build_starts, prepare_track
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class BuildReport:
     gone: list[str] = field(default_factory=list)      # cached, but the file is gone
     seconds: float = 0.0
     interrupted: bool = False
+    collection: list[str] = field(default_factory=list)  # artists per class, the split
 
     def summary(self) -> list[str]:
         """Lines for the end of a run: counts, failures with reasons, outputs, time."""
@@ -79,6 +82,7 @@ class BuildReport:
         if self.sources:
             lines.append("decoded this run: " + ", ".join(
                 f"{n} x {src}" for src, n in self.sources.most_common()))
+        lines += self.collection
         lines.append("snippets: " + ", ".join(
             f"{part} {self.snippets_per_split.get(part, 0)} "
             f"({self.tracks_per_split.get(part, 0)} tracks)" for part in SPLITS))
@@ -177,12 +181,76 @@ def _split_origin(params: PipelineParams) -> dict:
     s = params.split
     if s.file is not None:
         return {"file": str(s.file)}
-    return {"method": s.method, "seed": s.seed, "val_share": s.val_share,
-            "test_share": s.test_share}
+    origin = {"method": s.method, "seed": s.seed, "val_share": s.val_share,
+              "test_share": s.test_share}
+    if s.groups_file is not None:
+        origin["groups_file"] = str(s.groups_file)
+    return origin
+
+
+def collection_artists(dataset: Dataset, groups_file: Path | None) -> dict[str, str | None]:
+    """Track key → artist: ``groups_file``'s (when it names the track), else the tag's."""
+    artists = {key: read_artist(path) for key, path in dataset.files.items()}
+    if groups_file is not None:
+        if not groups_file.is_file():
+            raise DatasetError(f"Groups file '{groups_file}' (split.groups_file) does not "
+                               "exist. Expected a CSV with columns path,artist.")
+        artists.update(read_groups_file(groups_file, list(dataset.files)))
+    return artists
+
+
+def split_method(params: PipelineParams, artists: dict[str, str | None]) -> tuple[str, str]:
+    """``(method, why)``: ``auto`` becomes ``artist`` when at least half the tracks have an
+    artist, else ``random``."""
+    s = params.split
+    if s.file is not None:
+        return "file", f"from split.file {s.file}"
+    known = sum(a is not None for a in artists.values())
+    share = f"{known} of {len(artists)} tracks have an artist"
+    if s.method != "auto":
+        return s.method, f"split.method {s.method!r}; {share}"
+    if known * 2 >= len(artists):
+        return "artist", f"split.method 'auto': {share}"
+    return "random", (f"split.method 'auto': only {share}, too few to keep artists apart; "
+                      "add artist tags or split.groups_file")
+
+
+def collection_lines(split: dict, artists: dict[str, str | None], method: str, why: str
+                     ) -> list[str]:
+    """What the summary says of the collection: artists per class, warnings for classes
+    of one or two artists, how the split was made and whether its test tracks are by
+    artists heard in training."""
+    per_class = class_artists({c: [k for p in s.values() for k in p] for c, s in split.items()},
+                              artists)
+    lines = ["artists per class: " + ", ".join(
+        f"{c} {len(v['artists'])}" + (f" (+{v['tracks'] - v['tagged']} untagged)"
+                                      if v["tagged"] < v["tracks"] else "")
+        for c, v in per_class.items())]
+    lines += [f"warning: {line}" for line in artist_warnings(per_class)]
+    seen = seen_artists(split, artists)["test"]
+    leaked = {c: len(k) for c, k in seen.items() if k}
+    n_test = sum(len(s["test"]) for s in split.values())
+    where = {"artist": "by artist",
+             "random": "track-wise at random", "blocks": "track-wise in name blocks",
+             "file": "as the split file says"}[method]
+    lines.append(f"split {where} ({why})" + (": no artist is on two sides" + (
+        ", except in classes with too few artists" if leaked else "")
+        if method == "artist" else ""))
+    if leaked:
+        lines.append(f"  {sum(leaked.values())} of {n_test} test tracks are by artists that "
+                     "are also in training (" + ", ".join(f"{c} {n}" for c, n in
+                                                         leaked.items())
+                     + "): accuracy on them says how well the model knows those artists, "
+                     "not the genre")
+    elif n_test:
+        lines.append(f"  all {n_test} test tracks are by artists not in training (or "
+                     "untagged)")
+    return lines
 
 
 def _prepare_split(params: PipelineParams, dataset: Dataset, layout: BuildLayout,
-                   info: dict | None, resplit: bool) -> dict:
+                   info: dict | None, resplit: bool, method: str,
+                   artists: dict[str, str | None]) -> dict:
     """Reuse, validate or make the split; write it atomically. Returns the split."""
     origin = _split_origin(params)
     if params.split.file is not None:
@@ -208,7 +276,8 @@ def _prepare_split(params: PipelineParams, dataset: Dataset, layout: BuildLayout
     else:
         s = params.split
         split = make_split(dataset.tracks, val_share=s.val_share, test_share=s.test_share,
-                           seed=s.seed, method=s.method)
+                           seed=s.seed, method=method,
+                           groups={k: group_key(a, k) for k, a in artists.items()})
     write_json(layout.split_file, split, tmp_dir=layout.tmp_dir)
     return split
 
@@ -267,13 +336,16 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
         remove_temp_files(layout.tmp_dir)
         info = read_json(layout.info_file) if layout.info_file.exists() else None
         _check_cache_settings(layout, info, settings, fingerprint, rebuild)
-        split = _prepare_split(params, dataset, layout, info, resplit)
+        artists = collection_artists(dataset, params.split.groups_file)
+        method, why = split_method(params, artists)
+        split = _prepare_split(params, dataset, layout, info, resplit, method, artists)
         write_json(layout.info_file, {
             "stage": "build_dataset", "cache_format": cache.CACHE_FORMAT,
             "input_dir": str(dataset.root), "classes": list(dataset.classes),
             "fingerprint": fingerprint, "feature_settings": settings,
             "n_frames": params.n_frames, "n_mels": params.features.n_mels,
-            "split_origin": _split_origin(params)}, tmp_dir=layout.tmp_dir)
+            "split_origin": _split_origin(params), "split_method": method,
+            "artists": artists}, tmp_dir=layout.tmp_dir)
 
         keys = sorted(dataset.files)
         old = _old_manifest(layout)
@@ -283,7 +355,8 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                              cached_before=len(keys) - len(todo),
                              ignored=dataset.ignored_summary(), changed=changed,
                              gone=sorted(k for k, e in old.items() if k not in dataset.files
-                                         and layout.track_file(k).exists()))
+                                         and layout.track_file(k).exists()),
+                             collection=collection_lines(split, artists, method, why))
         if changed:
             logger.info("%d track(s) changed since they were cached: rebuilding them",
                         len(changed))

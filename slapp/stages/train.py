@@ -313,6 +313,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
     report = TrainReport(bundle_dir=params.model_dir, classes=classes)
     signature = _signature(params, manifest["inputs"], classes)
     with output_lock(Path(params.paths.output_dir), "train_crnn.py"):
+        remove_temp_files(params.model_dir)  # what a kill during a bundle write left
         info = bundle_io.read_info(params.model_dir)
         if info and info.get("signature") == signature and not retrain:
             report.up_to_date = True

@@ -8,12 +8,18 @@ Counting rule per class of ``n`` tracks: ``n_test = round(test_share · n)`` and
 ``n_val = round(val_share · n)`` (halves round up), but a non-zero share always gets at
 least one track, so every class is present in every split that was asked for; training
 keeps the rest and must keep at least one. A class too small for that is refused.
+
+``artist``: the same counts as targets, but whole artist groups move together, so no
+artist is on two sides (within a class, and across classes where it can). A class with too
+few artists for that (fewer than one per split asked for) is split track-wise instead;
+:func:`seen_artists` then tells which evaluation tracks share an artist with training.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -41,14 +47,18 @@ def _rng(seed: int, name: str) -> np.random.Generator:
 
 
 def make_split(tracks: Mapping[str, Sequence[str]], *, val_share: float, test_share: float,
-               seed: int, method: str = "random") -> dict[str, dict[str, list[str]]]:
+               seed: int, method: str = "random", groups: Mapping[str, str] | None = None
+               ) -> dict[str, dict[str, list[str]]]:
     """Split every class's tracks; ``tracks`` maps class → track keys.
 
     ``random`` shuffles each class with its seed. ``blocks`` keeps the tracks in name
     order and cuts contiguous runs (from a seeded starting point), so neighbours — often
-    the same artist or album — stay on the same side. Lists come out sorted.
+    the same artist or album — stay on the same side. ``artist`` keeps each group of
+    ``groups`` (track key → group, see :func:`slapp.store.artists.group_key`) on one
+    side (module docstring). Lists come out sorted.
     """
     split: dict[str, dict[str, list[str]]] = {}
+    pinned: dict[str, str] = {}  # group → side, so an artist in two classes stays on one
     for name in sorted(tracks):
         keys = sorted(tracks[name])
         n_train, n_val, n_test = split_counts(len(keys), val_share=val_share,
@@ -61,17 +71,73 @@ def make_split(tracks: Mapping[str, Sequence[str]], *, val_share: float, test_sh
                 f"least {need} (one for training and one per non-zero share). Add tracks "
                 "or lower the shares.")
         rng = _rng(seed, name)
-        if method == "random":
+        if method == "artist":
+            if groups is None:
+                raise ValueError("method='artist' needs groups")
+            sides = _group_sides(keys, groups, {"train": n_train, "val": n_val,
+                                                "test": n_test}, rng, pinned)
+            if sides is not None:
+                split[name] = sides
+                continue
+            method_here = "random"  # too few artists: track-wise (seen_artists says so)
+        else:
+            method_here = method
+        if method_here == "random":
             order = [keys[i] for i in rng.permutation(len(keys))]
-        elif method == "blocks":
+        elif method_here == "blocks":
             offset = int(rng.integers(len(keys)))
             order = keys[offset:] + keys[:offset]
         else:
-            raise ValueError(f"method={method!r} must be 'random' or 'blocks'")
+            raise ValueError(f"method={method!r} must be 'random', 'blocks' or 'artist'")
         split[name] = {"train": sorted(order[n_val + n_test:]),
                        "val": sorted(order[n_test:n_test + n_val]),
                        "test": sorted(order[:n_test])}
     return split
+
+
+def _group_sides(keys: list[str], groups: Mapping[str, str], targets: dict[str, int],
+                 rng: np.random.Generator, pinned: dict[str, str]
+                 ) -> dict[str, list[str]] | None:
+    """One class's split with whole groups; None when it has too few groups. Each
+    evaluation side asked for first gets one of the smallest free groups, then the rest
+    go, largest first, to the side furthest below its target (``pinned`` sides of groups
+    already placed in other classes are kept and updated)."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        members[groups[key]].append(key)
+    names = sorted(members)
+    names = [names[i] for i in rng.permutation(len(names))]
+    names.sort(key=lambda g: len(members[g]))  # smallest first, seeded among equals
+    required = [s for s in ("test", "val") if targets[s] > 0]
+    if len(names) < 1 + len(required):
+        return None
+    side = {g: pinned[g] for g in names if g in pinned}
+    free = [g for g in names if g not in side]
+    for s in required:
+        if s not in side.values() and len(free) > 1:
+            side[free.pop(0)] = s
+    count = {s: sum(len(members[g]) for g in side if side[g] == s) for s in SPLITS}
+    for g in sorted(free, key=lambda g: -len(members[g])):
+        s = max(SPLITS, key=lambda s: (targets[s] - count[s], s == "train"))
+        side[g] = s
+        count[s] += len(members[g])
+    if any(count[s] == 0 for s in ["train", *required]):
+        return None
+    pinned.update(side)
+    return {s: sorted(k for g in names if side[g] == s for k in members[g]) for s in SPLITS}
+
+
+def seen_artists(split: Mapping[str, Mapping[str, Sequence[str]]],
+                 artists: Mapping[str, str | None]) -> dict[str, dict[str, list[str]]]:
+    """Per evaluation side (``val``, ``test``) and class: the tracks whose artist also has
+    a track in training (so their accuracy is measured on a heard artist). Tracks without
+    an artist are not counted as seen."""
+    heard = {artists[k].casefold() for parts in split.values() for k in parts["train"]
+             if artists.get(k)}
+    return {side: {name: [k for k in parts[side]
+                          if artists.get(k) and artists[k].casefold() in heard]
+                   for name, parts in split.items()}
+            for side in ("val", "test")}
 
 
 def _listing(keys: Sequence[str], limit: int = 5) -> str:
