@@ -18,11 +18,13 @@ from slapp.store.atomic import atomic_write
 
 
 def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
-                  classes: list[str]) -> dict:
+                  classes: list[str], heard: set[int] | None = None) -> dict:
     """Metrics of ``(n_snippets, n_classes)`` probabilities against int ``labels``.
 
     Returns a JSON-ready dict: ``snippet`` and ``track`` blocks with accuracy, macro-F1,
     counts, the per-class report and the confusion matrix (rows true, columns predicted).
+    With ``heard`` (ids of tracks whose artist also has a training track), the track block
+    also has ``artists``: ``{"heard"|"unheard": {"count", "right"}}``.
     """
     from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix,
                                  f1_score)
@@ -43,6 +45,12 @@ def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
                                             output_dict=True, zero_division=0),
             "confusion": confusion_matrix(truth, pred, labels=index).tolist(),
         }
+    if heard is not None:
+        right = track_scores.argmax(axis=1) == track_labels
+        known = np.array([int(t) in heard for t in ids], dtype=bool)
+        out["track"]["artists"] = {
+            name: {"count": int(mask.sum()), "right": int(right[mask].sum())}
+            for name, mask in (("heard", known), ("unheard", ~known))}
     return out
 
 

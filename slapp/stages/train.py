@@ -25,6 +25,7 @@ import numpy as np
 
 from slapp.stages import bundle as bundle_io
 from slapp.store import cache
+from slapp.store.artists import artist_warnings, class_artists
 from slapp.store.atomic import atomic_path, atomic_write, read_json, remove_temp_files, write_json
 from slapp.store.layout import ArraysLayout, BuildLayout, BundleLayout, TrainingLayout, output_layout
 from slapp.dsp.coverage import training_range
@@ -180,6 +181,7 @@ class TrainReport:
     train_snippets: int = 0
     stopped: str = ""   # why training ended before training.epochs, for the summary
     best: str = ""      # the kept epoch's validation figures
+    artists: list[str] = field(default_factory=list)  # artists per class, warnings
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -200,10 +202,51 @@ class TrainReport:
                          f"snippets), track accuracy {t['accuracy']:.3f} ({t['count']} "
                          f"tracks, sum of snippet scores), track macro-F1 "
                          f"{t['macro_f1']:.3f}")
+            lines.append("    " + artist_line(t.get("artists")))
+        lines += self.artists
         if not self.metrics and not self.up_to_date:
             lines.append("  no validation or test tracks: nothing to evaluate")
         lines.append(f"model bundle: {self.bundle_dir}")
         return lines
+
+
+def artist_line(split: dict | None) -> str:
+    """Whether a split's track accuracy was measured on artists heard in training."""
+    if not split:
+        return ("artists unknown (no artist tags): if a class is mostly one artist, this "
+                "figure flatters; expect less on new music")
+    heard, unheard = split["heard"], split["unheard"]
+    if not heard["count"]:
+        return (f"all {unheard['count']} tracks are by artists not in training (or "
+                "untagged): the figure to expect on new music")
+    parts = [f"on {unheard['count']} tracks by artists not in training (or untagged): "
+             f"{unheard['right']} right" if unheard["count"] else "no track by an artist "
+             "outside training",
+             f"on {heard['count']} by artists also in training: {heard['right']} right "
+             "(these say how well it knows those artists, not the genre)"]
+    return "; ".join(parts)
+
+
+def heard_tracks(params: PipelineParams, arrays: ArraysLayout
+                 ) -> tuple[set[int] | None, list[str]]:
+    """``(ids of evaluation tracks whose artist has a training track, or None when no
+    track has an artist; lines on the training artists per class)``."""
+    info_file = output_layout(params).info_file
+    artists = read_json(info_file).get("artists") if info_file.exists() else None
+    if not artists or not any(artists.values()):
+        return None, []
+    tracks = read_json(arrays.tracks_file)["tracks"]
+    trained = [t for t in tracks if t["split"] == "train"]
+    heard = {artists[t["key"]].casefold() for t in trained if artists.get(t["key"])}
+    ids = {t["id"] for t in tracks if t["split"] != "train" and artists.get(t["key"])
+           and artists[t["key"]].casefold() in heard}
+    by_class: dict[str, list[str]] = {}
+    for t in trained:
+        by_class.setdefault(t["class"], []).append(t["key"])
+    per_class = class_artists(by_class, artists)
+    lines = ["  training artists per class: " + ", ".join(
+        f"{c} {len(v['artists'])}" for c, v in sorted(per_class.items()))]
+    return ids, lines + [f"  warning: {w}" for w in artist_warnings(per_class)]
 
 
 def _signature(params: PipelineParams, inputs: dict, classes: list[str]) -> dict:
@@ -262,9 +305,11 @@ def new_model(params: PipelineParams, n_classes: int):
 
 
 def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size: int,
-                    x_files: dict[str, Path] | None = None) -> dict:
+                    x_files: dict[str, Path] | None = None, heard: set[int] | None = None
+                    ) -> dict:
     """Metrics per non-empty split of :data:`EVAL_SPLITS`; ``x_files`` replaces the
-    arrays' ``<part>_X.npy`` (embeddings for a head)."""
+    arrays' ``<part>_X.npy`` (embeddings for a head); ``heard``: see
+    :func:`~slapp.stages.evaluate.split_metrics`."""
     metrics = {}
     for part in EVAL_SPLITS:
         x_file = (x_files or {}).get(part, arrays.array(part, "X"))
@@ -273,7 +318,7 @@ def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size:
         x = np.load(x_file, mmap_mode="r")
         probs = bundle_io.predict_probs(model, x, batch_size=max(batch_size, 64))
         metrics[part] = split_metrics(probs, np.load(arrays.array(part, "y")),
-                                      np.load(arrays.array(part, "track")), classes)
+                                      np.load(arrays.array(part, "track")), classes, heard)
     return metrics
 
 
@@ -324,8 +369,9 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         model, state = _fit(params, arrays, x_files, classes, layout, signature, state,
                             report, progress)
         logger.info("evaluating on the validation and test tracks")
+        heard, report.artists = heard_tracks(params, arrays)
         report.metrics = evaluate_splits(model, arrays, classes, params.training.batch_size,
-                                         x_files)
+                                         x_files, heard)
         report.seconds = time.monotonic() - started
         _write_bundle(params, params.backbone.bundle_model(model, params), arrays, classes,
                       state, signature, report)
@@ -526,8 +572,9 @@ def evaluate_bundle(params: PipelineParams, *, model_dir: Path | None = None) ->
             raise StageError("The arrays were made with other feature settings than the "
                              "bundle's. Expected the settings it was trained with.")
         report = TrainReport(bundle_dir=folder, classes=classes, evaluate_only=True)
+        heard, report.artists = heard_tracks(params, arrays)
         report.metrics = evaluate_splits(loaded.model, arrays, classes,
-                                         params.training.batch_size)
+                                         params.training.batch_size, heard=heard)
         info = dict(loaded.info)
         bundle_io.invalidate(folder)
         for old in folder.glob("confusion_*"):
