@@ -31,8 +31,8 @@ Every model sees exactly the same folds. Rows, as mean ± sd over the folds:
 
 Every pipeline row and the MFCC baseline are also evaluated on each fold's test tracks
 after realistic domain shifts (:mod:`domain_shift`: 16 and 8 kHz, 64 kbps MP3, 44.1 kHz
-stereo, -20 / +10 dB, leading silence), through ``predict_track.py``'s own path (hop 1 s,
-sum of snippet scores); ``--no-shifts`` skips that.
+stereo, -20 / +10 dB, leading silence), through ``predict_track.py``'s own path (its default
+hop, 2 s; sum of snippet scores); ``--no-shifts`` skips that.
 
 Writes per-fold numbers and the table to stdout and ``--out`` (JSON), and the pooled
 track-level confusion matrix of the CRNN over all folds as a PNG.
@@ -186,7 +186,7 @@ def mfcc_fold(features: dict, split: dict, classes: list[str], shifted: dict
 def shift_accuracies(model_dir: Path, split: dict, files: dict, classes: list[str],
                      hops: tuple[float, ...] = ()) -> dict:
     """Track accuracy of the bundle in ``model_dir`` on the fold's test tracks, as
-    ``predict_track.py`` labels them (hop 1 s, sum), per ``files`` variant (clean and each
+    ``predict_track.py`` labels them (default hop 2 s, sum), per ``files`` variant (clean and each
     shift), and on the clean tracks at each other hop of ``hops`` (``"hop 2s"``...)."""
     from slapp.stages.bundle import load_bundle
     from slapp.stages.predict import predict_tracks
@@ -241,7 +241,8 @@ def head_variants(tag_dir: Path, classes: list[str], split: dict) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     from slapp.dsp.aggregate import aggregate_tracks
-    from slapp.stages.bundle import load_bundle, predict_probs
+    from slapp.models.inference import predict_probs
+    from slapp.stages.bundle import load_bundle
 
     for row in ("musicnn", "mtt"):  # the rows' outputs must be this fold's
         if json.loads((tag_dir / row / "split.json").read_text()) != split:
@@ -418,7 +419,8 @@ def main() -> int:
     params = load_params(args.params)
     dataset = find_tracks(params.paths.input_dir)
     classes = dataset.classes
-    folds = (artist_folds_of if args.protocol == "artist" else folds_of)(dataset, args.folds)
+    folds = ((artist_folds_of if args.protocol == "artist" else folds_of)(dataset, args.folds)
+             if args.folds else [])
     results = {"crnn_snippet": [], "crnn_track": [], "crnn_track_f1": [], "whole": [],
                "musicnn_snippet": [], "musicnn_track": [], "mfcc": [], "per_fold": [],
                "confusion": None}
@@ -475,7 +477,7 @@ def main() -> int:
         elif "whole" in rows:
             whole = {"slicing": {"snippet_seconds": 29.0, "overlap_seconds": 0.0,
                                  "max_snippets_per_track": 1, "min_track_seconds": 20.0},
-                     "model": {"pool_sizes": [[2, 2], [2, 5], [2, 5], [2, 2]]},
+                     "model": {"crnn": {"pool_sizes": [[2, 2], [2, 5], [2, 5], [2, 2]]}},
                      "training": {"batch_size": 8}}
             for section, values in overrides.items():  # --set applies here too
                 whole[section] = {**values, **whole.get(section, {})}
@@ -549,7 +551,7 @@ def main() -> int:
         print(f"| heads: {key} | {ms([h[key] for h in heads])} |")
     table = shift_table(results)
     if table:
-        print("\ntrack accuracy under domain shifts (predict_track.py, hop 1 s; mean ± sd):")
+        print("\ntrack accuracy under domain shifts (predict_track.py, hop 2 s; mean ± sd):")
         print("\n".join(table))
     if results["confusion"] is not None:
         from slapp.stages.evaluate import plot_confusion

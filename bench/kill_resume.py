@@ -64,7 +64,8 @@ def write_params(path: Path, music: Path, out: Path) -> None:
                     "max_snippets_per_track": 6, "min_track_seconds": 0.5},
         "features": {"n_fft": 512, "hop_length": 256, "n_mels": 32},
         "split": {"val_share": 0.25, "test_share": 0.25, "seed": 1},
-        "model": {"conv_filters": [4, 8], "pool_sizes": [[2, 4], [2, 8]], "gru_units": [8]},
+        "model": {"crnn": {"conv_filters": [4, 8], "pool_sizes": [[2, 4], [2, 8]],
+                           "recurrent_units": [8]}},
         "training": {"batch_size": 4, "epochs": 6, "learning_rate": 0.01},
         "workers": 1}))
 

@@ -41,7 +41,7 @@ def main() -> int:
     from slapp.dsp.audio import decode
     from slapp.models.keras_env import import_keras
     from slapp.models.musicnn import N_FRAMES, checkpoint_prefix, load_backbone, musicnn_mel
-    from slapp.dsp.slicing import cut_snippets, snippet_starts
+    from slapp.dsp.slicing import snippet_starts
 
     import_keras()
     import tensorflow as tf
@@ -52,7 +52,8 @@ def main() -> int:
     for path in files:
         y = decode(path, sample_rate=16000).y
         starts = snippet_starts(len(y), snippet_samples=48000, hop_samples=32000)
-        snippets.append(cut_snippets(y, starts, snippet_samples=48000))
+        y = np.pad(y, (0, max(0, 48000 - len(y))))  # a short track: one padded snippet
+        snippets.append(np.stack([y[s:s + 48000] for s in starts]))
         if sum(len(s) for s in snippets) >= args.patches:
             break
     snippets = np.concatenate(snippets)[:args.patches]

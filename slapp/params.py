@@ -22,22 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slapp.models import backbones
 from slapp.errors import ParameterError
+from slapp.models import backbones
+from slapp.models.backbones.crnn import CrnnParams
+from slapp.models.backbones.musicnn_msd import MusicnnParams
+from slapp.spec import param, section
 
 
 DEFAULT_PARAMS_FILE = "pipeline_parameters.json"
 
 
-def _spec(kind: str, *, lo=None, hi=None, lo_open=False, hi_open=False, choices=None,
-          nullable=False, doc=""):
-    """Field metadata: the constraint a JSON value must meet (kind: int|float|bool|str|path)."""
-    return {"kind": kind, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
-            "choices": choices, "nullable": nullable, "doc": doc}
-
-
-def _param(default, kind, **kw):
-    return field(default=default, metadata=_spec(kind, **kw))
+_param = param
 
 
 @dataclass(frozen=True)
@@ -112,20 +107,23 @@ class ProcessParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    """The network: a CRNN (Choi et al. 2017) trained from scratch on the log-mels
-    (``crnn``), or a classifier head on the frozen, pretrained musicnn network
-    (``musicnn-msd``; ``fine_tune`` then also trains the backbone's top layers; the other
-    fields are the CRNN's and are then unused)."""
+    """The network: ``backbone`` names it; each backbone's own settings are its section
+    (``model.crnn``: the CRNN of Choi et al. 2017 trained from scratch on the log-mels;
+    ``model.musicnn``: the classifier head on the frozen, pretrained musicnn network)."""
 
     backbone: str = _param("crnn", "str", choices=backbones.NAMES)
-    fine_tune: bool = _param(False, "bool")
-    conv_filters: tuple[int, ...] = _param((64, 128, 128, 128), "ints", lo=1, hi=4096)
-    pool_sizes: tuple[tuple[int, int], ...] = _param(((2, 2), (2, 5), (2, 5), (1, 2)),
-                                                      "pairs", lo=1, hi=64)
-    recurrent: str = _param("gru", "str", choices=("gru", "lstm"))
-    gru_units: tuple[int, ...] = _param((32, 32), "ints", lo=1, hi=4096)
-    conv_dropout: float = _param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
-    gru_dropout: float = _param(0.3, "float", lo=0.0, hi=1.0, hi_open=True)
+    crnn: CrnnParams = section(CrnnParams)
+    musicnn: MusicnnParams = section(MusicnnParams)
+
+
+# keys of the flat ``model`` section before the backbones owned their settings
+LEGACY_MODEL_KEYS = {"conv_filters": ("crnn", "conv_filters"),
+                     "pool_sizes": ("crnn", "pool_sizes"),
+                     "recurrent": ("crnn", "recurrent"),
+                     "gru_units": ("crnn", "recurrent_units"),
+                     "conv_dropout": ("crnn", "conv_dropout"),
+                     "gru_dropout": ("crnn", "recurrent_dropout"),
+                     "fine_tune": ("musicnn", "fine_tune")}
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,7 @@ class TrainingParams:
 
 @dataclass(frozen=True)
 class EngineParams:
-    """Where per-track work runs (build): this machine's process pool (``local``), or a
+    """Where per-track work runs (the build's and prediction's): this machine (``local``), or a
     Dask cluster (``dask``): a LocalCluster of ``workers`` processes when ``address`` is
     null, else the running scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``)."""
 
@@ -359,7 +357,13 @@ def _build(cls, raw: dict, prefix: str, base: Path):
     kwargs = {}
     for name, f in fields.items():
         key = prefix + name
-        if name in raw:
+        if f.metadata["kind"] == "section":
+            value = raw.get(name, {})
+            if not isinstance(value, dict):
+                raise ParameterError(f"The '{key}' parameter must be an object of "
+                                     f"parameters. Got {_describe(value)} instead.")
+            kwargs[name] = _build(f.metadata["cls"], value, key + ".", base)
+        elif name in raw:
             kwargs[name] = _check(key, raw[name], f.metadata, base)
         elif isinstance(f.default, Path):
             kwargs[name] = base / f.default
@@ -383,11 +387,13 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
             raise _unknown(name, name, top)
     sections = {}
     for name, cls in _SECTIONS.items():
-        section = raw.get(name, {})
-        if not isinstance(section, dict):
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
             raise ParameterError(f"The '{name}' parameter must be an object of parameters. "
-                                 f"Got {_describe(section)} instead.")
-        sections[name] = _build(cls, section, name + ".", base)
+                                 f"Got {_describe(values)} instead.")
+        if name == "model":
+            values = _move_legacy_model_keys(values, note=backbone_defaults)
+        sections[name] = _build(cls, values, name + ".", base)
     workers_spec = next(f for f in dataclasses.fields(PipelineParams)
                         if f.name == "workers").metadata
     workers = _check("workers", raw.get("workers"), workers_spec, base)
@@ -406,6 +412,27 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
                             _overrides=tuple(overrides))
     _check_consistency(params)
     return params
+
+
+def _move_legacy_model_keys(model: dict, *, note: bool) -> dict:
+    """``model`` with the keys of :data:`LEGACY_MODEL_KEYS` moved into their backbone's
+    section (``model.gru_units`` → ``model.crnn.recurrent_units``); ``note``: say so once
+    per key (a bundle's own record is read quietly)."""
+    old = [k for k in model if k in LEGACY_MODEL_KEYS]
+    if not old:
+        return model
+    out = {k: v for k, v in model.items() if k not in LEGACY_MODEL_KEYS}
+    for key in old:
+        where, name = LEGACY_MODEL_KEYS[key]
+        values = out.get(where, {})
+        if isinstance(values, dict) and name not in values:
+            out[where] = {**values, name: model[key]}
+    if note:
+        logging.getLogger(__name__).warning(
+            "deprecated: %s; read as such, please move them in the parameters file",
+            ", ".join(f"model.{k} is now model.{'.'.join(LEGACY_MODEL_KEYS[k])}"
+                      for k in old))
+    return out
 
 
 def _check_consistency(p: PipelineParams) -> None:
@@ -432,11 +459,6 @@ def _check_consistency(p: PipelineParams) -> None:
                     "or null", f.fmax)
     if f.fmin >= fmax:
         raise _fail("features.fmin", f"below features.fmax ({fmax:g} Hz)", f.fmin)
-    m = p.model
-    if len(m.pool_sizes) != len(m.conv_filters):
-        raise _fail("model.pool_sizes", f"one [time, frequency] pair per convolution block "
-                    f"({len(m.conv_filters)}, as in model.conv_filters)",
-                    [list(v) for v in m.pool_sizes])
     p.backbone.check(p)
     e = p.engine
     if e.address is not None and (e.kind != "dask" or "://" not in e.address):

@@ -94,8 +94,8 @@ def params_file(tmp_path, dataset) -> Path:
 
 # A tiny CRNN and a few epochs: enough to test the stages, seconds to train.
 TINY = {
-    "model": {"conv_filters": [4, 8], "pool_sizes": [[2, 4], [2, 8]], "gru_units": [8],
-              "conv_dropout": 0.0, "gru_dropout": 0.0},
+    "model": {"crnn": {"conv_filters": [4, 8], "pool_sizes": [[2, 4], [2, 8]],
+                       "recurrent_units": [8], "conv_dropout": 0.0, "recurrent_dropout": 0.0}},
     "training": {"batch_size": 8, "epochs": 3, "learning_rate": 0.01},
 }
 

@@ -116,7 +116,7 @@ def test_fine_tune_head_starts_from_musicnn_top_layers():
     assert len(head.trainable_weights) == 8  # two BatchNorms, two dense layers
     x = np.random.default_rng(0).uniform(0, 3, (2, 187, 96)).astype(np.float32)
     params = params_from_dict({"paths": {"input_dir": "x"},
-                               "model": {"backbone": "musicnn-msd", "fine_tune": True}})
+                               "model": {"backbone": "musicnn-msd", "musicnn": {"fine_tune": True}}})
     full = get("musicnn-msd").bundle_model(head, params)
     pooled = np.asarray(backbone(x, training=False)[2])
     np.testing.assert_allclose(np.asarray(full(x, training=False)),

@@ -19,7 +19,7 @@ HAS_MUSICNN = importlib.util.find_spec("musicnn") is not None
 
 def _settings(name: str, recurrent: str = "gru") -> dict:
     if name == "crnn":
-        return {"model": {**TINY["model"], "recurrent": recurrent},
+        return {"model": {"crnn": {**TINY["model"]["crnn"], "recurrent": recurrent}},
                 "training": {**TINY["training"], "epochs": 1}}
     # musicnn: 3-second patches every second, three per track
     return {"model": {"backbone": name},
@@ -54,7 +54,7 @@ def test_backbone_end_to_end_predict_reproduces_evaluation(name, recurrent, tmp_
     out = tmp_path / "out"
     bundle = load_bundle(out / "model")
     assert bundle.info["backbone"] == name
-    assert bundle.info["params"]["model"]["recurrent"] == recurrent
+    assert bundle.info["params"]["model"]["crnn"]["recurrent"] == recurrent
     p = bundle.params
     # the bundle's network carries its input shape: the backbone's frames and mels
     assert tuple(bundle.model.input_shape[1:]) == (p.n_frames, p.features.n_mels)

@@ -51,7 +51,8 @@ def test_16khz_file_gets_the_note_and_a_matching_file_does_not(bundle_22k, tmp_p
     printed = capsys.readouterr().out
     rows = {r["path"]: r for r in csv.DictReader(out.open())}
     note = rows[str(narrow)]["notes"]
-    assert note.startswith("content stops at 7.") and "trained on audio up to 11.0 kHz" in note
+    assert note.startswith("16000 Hz source upsampled to 22050 Hz")  # the build's note too
+    assert "; content stops at 7." in note and "trained on audio up to 11.0 kHz" in note
     assert rows[str(same)]["notes"] == ""
     assert rows[str(quiet)]["notes"].startswith("loudness -5") and "outside the training" \
         in rows[str(quiet)]["notes"]

@@ -59,8 +59,9 @@ def test_four_scripts_as_subprocesses_label_unseen_demo_tracks_well_above_chance
         slicing={"snippet_seconds": 2.0, "overlap_seconds": 0.5, "max_snippets_per_track": 8},
         features={"n_fft": 512, "hop_length": 256, "n_mels": 48},
         split={"val_share": 0.17, "test_share": 0.17, "seed": 1},
-        model={"conv_filters": [8, 16, 16], "pool_sizes": [[2, 4], [2, 4], [2, 3]],
-               "gru_units": [16], "conv_dropout": 0.0, "gru_dropout": 0.1},
+        model={"crnn": {"conv_filters": [8, 16, 16], "pool_sizes": [[2, 4], [2, 4], [2, 3]],
+                        "recurrent_units": [16], "conv_dropout": 0.0,
+                        "recurrent_dropout": 0.1}},
         training={"batch_size": 16, "epochs": 12, "learning_rate": 0.005,
                   "early_stopping_patience": 4})
     out = tmp_path / "labels.json"

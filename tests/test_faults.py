@@ -31,7 +31,8 @@ BAD_PARAMS = [
     ({"features": {"n_mel": 64}}, r"Unknown parameter 'features.n_mel'. Did you mean "
                                   r"'n_mels'\?"),
     ({"training": {"batch_size": "32"}}, r"'training.batch_size' parameter must be an int"),
-    ({"model": {"pool_sizes": [[2, 2]]}}, r"'model.pool_sizes' parameter must be one"),
+    ({"model": {"crnn": {"pool_sizes": [[2, 2]]}}},
+     r"'model.crnn.pool_sizes' parameter must be one"),
 ]
 
 

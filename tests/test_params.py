@@ -96,3 +96,25 @@ def test_feature_settings_cover_what_shapes_features():
     s = p.feature_settings()
     assert set(s) == {"audio", "slicing", "features", "framing"} and s["framing"] == "track"
     assert s["features"]["n_mels"] == 100 and s["features"]["fmax"] is None
+
+
+def test_the_old_flat_model_keys_are_read_into_their_backbone_with_a_note(tmp_path, caplog):
+    p = load(tmp_path, base(model={"gru_units": [8], "gru_dropout": 0.2,
+                                   "conv_filters": [4, 8], "pool_sizes": [[2, 2], [2, 2]],
+                                   "fine_tune": True}))
+    assert p.model.crnn.recurrent_units == (8,) and p.model.crnn.recurrent_dropout == 0.2
+    assert p.model.crnn.conv_filters == (4, 8) and p.model.musicnn.fine_tune is True
+    assert ("model.gru_units is now model.crnn.recurrent_units, model.gru_dropout is now "
+            "model.crnn.recurrent_dropout") in caplog.text
+
+
+def test_a_backbone_section_must_be_an_object(tmp_path):
+    with pytest.raises(ParameterError, match=r"The 'model.crnn' parameter must be an object "
+                                             r"of parameters. Got 3 instead."):
+        load(tmp_path, base(model={"crnn": 3}))
+
+
+def test_unknown_keys_inside_a_backbone_section_are_named_with_their_path(tmp_path):
+    with pytest.raises(ParameterError, match=r"Unknown parameter 'model.crnn.gru_units'. "
+                                             r"Did you mean 'recurrent_units'\?"):
+        load(tmp_path, base(model={"crnn": {"gru_units": [8]}}))

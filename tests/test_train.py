@@ -19,16 +19,17 @@ from conftest import ROOT, TINY, make_dataset, popen_script, run_stages, write_p
 from slapp.dsp.aggregate import aggregate, aggregate_tracks
 from slapp.errors import ParameterError, StageError
 from slapp.stages.evaluate import split_metrics
-from slapp.params import ModelParams, load_params
+from slapp.models.backbones.crnn import CrnnParams
+from slapp.params import load_params
 
 
 def test_default_model_has_393226_parameters_and_lstm_is_the_other_choice():
     from slapp.models.backbones.crnn import build_crnn
 
-    model = build_crnn(130, 100, 10, ModelParams())
+    model = build_crnn(130, 100, 10, CrnnParams())
     assert model.count_params() == 393_226  # the figure the README gives
     assert model.output_shape == (None, 10)
-    lstm = build_crnn(130, 100, 10, ModelParams(recurrent="lstm"))
+    lstm = build_crnn(130, 100, 10, CrnnParams(recurrent="lstm"))
     assert [layer.name for layer in lstm.layers if "lstm" in layer.name] == ["lstm1", "lstm2"]
     # an LSTM has 4 gates to a GRU's 3 (with Keras' reset_after biases): more weights
     assert lstm.count_params() > model.count_params()
@@ -37,19 +38,20 @@ def test_default_model_has_393226_parameters_and_lstm_is_the_other_choice():
 def test_frequency_axis_is_pooled_to_one_whatever_the_mels():
     from slapp.models.backbones.crnn import build_crnn
 
-    model = build_crnn(63, 40, 3, ModelParams(conv_filters=(4,), pool_sizes=((2, 2),),
-                                              gru_units=(4,)))
+    model = build_crnn(63, 40, 3, CrnnParams(conv_filters=(4,), pool_sizes=((2, 2),),
+                                             recurrent_units=(4,)))
     assert model.get_layer("to_sequence").output.shape[1:] == (31, 4)
 
 
 def test_pool_sizes_must_match_filters(tmp_path, dataset):
     path = write_params(tmp_path / "p.json", dataset, tmp_path / "o",
-                        model={"conv_filters": [4, 8], "pool_sizes": [[2, 2]]})
-    with pytest.raises(ParameterError, match=r"'model.pool_sizes'.*one \[time, frequency\]"):
+                        model={"crnn": {"conv_filters": [4, 8], "pool_sizes": [[2, 2]]}})
+    with pytest.raises(ParameterError,
+                       match=r"'model.crnn.pool_sizes'.*one \[time, frequency\]"):
         load_params(path)
     path = write_params(tmp_path / "p.json", dataset, tmp_path / "o",
-                        model={"conv_filters": [4, "8"]})
-    with pytest.raises(ParameterError, match="'model.conv_filters' parameter must be a "
+                        model={"crnn": {"conv_filters": [4, "8"]}})
+    with pytest.raises(ParameterError, match="'model.crnn.conv_filters' parameter must be a "
                                              "non-empty list of ints"):
         load_params(path)
 
@@ -158,7 +160,7 @@ def test_interrupted_training_with_other_parameters_is_refused(trained, tmp_path
     shutil.rmtree(out / "model")
     (out / "training").mkdir()
     (out / "training" / "state.json").write_text(json.dumps(
-        {"signature": {"model": {"gru_units": [99]}}, "epoch": 1}))
+        {"signature": {"model": {"crnn": {"recurrent_units": [99]}}}, "epoch": 1}))
     other = write_params(tmp_path / "p.json", root / "music", out, **TINY)
     import train_crnn
 

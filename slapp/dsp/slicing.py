@@ -10,7 +10,7 @@ def snippet_starts(n_samples: int, *, snippet_samples: int, hop_samples: int) ->
 
     Snippets start at 0, hop, 2·hop... and end inside the track; the tail shorter than a
     snippet is not used. A track shorter than one snippet yields one start, 0 (the
-    snippet is zero-padded by :func:`cut_snippets`).
+    snippet's features are zero-padded past the track's end).
     """
     if snippet_samples < 1 or hop_samples < 1:
         raise ValueError(f"snippet_samples={snippet_samples} and hop_samples={hop_samples} "
@@ -47,16 +47,3 @@ def select_snippets(n_snippets: int, *, max_snippets: int | None, selection: str
             raise ValueError("selection='random' needs an rng")
         return np.sort(rng.choice(n_snippets, size=max_snippets, replace=False)).astype(np.int64)
     raise ValueError(f"selection={selection!r} must be 'even' or 'random'")
-
-
-def cut_snippets(y: np.ndarray, starts: np.ndarray, *, snippet_samples: int) -> np.ndarray:
-    """Copy ``(n_snippets, snippet_samples)`` float32 snippets out of ``y`` ``(n_samples,)``.
-
-    Samples past the end of ``y`` are zeros (silence), so a short track becomes one
-    snippet padded at its end.
-    """
-    out = np.zeros((len(starts), snippet_samples), dtype=np.float32)
-    for i, start in enumerate(starts):
-        piece = y[start:start + snippet_samples]
-        out[i, :len(piece)] = piece
-    return out

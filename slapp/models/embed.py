@@ -1,7 +1,7 @@
 """Embeddings of the processed snippets through a frozen pretrained backbone, computed once.
 
 For ``model.backbone = "musicnn-msd"`` the classifier is a small head on musicnn's
-200-dimensional "penultimate" features (with ``model.fine_tune``: on its 1506 pooled
+200-dimensional "penultimate" features (with ``model.musicnn.fine_tune``: on its 1506 pooled
 features, the head starting with musicnn's own top layers). Stage 3 runs the frozen network once over each
 split's ``<part>_X.npy`` (musicnn's input patches) and trains the head on the results, so
 an epoch takes a fraction of a second. The embeddings live in
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from slapp.models.inference import batched
 from slapp.store.atomic import atomic_write, read_json, write_json
 from slapp.store.layout import ArraysLayout
 
@@ -39,13 +39,8 @@ def embed_rows(backbone, x: np.ndarray, *, layer: str = "penultimate", progress:
     """Features ``(n, 200)`` (penultimate) or ``(n, 1506)`` (pooled) float32 of musicnn
     input rows ``(n, 187, 96)`` (a memory map is read :data:`BATCH` rows at a time)."""
     index = LAYERS[layer]
-    out = []
-    for i in tqdm(range(0, len(x), BATCH), desc=desc, unit="batch", disable=not progress,
-                  leave=False):
-        batch = np.asarray(x[i:i + BATCH], dtype=np.float32)
-        out.append(np.asarray(backbone(batch, training=False)[index], dtype=np.float32))
-    return (np.concatenate(out) if out else
-            np.zeros((0, backbone.outputs[index].shape[-1]), np.float32))
+    return batched(lambda rows: backbone(rows, training=False)[index], x, BATCH,
+                   width=int(backbone.outputs[index].shape[-1]), progress=progress, desc=desc)
 
 
 def embed_arrays(arrays: ArraysLayout, backbone_name: str, parts: tuple[str, ...], *,

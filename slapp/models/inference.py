@@ -11,7 +11,10 @@ through oneDNN (``bfloat16``, CPUs with AVX-512 BF16 / AMX).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from tqdm import tqdm
 
 
 ACTIVATION_BUDGET_MB = 192  # what one batch's largest activations may take
@@ -65,12 +68,33 @@ class Scorer:
         self._fn = tf.function(lambda x: model(x, training=False), jit_compile=jit,
                                input_signature=[tf.TensorSpec(self.shape, tf.float32)])
 
+        self._batch = np.zeros(self.shape, np.float32)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty((len(x), self.n_classes), np.float32)
-        batch = np.zeros(self.shape, np.float32)
-        for i in range(0, len(x), self.batch_size):
-            rows = x[i:i + self.batch_size]
-            batch[:len(rows)] = rows
-            batch[len(rows):] = 0.0
-            out[i:i + len(rows)] = self._fn(batch).numpy()[:len(rows)]
-        return out
+        return batched(self._padded, x, self.batch_size, width=self.n_classes)
+
+    def _padded(self, rows: np.ndarray) -> np.ndarray:
+        """The traced model on ``rows`` padded to the fixed batch shape."""
+        self._batch[:len(rows)] = rows
+        self._batch[len(rows):] = 0.0
+        return self._fn(self._batch).numpy()[:len(rows)]
+
+
+def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int, *,
+            width: int, progress: bool = False, desc: str = "") -> np.ndarray:
+    """``fn`` over ``x`` ``batch_size`` rows at a time (a memory map is read one batch at a
+    time): ``(n, width)`` float32. The one batched-inference loop of evaluation,
+    prediction and embedding."""
+    out = np.empty((len(x), width), np.float32)
+    for i in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch",
+                  disable=not progress, leave=False):
+        rows = np.asarray(x[i:i + batch_size], dtype=np.float32)
+        out[i:i + len(rows)] = np.asarray(fn(rows), dtype=np.float32)
+    return out
+
+
+def predict_probs(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` float32 of a Keras ``model`` on ``(n, ...)``
+    rows, eagerly (any model, no tracing: evaluation after training)."""
+    return batched(lambda rows: model(rows, training=False), x, batch_size,
+                   width=int(model.output_shape[-1]))

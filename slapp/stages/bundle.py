@@ -137,14 +137,3 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
                         "; ".join(diffs))
     return Bundle(folder=folder, model=model, classes=classes, params=params, stats=stats,
                   info=info)
-
-
-def predict_probs(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities ``(n, n_classes)`` float32 of ``(n, n_frames, n_mels)`` rows
-    (a memory map is read ``batch_size`` rows at a time)."""
-    out = []
-    for i in range(0, len(x), batch_size):
-        batch = np.asarray(x[i:i + batch_size], dtype=np.float32)
-        out.append(np.asarray(model(batch, training=False), dtype=np.float32))
-    n_classes = model.output_shape[-1]
-    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)

@@ -42,7 +42,7 @@ from slapp.stages.outputs import (OUTPUT_FORMATS, PartialFile, PredictReport, Tr
                                   write_output)
 from slapp.stages.prepare import PreparedTrack, prepare_track
 from slapp.store.discovery import find_inputs
-from slapp.store.layout import DEMO_FOLDER
+from slapp.store.layout import DEMO_FOLDER, BundleLayout
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def _closing_lines(report: PredictReport, bundle: Bundle, plot_dir: Path | None)
                            "predict_track.py (rows: folder name)")
             report.look_at.append(f"{plot_dir / 'confusion.png'}: confusion matrix of "
                                   "these tracks")
-    curves = bundle.folder / "curves.png"
+    curves = BundleLayout(bundle.folder).curves_file
     if curves.exists():
         report.look_at.append(f"{curves}: the training curves; the validation and test "
                               f"confusion matrices are beside it")

@@ -25,6 +25,7 @@ import numpy as np
 
 from slapp.stages import bundle as bundle_io
 from slapp.store import cache
+from slapp.models.inference import predict_probs
 from slapp.store.artists import artist_warnings, class_artists
 from slapp.store.atomic import atomic_path, atomic_write, read_json, remove_temp_files, write_json
 from slapp.store.layout import ArraysLayout, BuildLayout, BundleLayout, TrainingLayout, output_layout
@@ -58,17 +59,20 @@ def save_weights(model, path: Path) -> None:
 
 
 class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the lowest ``monitor`` in ``path`` (atomic)."""
+    """The one notion of the best epoch: the first with the lowest ``monitor``. Keeps its
+    weights in ``path`` (atomic), its value in ``best`` and its number (1-based) in
+    ``best_epoch``."""
 
     def __init__(self, path: Path, monitor: str):
         super().__init__()
         self.path, self.monitor = Path(path), monitor
         self.best = np.inf
+        self.best_epoch: int | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
         if current is not None and current < self.best:
-            self.best = float(current)
+            self.best, self.best_epoch = float(current), epoch + 1
             save_weights(self.model, self.path)
 
 
@@ -80,7 +84,10 @@ class TrainingBackup(keras.callbacks.Callback):
     best values, the history rows) replaces the old one; only then is the previous weights
     file removed. At the start of a resumed ``fit`` (``initial_epoch`` = the state's
     epoch) it restores them. Put it last in the callback list, so it saves what the
-    others updated and restores after they reset. Public Keras hooks only.
+    others updated and restores after they reset. The counters of Keras' EarlyStopping
+    and ReduceLROnPlateau (``wait``, ``best``, ``cooldown_counter``...) are attributes
+    that Keras does not document; ``requirements.txt`` pins Keras 3 and
+    ``tests/test_train.py`` resumes an interrupted training to check they still work.
     """
 
     def __init__(self, layout: TrainingLayout, signature: dict, stateful: dict):
@@ -91,7 +98,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self.history: list[dict] = []
         self.epoch = 0
 
-    _FIELDS = ("wait", "best", "best_epoch", "stopped_epoch", "cooldown_counter")
+    _FIELDS = ("wait", "best", "best_epoch", "stopped_epoch", "cooldown_counter")  # see above
 
     def on_train_begin(self, logs=None):
         state = read_state(self.layout)
@@ -140,12 +147,12 @@ MIN_DELTA = 1e-3  # an improvement of the monitored loss smaller than this does 
 
 
 class EpochSummary(keras.callbacks.Callback):
-    """One log line per epoch: losses, accuracies, learning rate, time, best marker."""
+    """One log line per epoch: losses, accuracies, learning rate, time, and whether it is
+    the best so far (``checkpoint``'s judgement: put this after it)."""
 
-    def __init__(self, epochs: int, monitor: str):
+    def __init__(self, epochs: int, checkpoint: BestWeights):
         super().__init__()
-        self.epochs, self.monitor = epochs, monitor
-        self.best = np.inf
+        self.epochs, self.checkpoint = epochs, checkpoint
         self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -160,9 +167,7 @@ class EpochSummary(keras.callbacks.Callback):
                          f"{logs.get('val_accuracy', np.nan):.3f}")
         parts.append(f"lr {float(self.model.optimizer.learning_rate.numpy()):.1e}")
         parts.append(f"{time.monotonic() - self.started:.1f} s")
-        current = logs.get(self.monitor, np.inf)
-        if current < self.best:
-            self.best = current
+        if self.checkpoint.best_epoch == epoch + 1:
             parts.append("(best so far)")
         logger.info("  ".join(parts))
 
@@ -316,26 +321,28 @@ def evaluate_splits(model, arrays: ArraysLayout, classes: list[str], batch_size:
         if not x_file.exists():
             continue
         x = np.load(x_file, mmap_mode="r")
-        probs = bundle_io.predict_probs(model, x, batch_size=max(batch_size, 64))
+        probs = predict_probs(model, x, batch_size=max(batch_size, 64))
         metrics[part] = split_metrics(probs, np.load(arrays.array(part, "y")),
                                       np.load(arrays.array(part, "track")), classes, heard)
     return metrics
 
 
 def _write_evaluation(folder: Path, metrics: dict, classes: list[str]) -> None:
-    write_json(BundleLayout(folder).evaluation_file, metrics)
+    layout = BundleLayout(folder)
+    write_json(layout.evaluation_file, metrics)
     texts = []
     for part, m in metrics.items():
         name = {"val": "validation", "test": "test"}[part]
-        write_confusion_csv(folder / f"confusion_{part}.csv", m["track"]["confusion"], classes)
-        plot_confusion(folder / f"confusion_{part}.png", m["track"]["confusion"], classes,
+        write_confusion_csv(layout.confusion_file(part, "csv"), m["track"]["confusion"],
+                            classes)
+        plot_confusion(layout.confusion_file(part, "png"), m["track"]["confusion"], classes,
                        f"{name} tracks (sum of snippet scores): accuracy "
                        f"{m['track']['accuracy']:.2f}")
         texts.append(f"{name}: snippet accuracy {m['snippet']['accuracy']:.3f}, track "
                      f"accuracy {m['track']['accuracy']:.3f}, track macro-F1 "
                      f"{m['track']['macro_f1']:.3f}\n{report_text(m, classes)}\n")
     data = "\n".join(texts).encode("utf-8")
-    atomic_write(folder / "report.txt", lambda f: f.write(data))
+    atomic_write(layout.report_file, lambda f: f.write(data))
 
 
 def _history_csv(history: list[dict]) -> bytes:
@@ -366,8 +373,12 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         state = _interrupted_state(layout, signature, discard=retrain or restart)
         x_files = params.backbone.training_inputs(arrays, ("train",) + EVAL_SPLITS, params,
                                                   progress=progress)
-        model, state = _fit(params, arrays, x_files, classes, layout, signature, state,
-                            report, progress)
+        fitted = _fit(params, arrays, x_files, classes, layout, signature, state, progress)
+        model, state = fitted.model, fitted.state
+        report.resumed_from, report.epochs_run = fitted.resumed_from, fitted.epochs_run
+        report.best_epoch, report.best, report.stopped = (fitted.best_epoch, fitted.best,
+                                                          fitted.stopped)
+        report.train_snippets = fitted.train_snippets
         logger.info("evaluating on the validation and test tracks")
         heard, report.artists = heard_tracks(params, arrays)
         report.metrics = evaluate_splits(model, arrays, classes, params.training.batch_size,
@@ -432,8 +443,7 @@ def _callbacks(params: PipelineParams, layout: TrainingLayout, signature: dict,
     that makes them all resumable (last)."""
     t = params.training
     stopping = keras.callbacks.EarlyStopping(monitor=monitor, min_delta=MIN_DELTA,
-                                             patience=t.early_stopping_patience,
-                                             restore_best_weights=True)
+                                             patience=t.early_stopping_patience)
     plateau = keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=t.reduce_lr_factor,
                                                 patience=t.reduce_lr_patience, verbose=0)
     checkpoint = BestWeights(layout.best_weights, monitor=monitor)
@@ -445,25 +455,46 @@ def _callbacks(params: PipelineParams, layout: TrainingLayout, signature: dict,
     elif layout.history_file.exists():
         layout.history_file.unlink()
     csv_log = keras.callbacks.CSVLogger(str(layout.history_file), append=True)
-    summary = EpochSummary(t.epochs, monitor)
-    if state and state.get("callbacks", {}).get("checkpoint", {}).get("best") is not None:
-        summary.best = state["callbacks"]["checkpoint"]["best"]
+    summary = EpochSummary(t.epochs, checkpoint)
     backup = TrainingBackup(layout, signature, {"early_stopping": stopping,
                                                 "reduce_lr": plateau,
                                                 "checkpoint": checkpoint})
     return [stopping, plateau, checkpoint, csv_log, summary, backup]
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """What :func:`_fit` returns: the model with the best epoch's weights, the final
+    training state, and the facts the report shows."""
+
+    model: object
+    state: dict
+    resumed_from: int
+    epochs_run: int
+    best_epoch: int | None
+    best: str       # the best epoch's validation figures, for the summary line
+    stopped: str    # why training ended before training.epochs
+    train_snippets: int
+
+
+def _best_epoch(state: dict, monitor: str) -> int | None:
+    """The checkpoint's best epoch; states saved before it was recorded: the first
+    lowest ``monitor`` in the history (the checkpoint's rule)."""
+    best = state.get("callbacks", {}).get("checkpoint", {}).get("best_epoch")
+    if best is None and state["history"]:
+        best = int(np.argmin([row.get(monitor, np.inf) for row in state["history"]])) + 1
+    return best
+
+
 def _fit(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
          classes: list[str], layout: TrainingLayout, signature: dict, state: dict | None,
-         report: TrainReport, progress: bool):
-    """Train (or finish an interrupted training); return the model with the best
-    epoch's weights and the final state."""
+         progress: bool) -> Fitted:
+    """Train (or finish an interrupted training)."""
     t = params.training
     keras.utils.set_random_seed(t.seed)
     model = new_model(params, len(classes))
     compile_model(model, params)
-    first_epoch = report.resumed_from = state["epoch"] if state else 0
+    first_epoch = state["epoch"] if state else 0
     train_feed, val_feed = _feeds(params, arrays, x_files, len(classes), first_epoch)
     monitor = "val_loss" if val_feed is not None else "loss"
     callbacks = _callbacks(params, layout, signature, state, monitor)
@@ -479,25 +510,23 @@ def _fit(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
             raise StageError("training ran no epoch")
         state["finished"] = True
         write_state(layout, state)
-    report.epochs_run = state["epoch"] - first_epoch
     if not model.optimizer.built:  # the weight files hold the optimizer's state too
         model.optimizer.build(model.trainable_variables)
-    best = layout.best_weights
-    model.load_weights(str(best if best.exists() else layout.root / state["weights"]))
-    monitored = [row.get(monitor, np.inf) for row in state["history"]]
-    report.best_epoch = int(np.argmin(monitored)) + 1 if monitored else None
-    report.train_snippets = len(train_feed.labels)
-    if report.best_epoch:
-        row = state["history"][report.best_epoch - 1]
-        report.best = "".join(f", {k} {row[k]:.3f}" for k in ("val_loss", "val_accuracy")
-                              if k in row)
-    if monitored and state["epoch"] < t.epochs:
-        report.stopped = (
-            f"stopped early after epoch {state['epoch']} of {t.epochs}: the {monitor} had not "
-            f"improved by {MIN_DELTA:g} for {t.early_stopping_patience} epochs "
-            f"(training.early_stopping_patience); the model keeps epoch "
-            f"{report.best_epoch}'s weights (its best)")
-    return model, state
+    best_epoch = _best_epoch(state, monitor)
+    weights = layout.best_weights
+    model.load_weights(str(weights if weights.exists() else layout.root / state["weights"]))
+    row = state["history"][best_epoch - 1] if best_epoch else {}
+    stopped = ""
+    if best_epoch and state["epoch"] < t.epochs:
+        stopped = (f"stopped early after epoch {state['epoch']} of {t.epochs}: the {monitor} "
+                   f"had not improved by {MIN_DELTA:g} for {t.early_stopping_patience} "
+                   "epochs (training.early_stopping_patience); the model keeps epoch "
+                   f"{best_epoch}'s weights (its best)")
+    return Fitted(model=model, state=state, resumed_from=first_epoch,
+                  epochs_run=state["epoch"] - first_epoch, best_epoch=best_epoch,
+                  best="".join(f", {k} {row[k]:.3f}" for k in ("val_loss", "val_accuracy")
+                               if k in row),
+                  stopped=stopped, train_snippets=len(train_feed.labels))
 
 
 def _write_bundle(params: PipelineParams, model, arrays: ArraysLayout, classes: list[str],
@@ -512,8 +541,8 @@ def _write_bundle(params: PipelineParams, model, arrays: ArraysLayout, classes: 
         old.unlink()
     _write_evaluation(bundle_dir, report.metrics, classes)
     data = _history_csv(history)
-    atomic_write(bundle_dir / "history.csv", lambda f: f.write(data))
-    plot_curves(bundle_dir / "curves.png", history)
+    atomic_write(BundleLayout(bundle_dir).history_file, lambda f: f.write(data))
+    plot_curves(BundleLayout(bundle_dir).curves_file, history)
     bundle_io.write_info(bundle_dir, {
         "backbone": params.model.backbone, "classes": classes,
         "snippet_shape": [params.n_frames, params.features.n_mels],

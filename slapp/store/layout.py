@@ -131,6 +131,22 @@ class BundleLayout:
     def evaluation_file(self) -> Path:
         return self.root / "evaluation.json"
 
+    @property
+    def history_file(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def curves_file(self) -> Path:
+        return self.root / "curves.png"
+
+    @property
+    def report_file(self) -> Path:
+        return self.root / "report.txt"
+
+    def confusion_file(self, part: str, ext: str) -> Path:
+        """``confusion_<part>.<ext>``: a split's track-level confusion matrix (csv, png)."""
+        return self.root / f"confusion_{part}.{ext}"
+
 
 def output_layout(params) -> BuildLayout:
     """The layout of ``params.paths.output_dir``."""

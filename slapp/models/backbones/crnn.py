@@ -3,20 +3,36 @@
 Input ``(n_frames, n_mels)`` normalised log-mels (130 × 100 by default). Convolution blocks
 (Conv2D 3×3 → BatchNorm → ReLU → MaxPool → Dropout) pool the frequency axis down to one
 bin while keeping most of the time axis; the ``(time, channels)`` sequence goes through
-stacked recurrent layers (``model.recurrent``: GRU or LSTM, ``model.gru_units`` units
-each); a softmax gives class probabilities. ~392k parameters by default (GRU).
+stacked recurrent layers (``model.crnn.recurrent``: GRU or LSTM,
+``model.crnn.recurrent_units`` units each); a softmax gives class probabilities. ~392k
+parameters by default (GRU). Its settings are :class:`CrnnParams` (``model.crnn``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from slapp.errors import ParameterError
 from slapp.dsp.features import n_frames, power_to_db
 from slapp.models.backbones.base import Backbone
+from slapp.spec import param
+
+
+@dataclass(frozen=True)
+class CrnnParams:
+    """``model.crnn``: the convolution blocks, then the recurrent layers (GRU or LSTM)."""
+
+    conv_filters: tuple[int, ...] = param((64, 128, 128, 128), "ints", lo=1, hi=4096)
+    pool_sizes: tuple[tuple[int, int], ...] = param(((2, 2), (2, 5), (2, 5), (1, 2)),
+                                                     "pairs", lo=1, hi=64)
+    recurrent: str = param("gru", "str", choices=("gru", "lstm"))
+    recurrent_units: tuple[int, ...] = param((32, 32), "ints", lo=1, hi=4096)
+    conv_dropout: float = param(0.1, "float", lo=0.0, hi=1.0, hi_open=True)
+    recurrent_dropout: float = param(0.3, "float", lo=0.0, hi=1.0, hi_open=True)
 
 
 class CRNN(Backbone):
@@ -25,11 +41,18 @@ class CRNN(Backbone):
     augments = True
 
     def check(self, params) -> None:
-        pools = params.model.pool_sizes
+        c = params.model.crnn
+        pools = c.pool_sizes
+        if len(pools) != len(c.conv_filters):
+            raise ParameterError(
+                "The 'model.crnn.pool_sizes' parameter must be one [time, frequency] pair "
+                f"per convolution block ({len(c.conv_filters)}, as in "
+                f"model.crnn.conv_filters). Got {json.dumps([list(v) for v in pools])} "
+                "instead.")
         time_pool = math.prod(t for t, _ in pools)
         if time_pool > params.n_frames:
             raise ParameterError(
-                f"The 'model.pool_sizes' parameter must be time pools whose product "
+                f"The 'model.crnn.pool_sizes' parameter must be time pools whose product "
                 f"({time_pool}) is at most the {params.n_frames} frames of a snippet. Got "
                 f"{json.dumps([list(v) for v in pools])} (a list) instead.")
 
@@ -41,12 +64,13 @@ class CRNN(Backbone):
         return power_to_db(power, reference=f.log_reference, amin=f.log_amin)
 
     def build_trainable(self, params, n_classes: int):
-        return build_crnn(params.n_frames, params.features.n_mels, n_classes, params.model)
+        return build_crnn(params.n_frames, params.features.n_mels, n_classes,
+                          params.model.crnn)
 
 
 def build_crnn(n_frames: int, n_mels: int, n_classes: int, params):
     """The CRNN ``(batch, n_frames, n_mels)`` → ``(batch, n_classes)`` for ``params`` (a
-    :class:`~slapp.params.ModelParams`); pools larger than what is left of an axis are
+    :class:`CrnnParams`); pools larger than what is left of an axis are
     clipped to it."""
     from slapp.models.keras_env import import_keras
 
@@ -68,10 +92,10 @@ def build_crnn(n_frames: int, n_mels: int, n_classes: int, params):
         x = layers.MaxPooling2D((1, x.shape[2]), name="pool_frequency")(x)
     x = layers.Reshape((x.shape[1], x.shape[3]), name="to_sequence")(x)
     recurrent = {"gru": layers.GRU, "lstm": layers.LSTM}[params.recurrent]
-    for i, units in enumerate(params.gru_units, start=1):
-        last = i == len(params.gru_units)
+    for i, units in enumerate(params.recurrent_units, start=1):
+        last = i == len(params.recurrent_units)
         x = recurrent(units, return_sequences=not last, name=f"{params.recurrent}{i}")(x)
-    x = layers.Dropout(params.gru_dropout, name="dropout_gru")(x)
+    x = layers.Dropout(params.recurrent_dropout, name="dropout_gru")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32",
                            name="probabilities")(x)
     return keras.Model(inputs, outputs, name="slapp_crnn")

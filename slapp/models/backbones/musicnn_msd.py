@@ -2,19 +2,28 @@
 softmax head on its 200-d "penultimate" embedding.
 
 Stage 3 runs the frozen network once over each split's arrays (:mod:`slapp.models.embed`) and
-trains the head on the embeddings; ``model.fine_tune`` trains musicnn's own top layers
+trains the head on the embeddings; ``model.musicnn.fine_tune`` trains musicnn's own top layers
 (from the checkpoint) and the softmax on its 1506 pooled features instead. The bundle holds
 backbone and head as one model ``(batch, 187, 96)`` → ``(batch, n_classes)``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from slapp.models import musicnn
 from slapp.models.backbones.base import Backbone
+from slapp.spec import param
+
+
+@dataclass(frozen=True)
+class MusicnnParams:
+    """``model.musicnn``: the settings of the musicnn backbones (MSD and MTT)."""
+
+    fine_tune: bool = param(False, "bool", doc="also train musicnn's top layers")
 
 HEAD_DROPOUT = 0.5
 HEAD_L2 = 1e-3
@@ -49,10 +58,10 @@ class Musicnn(Backbone):
     @staticmethod
     def layer(params) -> str:
         """Which backbone output the head reads: ``"penultimate"`` or ``"pooled"``."""
-        return "pooled" if params.model.fine_tune else "penultimate"
+        return "pooled" if params.model.musicnn.fine_tune else "penultimate"
 
     def build_trainable(self, params, n_classes: int):
-        if params.model.fine_tune:
+        if params.model.musicnn.fine_tune:
             return build_top_head(n_classes, checkpoint=self.checkpoint)
         return build_head(musicnn.EMBEDDING_SIZE, n_classes)
 
