@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from slapp.cli import make_parser, run_script, setup_logging
+from slapp.cli import interrupted_status, make_parser, run_script, setup_logging
 
 
 def get_parser():
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         report = build_dataset(params, rebuild=args.rebuild, resplit=args.resplit,
                                progress=not args.quiet)
         print("\n".join(report.summary()))
-        return 130 if report.interrupted else 0
+        return interrupted_status() if report.interrupted else 0
 
     return run_script(job)
 

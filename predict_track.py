@@ -22,7 +22,8 @@ def get_parser():
         "normalisation (never the current parameters file's), and aggregates the snippet "
         "scores into one label. Prints a table (track, label, confidence, top 3). "
         "Exit status: 0 all tracks labelled, 3 some tracks failed (each is listed with "
-        "its reason), 1 nothing could run (e.g. no usable bundle), 130 interrupted.")
+        "its reason), 1 nothing could run (e.g. no usable bundle), 130 interrupted (Ctrl-C), 143 stopped by "
+        "SIGTERM (finished tracks are kept with --output).")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files and/or folders (searched recursively)")
     parser.add_argument("--model", metavar="BUNDLE", type=Path,

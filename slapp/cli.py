@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from tqdm import tqdm
@@ -42,9 +44,43 @@ def setup_logging(quiet: bool = False) -> None:
     root.propagate = False
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``docker stop``, systemd, a cluster scheduler), raised where Ctrl-C's
+    KeyboardInterrupt would be: every stage stops the same way."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def interrupted_status() -> int:
+    """The exit status of a run that stopped early: 143 after SIGTERM, 130 after Ctrl-C."""
+    return 143 if _terminated.is_set() else 130
+
+
+_terminated = threading.Event()
+
+
 def run_script(job: Callable[[], int | None]) -> int:
-    """Run ``job``; a :class:`SlappError` becomes ``error: ...`` and exit status 1,
-    Ctrl-C a one-line message and status 130."""
+    """Run ``job``; a :class:`SlappError` becomes ``error: ...`` and exit status 1;
+    Ctrl-C and SIGTERM a one-line message and status 130 / 143."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(job)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm(signum, frame):
+    _terminated.set()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough; finish cleanly
+    _terminate(signum, frame)
+
+
+def _run(job: Callable[[], int | None]) -> int:
     try:
         return job() or 0
     except SlappError as exc:
@@ -57,6 +93,7 @@ def run_script(job: Callable[[], int | None]) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: finished work is saved; run the same command again to "
+        what = "stopped (SIGTERM)" if _terminated.is_set() else "interrupted"
+        print(f"\n{what}: finished work is saved; run the same command again to "
               "continue where it stopped", file=sys.stderr)
-        return 130
+        return interrupted_status()

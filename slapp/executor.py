@@ -64,7 +64,8 @@ def _die_with_parent() -> None:
 def _init_pool_worker() -> None:
     if sys.platform.startswith("linux"):
         _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run on Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # and on SIGTERM; workers die with it
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)

@@ -363,3 +363,18 @@ def test_running_a_finished_build_again_changes_nothing(tmp_path, music, params,
     code, text = _build(params, capsys)
     assert code == 0 and "0 cached now, 12 already cached" in text
     assert {p: p.read_bytes() for p in cache.rglob("*.npz")} == before
+
+
+def test_an_output_folder_inside_the_input_folder_is_never_read_as_music(tmp_path, music,
+                                                                         capsys):
+    params = write_params(tmp_path / "inside.json", music, music / "slapp-out", **TINY)
+    code, text = _build(params, capsys)
+    assert code == 0 and "12 cached now" in text
+    (music / "slapp-out" / "model").mkdir()  # and a bundle there, as stage 3 leaves it
+    code, text = _build(params, capsys)  # the folder now exists: not a third class
+    assert code == 0, text
+    assert f"output folder '{(music / 'slapp-out').resolve()}' lies inside the input folder" \
+        in text
+    assert "0 cached now, 12 already cached" in text
+    info = json.loads((music / "slapp-out" / "build_info.json").read_text())
+    assert info["classes"] == ["bass", "mid", "treble"]

@@ -81,16 +81,18 @@ def test_kill_9_at_several_moments_then_rerun_gives_the_same_cache(tmp_path, slo
     assert not any((out / ".tmp").iterdir())  # no temp file survives
 
 
-def test_ctrl_c_exits_cleanly_and_rerun_continues(tmp_path, slow_dataset):
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_exits_cleanly_and_rerun_continues(tmp_path, slow_dataset, sig,
+                                                             status):
     params = write_params(tmp_path / "p.json", slow_dataset, tmp_path / "out", workers=2,
                           slicing={"max_snippets_per_track": None})
     proc = start(params)
     assert wait_for_files(tmp_path / "out" / "cache", 2, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     if proc.returncode == 0 and "24 cached now" in out:
         pytest.skip("the build finished before the signal arrived (machine too fast/slow)")
-    assert proc.returncode == 130
+    assert proc.returncode == status
     assert "Traceback" not in err
     assert "build interrupted" in out and "run the same command again" in out
     done = sum(1 for _ in (tmp_path / "out" / "cache").rglob("*.npz"))

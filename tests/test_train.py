@@ -198,7 +198,7 @@ def _wait_for(predicate, timeout=120):
     return False
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig):
     root, _ = trained
     out = tmp_path / "out"
@@ -220,6 +220,8 @@ def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig
     assert 2 <= done < 30
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "interrupted: finished work is saved" in err
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and "stopped (SIGTERM): finished work is saved" in err
     # what a kill in the middle of an atomic write leaves (the bundle folder included)
     leftovers = [out / "model" / ".a1b2.slapp-tmp.keras", out / "training" / ".c3.slapp-tmp"]
     for path in leftovers:

@@ -327,7 +327,11 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
     with ``interrupted=True``.
     """
     start = time.monotonic()
-    dataset = find_tracks(params.paths.input_dir)
+    dataset = find_tracks(params.paths.input_dir,
+                          skip=(Path(params.paths.output_dir), params.model_dir))
+    for folder in dataset.outputs:
+        logger.warning("output folder '%s' lies inside the input folder: not read as music",
+                       folder)
     layout = output_layout(params)
     settings = params.feature_settings()
     fingerprint = cache.fingerprint(settings)

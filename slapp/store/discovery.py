@@ -43,7 +43,8 @@ class Dataset:
     track keys, sorted: paths relative to ``root``, with ``/`` separators and Unicode NFC
     (so a split file made on macOS matches on Linux). ``files`` maps each key to the file.
     ``ignored`` lists files that are not audio, by key; ``system`` the operating-system
-    folders and files skipped (:func:`is_system_entry`).
+    folders and files skipped (:func:`is_system_entry`); ``outputs`` slapp's own output
+    folders found inside ``root`` and skipped.
     """
 
     root: Path
@@ -52,6 +53,7 @@ class Dataset:
     files: dict[str, Path] = field(repr=False)
     ignored: tuple[str, ...] = ()
     system: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()  # slapp's own folders inside the input folder, skipped
 
     @property
     def n_tracks(self) -> int:
@@ -77,14 +79,16 @@ def _key(path: Path, root: Path) -> str:
     return unicodedata.normalize("NFC", readable_name(path.relative_to(root).as_posix()))
 
 
-def walk_audio(folder: Path) -> Iterator[tuple[Path, str]]:
+def walk_audio(folder: Path, skip: frozenset[Path] = frozenset()
+               ) -> Iterator[tuple[Path, str]]:
     """Every file below ``folder`` as ``(path, kind)``, sorted per folder, kind ``"audio"``
     (a known extension), ``"ignored"`` (another file) or ``"system"`` (operating-system
     clutter, files or folders: :func:`is_system_entry`). Hidden files and folders
-    (``.cache/``) are skipped. The one discovery walk of the build and prediction."""
+    (``.cache/``) are skipped, and so are the folders in ``skip`` (resolved paths: slapp's
+    own output). The one discovery walk of the build and prediction."""
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
-        dirnames.sort()
+        dirnames[:] = [d for d in sorted(dirnames) if (here / d).resolve() not in skip]
         for d in dirnames:
             if is_system_entry(d):
                 yield here / d, "system"
@@ -98,12 +102,12 @@ def walk_audio(folder: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _walk_class(class_dir: Path, root: Path, files: dict[str, Path], ignored: list[str],
-                system: list[str]) -> list[str]:
+                system: list[str], skip: frozenset[Path]) -> list[str]:
     """The audio keys below ``class_dir``; fills ``files`` (key → path), ``ignored`` (not
     audio) and ``system`` (operating-system clutter) on the way."""
     found: list[str] = []
     lists = {"ignored": ignored, "system": system, "audio": found}
-    for path, kind in walk_audio(class_dir):
+    for path, kind in walk_audio(class_dir, skip):
         key = _key(path, root)
         lists[kind].append(key)
         if kind == "audio":
@@ -131,8 +135,10 @@ def find_inputs(paths: list[str]) -> list[tuple[str, Path | None, str | None]]:
     return out
 
 
-def find_tracks(root: str | os.PathLike) -> Dataset:
-    """Scan ``root``: each non-hidden sub-folder is a class; hidden entries are skipped.
+def find_tracks(root: str | os.PathLike, *, skip: tuple[Path, ...] = ()) -> Dataset:
+    """Scan ``root``: each non-hidden sub-folder is a class; hidden entries are skipped,
+    and so are the folders ``skip`` names (slapp's output and model folders, which a user
+    may well put inside the input folder); those found are listed in ``Dataset.outputs``.
 
     Raises :class:`DatasetError` when the folder is missing, has fewer than two classes,
     or a class folder holds no audio file.
@@ -150,6 +156,9 @@ def find_tracks(root: str | os.PathLike) -> Dataset:
         raise DatasetError(f"Cannot read input folder '{root}': {exc.strerror}.") from None
     system = [readable_name(e.name) for e in entries if is_system_entry(e.name)]
     entries = [e for e in entries if not is_system_entry(e.name)]
+    skipped = frozenset(Path(p).resolve() for p in skip)
+    outputs = tuple(sorted(str(p) for p in skipped if root.resolve() in p.parents))
+    entries = [e for e in entries if Path(e.path).resolve() not in skipped]
     class_dirs = [Path(e.path) for e in entries
                   if e.is_dir() and not e.name.startswith(".")]
     stray = [readable_name(e.name) for e in entries
@@ -162,7 +171,7 @@ def find_tracks(root: str | os.PathLike) -> Dataset:
     files: dict[str, Path] = {}
     ignored: list[str] = [unicodedata.normalize("NFC", s) for s in stray]
     for class_dir in class_dirs:
-        found = _walk_class(class_dir, root, files, ignored, system)
+        found = _walk_class(class_dir, root, files, ignored, system, skipped)
         if not found:
             raise DatasetError(
                 f"Class folder '{readable_name(str(class_dir))}' contains no audio files. "
@@ -172,4 +181,5 @@ def find_tracks(root: str | os.PathLike) -> Dataset:
             sorted(found))
     classes = tuple(sorted(tracks))
     return Dataset(root=root, classes=classes, tracks={c: tracks[c] for c in classes},
-                   files=files, ignored=tuple(sorted(ignored)), system=tuple(sorted(system)))
+                   files=files, ignored=tuple(sorted(ignored)), system=tuple(sorted(system)),
+                   outputs=outputs)
