@@ -378,3 +378,43 @@ def test_an_output_folder_inside_the_input_folder_is_never_read_as_music(tmp_pat
     assert "0 cached now, 12 already cached" in text
     info = json.loads((music / "slapp-out" / "build_info.json").read_text())
     assert info["classes"] == ["bass", "mid", "treble"]
+
+
+# --- files whose name or header lies ----------------------------------------------------
+
+def _ffmpeg(*args):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", *args],
+                   check=True)
+
+
+def test_an_aac_stream_named_mp3_is_recognised_by_its_content(tmp_path, music, params,
+                                                              capsys):
+    liar = music / "mid" / "phone_recording.mp3"
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=600:duration=4", "-ar", "44100",
+            "-c:a", "aac", "-b:a", "96k", "-f", "adts", str(liar))
+    code, text = _build(params, capsys)
+    assert code == 0 and "0 failed" in text
+    entry = _manifest(tmp_path / "out")["mid/phone_recording.mp3"]
+    assert entry["status"] == "done" and entry["seconds"] == pytest.approx(4.0, abs=0.1)
+    assert entry["notes"][0] == ("its content is AAC (ADTS), not the MP3 its name says: "
+                                 "decoded as AAC (ADTS)")
+
+
+def test_an_mp3_that_changes_format_midway_is_decoded_whole(tmp_path, music, params,
+                                                            capsys):
+    parts = []
+    for rate, freq in ((22050, 300), (44100, 500)):
+        part = tmp_path / f"part{rate}.mp3"
+        _ffmpeg("-f", "lavfi", "-i", f"sine=frequency={freq}:duration=3", "-ar", str(rate),
+                "-b:a", "64k", str(part))
+        parts.append(part.read_bytes())
+    (music / "mid" / "joined.mp3").write_bytes(b"".join(parts))
+    code, text = _build(params, capsys)
+    assert code == 0 and "0 failed" in text
+    entry = _manifest(tmp_path / "out")["mid/joined.mp3"]
+    assert entry["seconds"] == pytest.approx(6.0, abs=0.15)  # not the first 3 s only
+    assert "the MP3 decoder stopped after 3.0 s" in entry["notes"][0]

@@ -4,6 +4,11 @@ soundfile (libsndfile, bundled in its wheel) reads MP3, WAV, FLAC, OGG/Opus, AU 
 Containers it cannot read (m4a, aac, mp4, wma...) go through the ffmpeg binary shipped by
 the ``imageio-ffmpeg`` wheel, which is also the second chance for a file soundfile
 refuses. No system package is needed.
+
+The decoder is chosen by the file's content (:func:`sniff`), not its name: an AAC stream
+saved as ``.mp3`` goes to ffmpeg, with a note saying what the file really is. An MP3 whose
+decoding ends well before its size implies (a file made of two streams of different
+formats, which libmpg123 stops at) is decoded again by ffmpeg, and the longer result kept.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Decoded:
     source_rate: int
     source_channels: int
     declared_seconds: float | None
+    notes: tuple[str, ...] = ()
 
 
 def to_mono(y: np.ndarray, *, mixdown: str = "mean") -> np.ndarray:
@@ -139,6 +145,48 @@ def _read_ffmpeg(path: Path, sample_rate: int) -> tuple[np.ndarray, int, int]:
     return y, rate, channels
 
 
+# first bytes → what the file is; soundfile reads the kinds in SOUNDFILE_KINDS
+SOUNDFILE_KINDS = frozenset({"MP3", "WAV", "FLAC", "Ogg", "AIFF", "AU"})
+_NAMED = {".mp3": "MP3", ".wav": "WAV", ".flac": "FLAC", ".ogg": "Ogg", ".oga": "Ogg",
+          ".opus": "Ogg", ".aif": "AIFF", ".aiff": "AIFF", ".au": "AU", ".snd": "AU",
+          ".m4a": "MP4/M4A", ".mp4": "MP4/M4A", ".aac": "AAC (ADTS)", ".wma": "WMA (ASF)"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The audio format of a file from its first bytes (an ID3v2 tag skipped), or None."""
+    if head[:3] == b"ID3" and len(head) >= 10:
+        size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+        return sniff(head[10 + size:]) if 10 + size < len(head) else "MP3"
+    if head[4:8] == b"ftyp":
+        return "MP4/M4A"
+    magic = {b"fLaC": "FLAC", b"OggS": "Ogg", b"FORM": "AIFF", b".snd": "AU",
+             b"\x30\x26\xb2\x75": "WMA (ASF)"}
+    if head[:4] in magic:
+        return magic[head[:4]]
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "WAV"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        layer = (head[1] >> 1) & 0x03
+        return "AAC (ADTS)" if layer == 0 and head[1] & 0xF0 == 0xF0 else "MP3"
+    return None
+
+
+def _read_head(path: Path, n: int = 1 << 16) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def _mp3_seconds_by_size(path: Path, size: int) -> float | None:
+    """The length an MP3's size and first frames' bitrate imply (None when unknown)."""
+    try:
+        from mutagen.mp3 import MP3
+
+        bitrate = MP3(path).info.bitrate
+    except Exception:
+        return None
+    return size * 8 / bitrate if bitrate else None
+
+
 def decode(path: str | os.PathLike, *, sample_rate: int, mixdown: str = "mean") -> Decoded:
     """Decode ``path`` once to mono float32 at ``sample_rate`` Hz.
 
@@ -155,12 +203,21 @@ def decode(path: str | os.PathLike, *, sample_rate: int, mixdown: str = "mean") 
     if not os.access(path, os.R_OK):
         raise AudioError("cannot read it: permission denied")
     ext = path.suffix.lower()
+    try:
+        kind = sniff(_read_head(path))
+    except OSError as exc:
+        raise AudioError(f"cannot read it: {exc.strerror or exc}") from None
+    named = _NAMED.get(ext)
+    notes = ((f"its content is {kind}, not the {named} its name says: decoded as {kind}",)
+             if kind and named and kind != named else ())
     first_error = None
-    if ext not in FFMPEG_EXTENSIONS:
+    if kind in SOUNDFILE_KINDS or (kind is None and ext not in FFMPEG_EXTENSIONS):
         try:
             mono, rate, channels, declared = _read_soundfile(path, sample_rate=sample_rate,
                                                              mixdown=mixdown)
-            return Decoded(mono, rate, channels, declared)
+            decoded = Decoded(mono, rate, channels, declared, notes)
+            return _whole_mp3(path, decoded, size, sample_rate, mixdown) if kind == "MP3" \
+                else decoded
         except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             first_error = exc
     try:
@@ -170,7 +227,28 @@ def decode(path: str | os.PathLike, *, sample_rate: int, mixdown: str = "mean") 
             raise AudioError("not a readable audio file (the decoders do not recognise "
                              "its content)") from None
         raise
-    return Decoded(to_mono(y, mixdown=mixdown), rate, channels, None)
+    return Decoded(to_mono(y, mixdown=mixdown), rate, channels, None, notes)
+
+
+def _whole_mp3(path: Path, decoded: Decoded, size: int, sample_rate: int, mixdown: str
+               ) -> Decoded:
+    """``decoded``, or ffmpeg's decoding when libmpg123 stopped well before the length the
+    file's size implies and ffmpeg gets further (an MP3 that changes format midway)."""
+    seconds = len(decoded.y) / sample_rate
+    implied = _mp3_seconds_by_size(path, size)
+    if implied is None or seconds >= 0.8 * implied - 1.0:
+        return decoded
+    try:
+        y, _, _ = _read_ffmpeg(path, sample_rate)
+    except AudioError:
+        return decoded
+    if len(y) <= len(decoded.y) + sample_rate:
+        return decoded
+    note = (f"the MP3 decoder stopped after {seconds:.1f} s although the file's size "
+            "implies more (the stream changes format midway?): decoded all "
+            f"{len(y) / sample_rate:.1f} s with ffmpeg")
+    return Decoded(to_mono(y, mixdown=mixdown), decoded.source_rate,
+                   decoded.source_channels, None, decoded.notes + (note,))
 
 
 def encode_mp3(path: str | os.PathLike, y: np.ndarray, sample_rate: int, *,

@@ -80,7 +80,7 @@ def prepare_track(path: str | os.PathLike, params: PipelineParams, *,
     bandwidth = bandwidth_hz(decoded.y, sample_rate=a.sample_rate)
     loudness = loudness_db(decoded.y, sample_rate=a.sample_rate)
     y, offset = prepare_waveform(decoded.y, a)
-    notes = []
+    notes = list(decoded.notes)
     if decoded.source_rate < a.sample_rate:
         notes.append(f"{decoded.source_rate} Hz source upsampled to {a.sample_rate} Hz: "
                      f"it has nothing above {decoded.source_rate / 2:g} Hz")
