@@ -75,11 +75,11 @@ def timed(fn) -> float:
 
 
 def inputs_of(predictor, tracks):
-    """Every snippet's model input (hop 1 s) of each track."""
+    """Every snippet's model input (the predictor's hop) of each track."""
     out = []
     for path in tracks:
         prepared = predictor.prepare(path)
-        out.append(predictor.model_input(prepared.y, prepared.starts)[0])
+        out.append(predictor.model_input(prepared.track, prepared.starts)[0])
     return out
 
 
@@ -144,17 +144,17 @@ def slapp_run(bundle, paths: list[str]) -> float:
 
 
 def stages(bundle, path: Path, repeat: int) -> dict[str, float]:
-    from slapp.dsp.levels import prepare_waveform
-    from slapp.stages.predict import Predictor
+    from slapp.dsp.audio import decode as decode_file
     from slapp.dsp.slicing import track_starts
+    from slapp.stages.prepare import prepare_track
 
-    predictor = Predictor(bundle)
     p = bundle.params
-    decode = statistics.median(timed(lambda: predictor.decode(path)) for _ in range(repeat))
-    y, _ = prepare_waveform(predictor.decode(path).y, p.audio)
-    starts = track_starts(len(y), snippet_samples=p.snippet_samples,
+    decode = statistics.median(timed(lambda: decode_file(path, sample_rate=p.audio.sample_rate))
+                               for _ in range(repeat))
+    track = prepare_track(path, p)
+    starts = track_starts(len(track.y), snippet_samples=p.snippet_samples,
                           hop_samples=p.audio.sample_rate)
-    feats = statistics.median(timed(lambda: predictor.features(y, starts))
+    feats = statistics.median(timed(lambda: track.features(starts, p))
                               for _ in range(repeat))
     return {"decode + resample": decode, "features (one spectrogram)": feats}
 
@@ -228,7 +228,7 @@ def main() -> int:
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
           f"python {platform.python_version()}")
     print(f"tracks: {n} x 180 s, 44.1 kHz stereo MP3, {len(xs[0])} snippets each (hop "
-          f"{Predictor(bundle).hop_seconds:g} s, predict's default); "
+          f"{Predictor(bundle).options.hop_seconds:g} s, predict's default); "
           f"bundle {args.model} ({bundle.model.count_params()} parameters)")
     print("model-only floors (network on the track's snippets, features ready), per track:")
     for name, seconds in floor.items():

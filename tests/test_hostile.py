@@ -418,3 +418,22 @@ def test_an_mp3_that_changes_format_midway_is_decoded_whole(tmp_path, music, par
     entry = _manifest(tmp_path / "out")["mid/joined.mp3"]
     assert entry["seconds"] == pytest.approx(6.0, abs=0.15)  # not the first 3 s only
     assert "the MP3 decoder stopped after 3.0 s" in entry["notes"][0]
+
+
+def test_two_predictions_writing_the_same_output_file_are_refused_one_line(tmp_path, music,
+                                                                          params, capsys):
+    from slapp.store.lock import file_lock
+    import predict_track
+
+    run_stages(params, "build", "process", "train")
+    out = tmp_path / "labels.csv"
+    with file_lock(out, "predict_track.py"):  # another run holds it
+        code = predict_track.main(["--params", str(params), "--quiet", "--output", str(out),
+                                   str(music / "bass")])
+        err = capsys.readouterr().err
+    assert code == 1 and not out.exists()
+    assert err.strip() == (f"error: '{out}' is being written by another predict_track.py "
+                           "run. Wait for it to finish or choose another output file.")
+    assert predict_track.main(["--params", str(params), "--quiet", "--output", str(out),
+                               str(music / "bass")]) == 0  # free again: it runs
+    assert len(out.read_text().splitlines()) == 5  # header + 4 tracks

@@ -43,6 +43,7 @@ from slapp.stages.outputs import (OUTPUT_FORMATS, PartialFile, PredictReport, Tr
 from slapp.stages.prepare import PreparedTrack, prepare_track
 from slapp.store.discovery import find_inputs
 from slapp.store.layout import DEMO_FOLDER, BundleLayout
+from slapp.store.lock import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -289,10 +290,16 @@ def predict_tracks(paths: list[str], bundle: Bundle, options: PredictOptions = P
     ``params`` (the current parameters file) chooses the engine (local or Dask); a failed
     track is a :class:`TrackResult` with ``error`` set, and the run goes on.
     """
+    _check_output(output)
+    with file_lock(output, "predict_track.py") if output else contextlib.nullcontext():
+        return _predict(paths, bundle, options, output, plot_dir, evaluate, params, progress)
+
+
+def _predict(paths, bundle, options, output, plot_dir, evaluate, params, progress
+             ) -> PredictReport:
     started = time.monotonic()
     if plot_dir is not None:
         options = dataclasses.replace(options, timeline=True)
-    _check_output(output)
     partial = (PartialFile(output, run_signature(bundle.info, options.signature()))
                if output is not None else None)
     if plot_dir is not None:

@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 from slapp.store.atomic import read_json, write_json
 from slapp.errors import StageError
 
-LOCK_NAME = ".slapp.store.lock"
+LOCK_NAME = ".slapp.lock"
 
 
 @contextlib.contextmanager
@@ -45,6 +45,24 @@ def output_lock(folder: str | os.PathLike, stage: str):
         with contextlib.suppress(OSError):  # gone before the lock: never a stale name
             owner_file.unlink()
         lock.release()
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, what: str):
+    """Hold ``<path>.lock`` for the ``with`` block (one writer of ``path`` at a time), or
+    raise :class:`StageError` naming ``what`` holds it."""
+    lock = FileLock(str(path) + ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StageError(f"'{path}' is being written by another {what} run. Wait for it to "
+                         "finish or choose another output file.") from None
+    try:
+        yield
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):
+            os.unlink(str(path) + ".lock")
 
 
 OWNER_WAIT_S = 5.0  # the holder writes its name right after taking the lock
