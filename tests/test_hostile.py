@@ -437,3 +437,19 @@ def test_two_predictions_writing_the_same_output_file_are_refused_one_line(tmp_p
     assert predict_track.main(["--params", str(params), "--quiet", "--output", str(out),
                                str(music / "bass")]) == 0  # free again: it runs
     assert len(out.read_text().splitlines()) == 5  # header + 4 tracks
+
+
+def test_audio_longer_than_the_limit_is_refused_while_decoding(tmp_path, music, params,
+                                                               capsys, monkeypatch):
+    """Whatever the header says: decoding stops at audio.MAX_HOURS (here 3 s) with a
+    reason, and the other tracks go on."""
+    import slapp.dsp.audio as audio
+
+    monkeypatch.setattr(audio, "MAX_HOURS", 3 / 3600)
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 4096)
+    write_audio(music / "mid" / "endless.wav", tone(5.0, sr=22050, seed=3), 22050)
+    code, text = _build(params, capsys)  # workers 1: in this process
+    entry = _manifest(tmp_path / "out")["mid/endless.wav"]
+    assert entry["status"] == "failed"
+    assert entry["reason"].startswith("too long: more than 0.000833333 hours of audio")
+    assert "12 cached now" in text

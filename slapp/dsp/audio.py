@@ -82,6 +82,14 @@ def _quiet_stderr():
 
 
 BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: decoded, mixed down and resampled at a time
+MAX_HOURS = 12.0  # longer audio is refused while decoding (3.8 GB at 22.05 kHz), whatever
+                  # its header claims: a broken header cannot make slapp eat all memory
+
+
+def _too_long(seconds: float) -> AudioError:
+    return AudioError(f"too long: more than {MAX_HOURS:g} hours of audio (decoding stopped "
+                      f"at {seconds / 3600:.1f} h), expected at most {MAX_HOURS:g} hours; "
+                      "cut it into parts")
 
 
 def _read_soundfile(path: Path, *, sample_rate: int, mixdown: str
@@ -98,8 +106,9 @@ def _read_soundfile(path: Path, *, sample_rate: int, mixdown: str
         declared = f.frames / rate if f.frames > 0 else None
         stream = (soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
                   if rate != sample_rate else None)
-        out = np.empty(int((f.frames if f.frames > 0 else rate) * sample_rate / rate)
-                       + 1024, np.float32)
+        limit = int(MAX_HOURS * 3600 * sample_rate)
+        out = np.empty(min(limit, int((f.frames if f.frames > 0 else rate) * sample_rate
+                                      / rate)) + 1024, np.float32)
         n = 0
         while True:
             block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
@@ -107,6 +116,8 @@ def _read_soundfile(path: Path, *, sample_rate: int, mixdown: str
             mono = to_mono(block, mixdown=mixdown)
             if stream is not None:
                 mono = stream.resample_chunk(mono, last=last)
+            if n + len(mono) > limit:
+                raise _too_long(n / sample_rate)
             if n + len(mono) > len(out):  # the header under-declared the length
                 out = np.resize(out, max(2 * len(out), n + len(mono)))
             out[n:n + len(mono)] = mono
@@ -126,7 +137,8 @@ def _read_ffmpeg(path: Path, sample_rate: int) -> tuple[np.ndarray, int, int]:
     import imageio_ffmpeg
 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path),
-           "-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", str(sample_rate), "-"]
+           "-map", "0:a:0", "-t", str(MAX_HOURS * 3600 + 1), "-f", "f32le", "-ac", "2",
+           "-ar", str(sample_rate), "-"]
     try:
         proc = subprocess.run(cmd, capture_output=True, check=False)
     except OSError as exc:
@@ -140,6 +152,8 @@ def _read_ffmpeg(path: Path, sample_rate: int) -> tuple[np.ndarray, int, int]:
     rate = int(match.group(1)) if match else sample_rate
     channels = _FFMPEG_LAYOUTS.get(match.group(2).strip(), 2) if match else 2
     y = np.frombuffer(proc.stdout, dtype="<f4").reshape(-1, 2)
+    if len(y) > MAX_HOURS * 3600 * sample_rate:
+        raise _too_long(len(y) / sample_rate)
     if channels == 1:
         y = y[:, :1]
     return y, rate, channels
