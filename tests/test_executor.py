@@ -12,6 +12,10 @@ from slapp.executor import InlineExecutor, LocalExecutor, TwoPhase
 
 
 def _crash_on_poison(task):
+    if task in ("abort", "segv"):
+        import faulthandler
+
+        faulthandler.disable()  # no crash report from pytest's handler in the worker
     if task == "abort":
         os.abort()
     if task == "segv":
