@@ -340,17 +340,7 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
         remove_temp_files(layout.tmp_dir)
         info = read_json(layout.info_file) if layout.info_file.exists() else None
         _check_cache_settings(layout, info, settings, fingerprint, rebuild)
-        artists = collection_artists(dataset, params.split.groups_file)
-        method, why = split_method(params, artists)
-        split = _prepare_split(params, dataset, layout, info, resplit, method, artists)
-        write_json(layout.info_file, {
-            "stage": "build_dataset", "cache_format": cache.CACHE_FORMAT,
-            "input_dir": str(dataset.root), "classes": list(dataset.classes),
-            "fingerprint": fingerprint, "feature_settings": settings,
-            "n_frames": params.n_frames, "n_mels": params.features.n_mels,
-            "split_origin": _split_origin(params), "split_method": method,
-            "artists": artists}, tmp_dir=layout.tmp_dir)
-
+        split, collection = _split_and_record(params, dataset, layout, info, resplit)
         keys = sorted(dataset.files)
         old = _old_manifest(layout)
         changed = _changed_sources(keys, dataset, layout, old)
@@ -360,7 +350,7 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                              ignored=dataset.ignored_summary(), changed=changed,
                              gone=sorted(k for k, e in old.items() if k not in dataset.files
                                          and layout.track_file(k).exists()),
-                             collection=collection_lines(split, artists, method, why))
+                             collection=collection)
         if changed:
             logger.info("%d track(s) changed since they were cached: rebuilding them",
                         len(changed))
@@ -381,6 +371,24 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
             report.interrupted = True
         _finish(report, keys, split, layout, results, old, start)
     return report
+
+
+def _split_and_record(params: PipelineParams, dataset: Dataset, layout: BuildLayout,
+                      info: dict | None, resplit: bool) -> tuple[dict, list[str]]:
+    """Read the artists, make or reuse the split and write ``build_info.json`` (before any
+    audio work). Returns ``(split, the summary's lines on the collection)``."""
+    artists = collection_artists(dataset, params.split.groups_file)
+    method, why = split_method(params, artists)
+    split = _prepare_split(params, dataset, layout, info, resplit, method, artists)
+    settings = params.feature_settings()
+    write_json(layout.info_file, {
+        "stage": "build_dataset", "cache_format": cache.CACHE_FORMAT,
+        "input_dir": str(dataset.root), "classes": list(dataset.classes),
+        "fingerprint": cache.fingerprint(settings), "feature_settings": settings,
+        "n_frames": params.n_frames, "n_mels": params.features.n_mels,
+        "split_origin": _split_origin(params), "split_method": method,
+        "artists": artists}, tmp_dir=layout.tmp_dir)
+    return split, collection_lines(split, artists, method, why)
 
 
 def _old_manifest(layout: BuildLayout) -> dict[str, dict]:
