@@ -10,7 +10,10 @@ from slapp.cli import make_parser, run_script, setup_logging
 from slapp.dsp.aggregate import RULES
 from slapp.stages.predict import PredictOptions
 
+from slapp.stages.library import LibraryOptions
+
 DEFAULTS = PredictOptions()
+LIBRARY = LibraryOptions()
 
 EXIT_SOME_FAILED = 3
 
@@ -24,7 +27,7 @@ def get_parser():
         "Exit status: 0 all tracks labelled, 3 some tracks failed (each is listed with "
         "its reason), 1 nothing could run (e.g. no usable bundle), 130 interrupted (Ctrl-C), 143 stopped by "
         "SIGTERM (finished tracks are kept with --output).")
-    parser.add_argument("paths", nargs="+", metavar="PATH",
+    parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="audio files and/or folders (searched recursively)")
     parser.add_argument("--model", metavar="BUNDLE", type=Path,
                         help="model bundle folder (default: paths.model_dir of the "
@@ -53,27 +56,69 @@ def get_parser():
                              "compare each label with its folder's name, print the "
                              "accuracy and mistakes (and, with --plot, draw DIR/"
                              "confusion.png)")
+    lib = parser.add_argument_group(
+        "your music library", "genre tags, playlists and a page to read; the audio data "
+        "of a file is never touched")
+    lib.add_argument("--write-tags", action="store_true",
+                     help="show the genre tag each labelled track would get (ID3 TCON, "
+                          "Vorbis comment, MP4 ©gen); nothing is written without --apply")
+    lib.add_argument("--apply", action="store_true",
+                     help="with --write-tags: write them; the old values go first to a "
+                          "journal that --undo-tags reads")
+    lib.add_argument("--min-confidence", type=float, default=LIBRARY.min_confidence,
+                     metavar="P", help="tag only tracks labelled with at least this "
+                                       "confidence; below it they go to the 'check-these' "
+                                       "playlist (default: %(default)s)")
+    lib.add_argument("--confidence-tag", action="store_true",
+                     help="also write the confidence (tag SLAPP_CONFIDENCE)")
+    lib.add_argument("--tags-journal", type=Path, metavar="FILE.json",
+                     help="where --apply keeps the old values (default: "
+                          "slapp-tags-<date>-<time>.json here)")
+    lib.add_argument("--undo-tags", type=Path, metavar="JOURNAL",
+                     help="put back the tags a --write-tags --apply run changed, "
+                          "exactly (no PATH needed)")
+    lib.add_argument("--playlists", type=Path, metavar="DIR",
+                     help="write DIR/<label>.m3u8 per label (best first, paths relative "
+                          "to DIR) and DIR/check-these.m3u8")
+    lib.add_argument("--report", type=Path, metavar="FILE.html",
+                     help="write one self-contained page: a sortable, filterable table, "
+                          "each track's timeline and a player (with --evaluate: the "
+                          "confusion matrix)")
     return parser
 
 
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
     setup_logging(args.quiet)
+    if not args.paths and args.undo_tags is None:
+        parser.error("give at least one PATH (or --undo-tags JOURNAL)")
 
     def job():
         from slapp.params import load_params
         from slapp.stages.bundle import load_bundle
         from slapp.stages.predict import predict_tracks
+        from slapp.stages.tags import undo_tags
 
+        if args.undo_tags is not None:
+            restored, failed = undo_tags(args.undo_tags)
+            print(f"restored the tags of {restored} file(s) from {args.undo_tags}")
+            for path, why in failed:
+                print(f"  failed: {path}: {why}")
+            return EXIT_SOME_FAILED if failed else 0
         options = PredictOptions(hop_seconds=args.hop, rule=args.aggregate,
                                  min_seconds=args.min_seconds, timeline=args.timeline)
+        library = LibraryOptions(write_tags=args.write_tags, apply=args.apply,
+                                 min_confidence=args.min_confidence,
+                                 confidence_tag=args.confidence_tag, journal=args.tags_journal,
+                                 playlists=args.playlists, html=args.report)
         current = None
         if args.model is None or Path(args.params).exists():
             current = load_params(args.params)
         bundle = load_bundle(args.model or current.model_dir, current=current)
         report = predict_tracks(args.paths, bundle, options, output=args.output,
                                 plot_dir=args.plot, evaluate=args.evaluate, params=current,
-                                progress=not args.quiet)
+                                library=library, progress=not args.quiet)
         print(report.table())
         print("\n".join(report.summary()))
         return EXIT_SOME_FAILED if report.failed else 0

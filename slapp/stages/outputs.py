@@ -64,6 +64,7 @@ class PredictReport:
     resumed: int = 0
     truth: dict | None = None     # --evaluate: evaluate.folder_truth
     look_at: list[str] = field(default_factory=list)  # files written for the user
+    library: list[str] = field(default_factory=list)  # tags, playlists, the page
     next_steps: list[str] = field(default_factory=list)
 
     @property
@@ -105,6 +106,7 @@ class PredictReport:
             if t["skipped"]:
                 lines.append(f"  not evaluated ({len(t['skipped'])}): failed, or the folder "
                              f"is not a class of the model ({', '.join(self.classes)})")
+        lines += self.library
         lines += [f"look at: {item}" for item in self.look_at]
         lines += [f"next: {item}" for item in self.next_steps]
         return lines

@@ -37,6 +37,7 @@ from slapp.executor import InlineExecutor, TwoPhase, open_executor
 from slapp.params import PipelineParams
 from slapp.stages.bundle import Bundle, load_bundle
 from slapp.stages.evaluate import folder_truth, plot_confusion
+from slapp.stages.library import LibraryOptions, use_labels
 from slapp.stages.outputs import (OUTPUT_FORMATS, PartialFile, PredictReport, TrackResult,
                                   partial_path, plot_name, plot_timeline, run_signature,
                                   write_output)
@@ -284,21 +285,27 @@ def _c_stderr_to_devnull():
 def predict_tracks(paths: list[str], bundle: Bundle, options: PredictOptions = PredictOptions(),
                    *, output: Path | None = None, plot_dir: Path | None = None,
                    evaluate: bool = False, params: PipelineParams | None = None,
-                   progress: bool = True) -> PredictReport:
+                   library: LibraryOptions | None = None, progress: bool = True
+                   ) -> PredictReport:
     """Label every track in ``paths`` (files or folders) with ``bundle``.
 
-    ``params`` (the current parameters file) chooses the engine (local or Dask); a failed
-    track is a :class:`TrackResult` with ``error`` set, and the run goes on.
+    ``params`` (the current parameters file) chooses the engine (local or Dask);
+    ``library`` asks for genre tags, playlists and the HTML page. A failed track is a
+    :class:`TrackResult` with ``error`` set, and the run goes on.
     """
     _check_output(output)
     with file_lock(output, "predict_track.py") if output else contextlib.nullcontext():
-        return _predict(paths, bundle, options, output, plot_dir, evaluate, params, progress)
+        report = _predict(paths, bundle, options, output, plot_dir, evaluate, params,
+                          progress, drawn=plot_dir is not None or bool(library and library.html))
+    if library is not None:
+        report.library = use_labels(report, library)
+    return report
 
 
-def _predict(paths, bundle, options, output, plot_dir, evaluate, params, progress
+def _predict(paths, bundle, options, output, plot_dir, evaluate, params, progress, drawn
              ) -> PredictReport:
     started = time.monotonic()
-    if plot_dir is not None:
+    if drawn:  # plots and the page draw the timeline
         options = dataclasses.replace(options, timeline=True)
     partial = (PartialFile(output, run_signature(bundle.info, options.signature()))
                if output is not None else None)
