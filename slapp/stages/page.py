@@ -41,20 +41,32 @@ function timeline(t) {
     `<rect x="${i * bw}" y="${h - p * h}" width="${Math.max(1, bw - 1)}" height="${p * h}" fill="${colors[c]}"><title>${C[c]} ${p}</title></rect>`
   ).join('') + `<text x="0" y="${h + 12}" font-size="10">start</text><text x="${w - 30}" y="${h + 12}" font-size="10">end</text></svg>`;
 }
+const PAGE = 300;  // rows drawn at a time: 10,000 tracks open as fast as 300
+let shown = [], limit = PAGE;
+function row(t) {
+  return t.error ?
+    `<tr><td>${esc(t.path)}</td><td colspan="4" class="low">failed: ${esc(t.error)}</td></tr>` :
+    `<tr class="row" data-i="${t.i}"><td>${esc(t.path)}</td><td>${chip(t.label)}</td>
+     <td class="${t.check ? 'low' : ''}">${t.confidence.toFixed(2)}</td>
+     <td>${t.top.map(([c, s]) => `${esc(c)} ${s.toFixed(2)}`).join(', ')}</td>
+     <td class="note">${t.notes.map(esc).join('<br>')}</td></tr>`;
+}
 function render() {
   const q = document.getElementById('q').value.toLowerCase(), lab = document.getElementById('label').value;
   const low = document.getElementById('low').checked;
-  const shown = rows.filter(t => (!lab || t.label === lab) && (!low || t.check)
+  shown = rows.filter(t => (!lab || t.label === lab) && (!low || t.check)
     && (t.path + ' ' + t.notes.join(' ') + ' ' + t.label).toLowerCase().includes(q));
   shown.sort((a, b) => (a[key] > b[key] ? 1 : a[key] < b[key] ? -1 : 0) * dir);
   document.getElementById('count').textContent = `${shown.length} of ${rows.length} tracks`;
-  document.getElementById('body').innerHTML = shown.map((t, i) => t.error ?
-    `<tr><td>${esc(t.path)}</td><td colspan="4" class="low">failed: ${esc(t.error)}</td></tr>` :
-    `<tr class="row" data-i="${rows.indexOf(t)}"><td>${esc(t.path)}</td><td>${chip(t.label)}</td>
-     <td class="${t.check ? 'low' : ''}">${t.confidence.toFixed(2)}</td>
-     <td>${t.top.map(([c, s]) => `${esc(c)} ${s.toFixed(2)}`).join(', ')}</td>
-     <td class="note">${t.notes.map(esc).join('<br>')}</td></tr>`).join('');
+  limit = PAGE;
+  document.getElementById('body').innerHTML = shown.slice(0, limit).map(row).join('');
 }
+new IntersectionObserver(entries => {  // near the end of the table: draw the next rows
+  if (!entries[0].isIntersecting || limit >= shown.length) return;
+  document.getElementById('body').insertAdjacentHTML('beforeend', shown.slice(limit, limit + PAGE).map(row).join(''));
+  limit += PAGE;
+}, {rootMargin: '600px'}).observe(document.getElementById('more'));
+rows.forEach((t, i) => t.i = i);
 document.getElementById('body').addEventListener('click', e => {
   const tr = e.target.closest('tr.row'); if (!tr) return;
   if (tr.nextElementSibling && tr.nextElementSibling.classList.contains('details')) { tr.nextElementSibling.remove(); return; }
@@ -68,6 +80,7 @@ document.querySelectorAll('th[data-k]').forEach(th => th.onclick = () => {
 document.getElementById('label').innerHTML = '<option value="">all labels</option>' +
   C.map(c => `<option>${esc(c)}</option>`).join('');
 render();
+if (location.hash === '#open') document.querySelector('tr.row')?.click();  // for screenshots
 """
 
 
@@ -128,7 +141,8 @@ row to see how the label changes along the track and to listen. Model bundle:
 </label><span id="count"></span></div>
 <table><thead><tr><th data-k="path">track</th><th data-k="label">label</th>
 <th data-k="confidence">confidence</th><th>top 3</th><th>notes</th></tr></thead>
-<tbody id="body"></tbody></table>{_confusion(report.truth, report.classes)}
+<tbody id="body"></tbody></table><div id="more"></div>
+{_confusion(report.truth, report.classes)}
 <script type="application/json" id="data">{payload}</script>
 <script>{_SCRIPT}</script></body></html>
 """
