@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,24 +93,26 @@ def _too_long(seconds: float) -> AudioError:
                       "cut it into parts")
 
 
-def _read_soundfile(path: Path, *, sample_rate: int, mixdown: str
-                    ) -> tuple[np.ndarray, int, int, float | None]:
-    """Decode block by block — mix down and resample each block (a streaming soxr
-    resampler, so the result does not depend on the block size's edges) — so that a long
-    file never exists in memory at its source rate and channel count.
+def soundfile_info(path: Path) -> tuple[int, int, float | None]:
+    """``(source rate, channels, declared seconds or None)`` of a file soundfile reads."""
+    with _quiet_stderr(), sf.SoundFile(str(path)) as f:
+        return f.samplerate, f.channels, (f.frames / f.samplerate if f.frames > 0 else None)
 
-    Returns ``(mono float32 at sample_rate, source rate, source channels, declared s)``."""
+
+def decode_blocks(path: str | os.PathLike, *, sample_rate: int, mixdown: str = "mean"
+                  ) -> Iterator[np.ndarray]:
+    """The file decoded block by block — each block mixed down and resampled with a
+    streaming soxr resampler, so the result does not depend on the block edges — as mono
+    float32 blocks at ``sample_rate``: a long file never exists in memory at its source
+    rate and channel count, nor, for a caller that streams, whole. Stops with
+    :class:`AudioError` past :data:`MAX_HOURS`."""
     import soxr  # a librosa dependency
 
     with _quiet_stderr(), sf.SoundFile(str(path)) as f:
-        rate, channels = f.samplerate, f.channels
-        declared = f.frames / rate if f.frames > 0 else None
+        rate = f.samplerate
         stream = (soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
                   if rate != sample_rate else None)
-        limit = int(MAX_HOURS * 3600 * sample_rate)
-        out = np.empty(min(limit, int((f.frames if f.frames > 0 else rate) * sample_rate
-                                      / rate)) + 1024, np.float32)
-        n = 0
+        limit, n = int(MAX_HOURS * 3600 * sample_rate), 0
         while True:
             block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
             last = len(block) < BLOCK_FRAMES
@@ -118,12 +121,25 @@ def _read_soundfile(path: Path, *, sample_rate: int, mixdown: str
                 mono = stream.resample_chunk(mono, last=last)
             if n + len(mono) > limit:
                 raise _too_long(n / sample_rate)
-            if n + len(mono) > len(out):  # the header under-declared the length
-                out = np.resize(out, max(2 * len(out), n + len(mono)))
-            out[n:n + len(mono)] = mono
             n += len(mono)
+            yield mono
             if last:
-                break
+                return
+
+
+def _read_soundfile(path: Path, *, sample_rate: int, mixdown: str
+                    ) -> tuple[np.ndarray, int, int, float | None]:
+    """The whole file through :func:`decode_blocks`: ``(mono float32 at sample_rate,
+    source rate, source channels, declared s)``."""
+    rate, channels, declared = soundfile_info(path)
+    out = np.empty(int(min(MAX_HOURS * 3600, declared or 1.0) * sample_rate) + 1024,
+                   np.float32)
+    n = 0
+    for mono in decode_blocks(path, sample_rate=sample_rate, mixdown=mixdown):
+        if n + len(mono) > len(out):  # the header under-declared the length
+            out = np.resize(out, max(2 * len(out), n + len(mono)))
+        out[n:n + len(mono)] = mono
+        n += len(mono)
     return out[:n].copy() if len(out) > n + (1 << 20) else out[:n], rate, channels, declared
 
 
