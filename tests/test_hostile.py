@@ -186,8 +186,8 @@ def test_a_file_vanishing_during_the_run_fails_alone(tmp_path, music, params, ca
 
     real = build.find_tracks
 
-    def scan_then_delete(root):
-        found = real(root)
+    def scan_then_delete(root, **kw):
+        found = real(root, **kw)
         (music / "treble" / "treble_0.wav").unlink()
         return found
 
