@@ -24,6 +24,7 @@ class Backbone:
     defaults: dict = {}
     separate_cache: bool = True
     augments: bool = False
+    pretrained: bool = False  # learned from other music: better on artists not in training
     summary_note: str = ""
 
     def check(self, params) -> None:

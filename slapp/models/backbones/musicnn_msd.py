@@ -43,6 +43,7 @@ class Musicnn(Backbone):
     # levelled input: same clean accuracy, and -20/+10 dB files no longer lose 0.2-0.5 of
     # their labels (BENCHMARKS.md, domain shifts)
     defaults = {"audio": {"trim_silence": True, "loudness_db": -20.0}}
+    pretrained = True
 
     def __init__(self, name: str, checkpoint: str):
         self.name, self.checkpoint = name, checkpoint
