@@ -1,0 +1,271 @@
+"""``audit_dataset.py``: what is wrong with a collection before a model learns it.
+
+Run after ``build_dataset.py``; reads the build's manifest, artists and cached features
+(nothing is decoded again, nothing of the user's is changed) and finds:
+
+- **duplicates**: the same recording twice — re-encoded, resampled, trimmed, offset,
+  louder or quieter — by content: every second of each cached snippet becomes a
+  gain-free, band-limited spectral shape (the mel bands below about 4.5 kHz, mean removed,
+  unit length); a nearest-neighbour search (not all pairs) finds tracks that share many
+  nearly identical seconds. ``exact`` when the two have the same length and the shared
+  seconds line up, else ``different cut``; a group that straddles train and val/test
+  leaks the test.
+- **shortcuts**: facts about the files that alone separate a class from the rest (its
+  encoding — source rate, channels, codec, bitrate —, length, bandwidth, loudness): a model
+  can learn those instead of the music.
+- **class health**: tracks and artists per class, one-artist classes, small classes.
+
+Writes ``audit.json`` and ``audit.csv`` (one row per track) in the output folder,
+atomically; prints a summary a user can act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from slapp.errors import StageError
+from slapp.params import PipelineParams
+from slapp.store import cache
+from slapp.store.artists import artist_warnings, class_artists
+from slapp.store.atomic import atomic_write, read_json, write_json
+from slapp.store.layout import output_layout
+
+logger = logging.getLogger(__name__)
+
+MATCH_DISTANCE = 0.01   # cosine distance of two seconds that are the same recording
+MATCH_SHARE = 0.3       # share of the shorter track's seconds that must match
+LOW_BAND_SHARE = 0.6    # mel bands kept (the lower 60 %: below ~4.5 kHz by default)
+SEPARATES = 0.95        # a fact separates a class when its AUC (or share) reaches this
+
+
+@dataclass
+class AuditReport:
+    """What the audit found; :meth:`summary` renders it."""
+
+    n_tracks: int = 0
+    duplicates: list[dict] = field(default_factory=list)
+    shortcuts: list[str] = field(default_factory=list)
+    health: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> list[str]:
+        lines = [f"audited {self.n_tracks} tracks in {self.seconds:.1f} s"]
+        lines.append(f"duplicates: {len(self.duplicates)} group(s)")
+        for g in self.duplicates:
+            where = ", ".join(f"{t['key']} ({t['class']}, {t['split']})" for t in g["tracks"])
+            leak = ("; LEAK: it is on both sides of the split (train and "
+                    f"{'/'.join(sorted(set(g['splits']) - {'train'}))})" if g["leak"] else "")
+            lines.append(f"  {g['kind']}, {g['share']:.0%} of the shorter's seconds match: "
+                         f"{where}{leak}")
+        lines.append(f"shortcuts: {len(self.shortcuts)}")
+        lines += [f"  {s}" for s in self.shortcuts]
+        lines += self.health
+        lines += [f"written: {path}" for path in self.files]
+        return lines
+
+
+def seconds_of(mel: np.ndarray, frames_per_second: int) -> np.ndarray:
+    """One-second spectral shapes ``(n_windows, n_low_bands)`` of cached log-mel snippets
+    ``(n, n_frames, n_mels)`` dB: the low bands' mean over one second, every quarter of a
+    second (so a copy cut at another instant still lines up within an eighth of a
+    second), mean removed (gain-free), unit length."""
+    low = max(1, int(mel.shape[2] * LOW_BAND_SHARE))
+    step = max(1, frames_per_second // 4)
+    x = mel[:, :, :low].astype(np.float32)
+    sums = np.cumsum(np.pad(x, ((0, 0), (1, 0), (0, 0))), axis=1)
+    starts = np.arange(0, mel.shape[1] - frames_per_second + 1, step)
+    x = ((sums[:, starts + frames_per_second] - sums[:, starts]) / frames_per_second
+         ).reshape(-1, low)
+    x -= x.mean(axis=1, keepdims=True)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
+
+
+def find_duplicates(shapes: dict[str, np.ndarray], seconds: dict[str, float]
+                    ) -> list[tuple[str, str, float, str]]:
+    """``(key a, key b, share, kind)`` for every pair of tracks sharing at least
+    :data:`MATCH_SHARE` of the shorter's seconds (nearest neighbours, not all pairs)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    keys = list(shapes)
+    if len(keys) < 2:
+        return []
+    x = np.vstack([shapes[k] for k in keys])
+    owner = np.concatenate([[i] * len(shapes[k]) for i, k in enumerate(keys)])
+    local = np.concatenate([np.arange(len(shapes[k])) for k in keys])
+    index = NearestNeighbors(n_neighbors=min(8, len(x)), metric="euclidean").fit(x)
+    dist, near = index.kneighbors(x)
+    limit = np.sqrt(2 * MATCH_DISTANCE)  # unit vectors: cosine distance d <-> sqrt(2d)
+    matched: dict[tuple[int, int], set] = {}
+    aligned: Counter = Counter()
+    for i in range(len(x)):
+        for d, j in zip(dist[i], near[i]):
+            if d <= limit and owner[j] != owner[i]:
+                a, b = sorted((owner[i], owner[j]))
+                matched.setdefault((a, b), set()).add((owner[i], local[i]))
+                aligned[(a, b)] += local[i] == local[j]
+    out = []
+    for (a, b), seen in matched.items():
+        n_a = len({s for o, s in seen if o == a})
+        n_b = len({s for o, s in seen if o == b})
+        share = min(n_a / len(shapes[keys[a]]), n_b / len(shapes[keys[b]]))
+        if share < MATCH_SHARE:
+            continue
+        same_length = abs(seconds[keys[a]] - seconds[keys[b]]) < 0.1
+        in_line = aligned[(a, b)] >= 0.8 * len(seen)
+        out.append((keys[a], keys[b], float(share),
+                    "exact" if same_length and in_line else "different cut"))
+    return out
+
+
+def _groups(pairs, tracks: dict[str, dict]) -> list[dict]:
+    parent: dict[str, str] = {}
+
+    def root(k):
+        while parent.get(k, k) != k:
+            k = parent[k]
+        return k
+
+    for a, b, _, _ in pairs:
+        parent[root(a)] = root(b)
+    members: dict[str, list[str]] = {}
+    for a, b, _, _ in pairs:
+        for k in (a, b):
+            members.setdefault(root(k), [])
+            if k not in members[root(k)]:
+                members[root(k)].append(k)
+    out = []
+    for keys in members.values():
+        mine = [p for p in pairs if p[0] in keys]
+        splits = sorted({tracks[k]["split"] for k in keys})
+        out.append({"tracks": [{"key": k, "class": tracks[k]["class"],
+                                "split": tracks[k]["split"]} for k in sorted(keys)],
+                    "kind": "exact" if all(p[3] == "exact" for p in mine) else "different cut",
+                    "share": min(p[2] for p in mine), "splits": splits,
+                    "leak": "train" in splits and len(splits) > 1})
+    return sorted(out, key=lambda g: g["tracks"][0]["key"])
+
+
+def _categorical(tracks: dict[str, dict], fact: str, name: str) -> list[str]:
+    lines = []
+    classes = sorted({t["class"] for t in tracks.values()})
+    for c in classes:
+        mine = Counter(t[fact] for t in tracks.values() if t["class"] == c)
+        rest = Counter(t[fact] for t in tracks.values() if t["class"] != c)
+        value, n = mine.most_common(1)[0]
+        n_rest, total_rest = rest.get(value, 0), sum(rest.values())
+        if n / sum(mine.values()) >= SEPARATES and n_rest / max(1, total_rest) <= 1 - SEPARATES:
+            others = ", ".join(v for v, _ in rest.most_common(2))
+            lines.append(f"{c}: {n} of {sum(mine.values())} files are {value}, "
+                         f"{n_rest} of {total_rest} in the other classes ({others}): a "
+                         f"model can tell {c} by its {name}")
+    return lines
+
+
+def _numeric(tracks: dict[str, dict], fact: str, name: str, unit: str, scale: float
+             ) -> list[str]:
+    from sklearn.metrics import roc_auc_score
+
+    lines = []
+    values = {k: t[fact] for k, t in tracks.items() if t.get(fact) is not None}
+    for c in sorted({t["class"] for t in tracks.values()}):
+        y = [tracks[k]["class"] == c for k in values]
+        if all(y) or not any(y):
+            continue
+        auc = roc_auc_score(y, list(values.values()))
+        if max(auc, 1 - auc) >= SEPARATES:
+            mine = [v for k, v in values.items() if tracks[k]["class"] == c]
+            rest = [v for k, v in values.items() if tracks[k]["class"] != c]
+            lines.append(f"{c}: {name} {min(mine) / scale:.1f}–{max(mine) / scale:.1f} "
+                         f"{unit}, other classes {min(rest) / scale:.1f}–"
+                         f"{max(rest) / scale:.1f} {unit}: a model can tell {c} by its "
+                         f"{name} alone")
+    return lines
+
+
+def encoding_of(path: Path, source: str) -> str:
+    """``"22050 Hz mono, MP3 96 kbps"``: the decoded source and the file's codec."""
+    import mutagen
+
+    try:
+        f = mutagen.File(path)
+    except Exception:
+        f = None
+    if f is None:
+        return f"{source}, {path.suffix.lstrip('.').upper() or '?'}"
+    kbps = getattr(f.info, "bitrate", 0) // 1000
+    codec = type(f).__name__.replace("Easy", "").upper()
+    return f"{source}, {codec}" + (f" {kbps} kbps" if kbps else "")
+
+
+def _health(classes: dict[str, list[str]], artists: dict) -> list[str]:
+    summary = class_artists(classes, artists)
+    sizes = {c: len(v) for c, v in classes.items()}
+    median = statistics.median(sizes.values())
+    lines = ["classes: " + ", ".join(f"{c} {n} tracks / {len(summary[c]['artists'])} "
+                                     "artists" for c, n in sizes.items())]
+    lines += [f"warning: {w}" for w in artist_warnings(summary)]
+    lines += [f"warning: {c} has {n} tracks, less than half the median class "
+              f"({median:g}): its figures will be noisy and the model will favour the "
+              "others" for c, n in sizes.items() if n < median / 2]
+    return lines
+
+
+def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditReport:
+    """Audit the built collection of ``params`` (see the module docstring)."""
+    started = time.monotonic()
+    layout = output_layout(params)
+    if not layout.manifest_file.exists() or not layout.info_file.exists():
+        raise StageError(f"No build in '{layout.root}'. Run build_dataset.py first.")
+    info, manifest = read_json(layout.info_file), read_json(layout.manifest_file)
+    root, artists = Path(info["input_dir"]), info.get("artists") or {}
+    tracks = {k: {**e, "class": k.split("/", 1)[0]} for k, e in manifest["tracks"].items()
+              if e.get("status") == "done"}
+    fps = max(1, round(params.audio.sample_rate / params.features.hop_length))
+    shapes = {}
+    for key in tqdm(sorted(tracks), desc="audit", unit="track", disable=not progress):
+        mel, _ = cache.read_track(layout, key)
+        shapes[key] = seconds_of(mel, fps)
+        tracks[key]["encoding"] = encoding_of(root / key, tracks[key].get("source", "?"))
+    report = AuditReport(n_tracks=len(tracks))
+    report.duplicates = _groups(find_duplicates(
+        shapes, {k: t.get("seconds", 0.0) for k, t in tracks.items()}), tracks)
+    report.shortcuts = (_categorical(tracks, "encoding", "encoding")
+                        + _numeric(tracks, "seconds", "length", "s", 1.0)
+                        + _numeric(tracks, "bandwidth_hz", "bandwidth", "kHz", 1000.0)
+                        + _numeric(tracks, "loudness_db", "loudness", "dBFS", 1.0))
+    by_class: dict[str, list[str]] = {}
+    for k, t in tracks.items():
+        by_class.setdefault(t["class"], []).append(k)
+    report.health = _health(dict(sorted(by_class.items())), artists)
+    report.files = _write(layout.root, report, tracks, artists)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _write(folder: Path, report: AuditReport, tracks: dict, artists: dict) -> list[Path]:
+    group_of = {t["key"]: i for i, g in enumerate(report.duplicates) for t in g["tracks"]}
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["key", "class", "split", "artist", "encoding", "seconds",
+                     "bandwidth_hz", "loudness_db", "duplicate_group"])
+    for key, t in sorted(tracks.items()):
+        writer.writerow([key, t["class"], t.get("split", ""), artists.get(key) or "",
+                         t["encoding"], t.get("seconds", ""), t.get("bandwidth_hz", ""),
+                         t.get("loudness_db", ""), group_of.get(key, "")])
+    data = rows.getvalue().encode("utf-8")
+    json_file, csv_file = folder / "audit.json", folder / "audit.csv"
+    write_json(json_file, {"tracks": report.n_tracks, "duplicates": report.duplicates,
+                           "shortcuts": report.shortcuts, "health": report.health})
+    atomic_write(csv_file, lambda f: f.write(data))
+    return [json_file, csv_file]
