@@ -247,34 +247,47 @@ def test_zero_byte_and_garbage_files_fail_alone_with_reasons(tmp_path, music, pa
 
 # --- full disk, locks, damaged outputs -------------------------------------------------
 
-@pytest.mark.parametrize("stage", ["build", "process", "predict"])
-def test_a_full_disk_is_one_clear_error_and_keeps_what_was_written(
-        tmp_path, music, params, capsys, monkeypatch, stage):
+def _disk_full(monkeypatch):
     import slapp.store.atomic as atomic
-
-    run_stages(params, *{"build": ["build"], "process": ["build"],
-                         "predict": ["build", "process", "train"]}[stage])
-    if stage == "build":  # one more track to write: the disk is full by then
-        shutil.copy(music / "mid" / "mid_0.wav", music / "mid" / "new.wav")
-    cached = sorted(p.name for p in (tmp_path / "out" / "cache").rglob("*.npz"))
-    real = atomic.os.replace
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "replace", full)
-    import build_dataset
+
+
+def test_a_full_disk_while_predicting_is_one_clear_error(trained, tmp_path, capsys,
+                                                         monkeypatch):
+    """(The shared trained bundle: only the output file is written.)"""
     import predict_track
+
+    root, params = trained
+    out = tmp_path / "l.csv"
+    _disk_full(monkeypatch)
+    code = predict_track.main(["--params", str(params), "--quiet", "--output", str(out),
+                               str(root / "music" / "bass")])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("stage", ["build", "process"])
+def test_a_full_disk_is_one_clear_error_and_keeps_what_was_written(
+        tmp_path, music, params, capsys, monkeypatch, stage):
+    run_stages(params, *{"build": ["build"], "process": ["build"]}[stage])
+    if stage == "build":  # one more track to write: the disk is full by then
+        shutil.copy(music / "mid" / "mid_0.wav", music / "mid" / "new.wav")
+    cached = sorted(p.name for p in (tmp_path / "out" / "cache").rglob("*.npz"))
+    import build_dataset
     import process_dataset
 
+    _disk_full(monkeypatch)
     if stage == "build":
         code = build_dataset.main(["--params", str(params), "--quiet"])
-    elif stage == "process":
-        code = process_dataset.main(["--params", str(params), "--quiet"])
     else:
-        code = predict_track.main(["--params", str(params), "--quiet", "--output",
-                                   str(tmp_path / "l.csv"), str(music / "bass")])
-    monkeypatch.setattr(atomic.os, "replace", real)
+        code = process_dataset.main(["--params", str(params), "--quiet"])
+    monkeypatch.undo()
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
     assert "Traceback" not in err
