@@ -14,6 +14,8 @@ Run after ``build_dataset.py``; reads the build's manifest, artists and cached f
   encoding — source rate, channels, codec, bitrate —, length, bandwidth, loudness): a model
   can learn those instead of the music.
 - **class health**: tracks and artists per class, one-artist classes, small classes.
+- **likely wrong folders, by artist**: a track whose artist has most of their tracks in
+  another class (out-of-fold predictions and confident learning are not done yet).
 
 Writes ``audit.json`` and ``audit.csv`` (one row per track) in the output folder,
 atomically; prints a summary a user can act on.
@@ -55,6 +57,7 @@ class AuditReport:
     n_tracks: int = 0
     duplicates: list[dict] = field(default_factory=list)
     shortcuts: list[str] = field(default_factory=list)
+    suspects: list[dict] = field(default_factory=list)
     health: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
@@ -68,6 +71,10 @@ class AuditReport:
                     f"{'/'.join(sorted(set(g['splits']) - {'train'}))})" if g["leak"] else "")
             lines.append(f"  {g['kind']}, {g['share']:.0%} of the shorter's seconds match: "
                          f"{where}{leak}")
+        lines.append(f"likely in the wrong folder, by artist: {len(self.suspects)}")
+        lines += [f"  {s['key']}: by {s['artist']}, whose other {s['elsewhere']} tracks "
+                  f"are {s['class']}: a {s['class']} track in the wrong folder?"
+                  for s in self.suspects]
         lines.append(f"shortcuts: {len(self.shortcuts)}")
         lines += [f"  {s}" for s in self.shortcuts]
         lines += self.health
@@ -208,6 +215,23 @@ def encoding_of(path: Path, source: str) -> str:
     return f"{source}, {codec}" + (f" {kbps} kbps" if kbps else "")
 
 
+def artist_outliers(tracks: dict[str, dict], artists: dict) -> list[dict]:
+    """Tracks whose artist has at least two tracks, most of them in another class."""
+    by_artist: dict[str, list[str]] = {}
+    for key in tracks:
+        if artists.get(key):
+            by_artist.setdefault(artists[key].casefold(), []).append(key)
+    out = []
+    for keys in by_artist.values():
+        counts = Counter(tracks[k]["class"] for k in keys)
+        main, n = counts.most_common(1)[0]
+        for k in keys:
+            mine = counts[tracks[k]["class"]]
+            if tracks[k]["class"] != main and n >= 2 and mine < n:
+                out.append({"key": k, "artist": artists[k], "class": main, "elsewhere": n})
+    return sorted(out, key=lambda s: s["key"])
+
+
 def _health(classes: dict[str, list[str]], artists: dict) -> list[str]:
     summary = class_artists(classes, artists)
     sizes = {c: len(v) for c, v in classes.items()}
@@ -248,6 +272,7 @@ def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditR
     for k, t in tracks.items():
         by_class.setdefault(t["class"], []).append(k)
     report.health = _health(dict(sorted(by_class.items())), artists)
+    report.suspects = artist_outliers(tracks, artists)
     report.files = _write(layout.root, report, tracks, artists)
     report.seconds = time.monotonic() - started
     return report
@@ -266,6 +291,7 @@ def _write(folder: Path, report: AuditReport, tracks: dict, artists: dict) -> li
     data = rows.getvalue().encode("utf-8")
     json_file, csv_file = folder / "audit.json", folder / "audit.csv"
     write_json(json_file, {"tracks": report.n_tracks, "duplicates": report.duplicates,
+                           "wrong_folder_by_artist": report.suspects,
                            "shortcuts": report.shortcuts, "health": report.health})
     atomic_write(csv_file, lambda f: f.write(data))
     return [json_file, csv_file]
