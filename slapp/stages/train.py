@@ -1,11 +1,11 @@
 """Stage 3, ``train_crnn.py``: train what the backbone trains (:mod:`slapp.models.backbones`) on
 the arrays of stage 2, evaluate it, and write the model bundle.
 
-Training uses Keras callbacks: EarlyStopping (best weights restored), ReduceLROnPlateau,
-CSVLogger, :class:`BestWeights` (the best epoch, atomically) and :class:`TrainingBackup`,
-which saves weights, optimizer and the other callbacks' state at each epoch end through
-public callback hooks only, so a run stopped anywhere (Ctrl-C, kill -9, power loss) continues from its last finished epoch
-when started again. Work files live in ``<output_dir>/training``; the bundle
+Training uses Keras callbacks: EarlyStopping, ReduceLROnPlateau, CSVLogger,
+:class:`BestWeights` (the one judge of the best epoch; its weights, atomically, are the
+model's at the end) and :class:`TrainingBackup`, which saves weights, optimizer and the
+other callbacks' state at each epoch end, so a run stopped anywhere (Ctrl-C, SIGTERM,
+kill -9, power loss) continues from its last finished epoch when started again. Work files live in ``<output_dir>/training``; the bundle
 (:mod:`slapp.stages.bundle`) is written at the end, ``bundle.json`` last.
 """
 
