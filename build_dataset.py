@@ -11,12 +11,16 @@ from slapp.cli import interrupted_status, make_parser, run_script, setup_logging
 def get_parser():
     parser = make_parser(
         "Stage 1 of slapp. Finds the tracks in paths.input_dir (one sub-folder per class), "
-        "writes the track-wise split train_val_test_dict.json, then decodes every track, "
+        "reads their artists (tags, or split.groups_file), writes the split "
+        "train_val_test_dict.json (by default by artist when most tracks have one: no "
+        "artist on both sides) and warns about classes of one or two artists, then decodes "
+        "every track by its content, "
         "computes its log-mel spectrogram, cuts the snippets from it and caches them under "
         "paths.output_dir/cache, on this machine's cores or a Dask cluster (engine). "
         "Re-running skips tracks already cached, rebuilds those whose file changed, and "
-        "retries failed ones; Ctrl-C or a kill loses only the tracks in progress. Operating-"
-        "system clutter (__MACOSX, @eaDir, Thumbs.db, ._* ...) is ignored and listed.")
+        "retries failed ones; Ctrl-C, SIGTERM or a kill loses only the tracks in progress "
+        "(exit 130 / 143). Operating-system clutter (__MACOSX, @eaDir, Thumbs.db, ._* ...) "
+        "and slapp's own output folders are ignored and listed.")
     parser.add_argument("--rebuild", action="store_true",
                         help="delete the cached features and build them again (needed "
                              "after changing audio, slicing or features parameters)")
