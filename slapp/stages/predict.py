@@ -51,8 +51,9 @@ logger = logging.getLogger(__name__)
 # seconds between snippet starts: 2 s labels as well as 1 s (the article's) at half the cost
 # (BENCHMARKS.md, "Prediction hop": 5 artist-keeping folds, CRNN and musicnn)
 DEFAULT_HOP_SECONDS = 2.0
-CHUNK_SNIPPETS = 256  # features computed at a time (~13 MB by default): a long track
-                      # never holds them all
+CHUNK_SNIPPETS = 140  # features computed at a time (~7 MB by default): a long track
+                      # never holds them all; a multiple of the CRNN's and musicnn's
+                      # inference batches (20, 7), so no batch is padded but the last
 
 
 @dataclass(frozen=True)

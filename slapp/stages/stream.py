@@ -27,7 +27,7 @@ from slapp.dsp.levels import (BLOCK_SECONDS, SPECTRUM_FFT, block_powers,
                               bandwidth_from_frames, bounds_from_powers, levelling_gain,
                               loudness_from_powers, spectrum_starts, trim_block)
 
-STREAM_SECONDS = 20 * 60  # longer tracks are prepared in passes, never held whole
+STREAM_SECONDS = 8 * 60  # longer tracks are prepared in passes, never held whole
 
 
 class _Aligned:
