@@ -47,12 +47,35 @@ def test_a_streamed_long_track_gives_the_same_features_to_the_bit(tmp_path, monk
         np.testing.assert_array_equal(ta, tb)
 
 
+def test_batches_that_start_in_the_block_the_last_one_ended_in_are_read(tmp_path,
+                                                                        monkeypatch):
+    """Predict's batches of snippets: each new batch may begin in the spectrogram block
+    the previous batch's last snippet ended in, so the stream keeps that much."""
+    from slapp.dsp.slicing import track_starts
+    from slapp.stages import prepare, stream
+
+    path = write_audio(tmp_path / "long.flac", tone(100.0, sr=22050, seed=9), 22050)
+    params = params_from_dict({"paths": {"input_dir": str(tmp_path)}})
+    whole = prepare.prepare_track(path, params)
+    monkeypatch.setattr(stream, "STREAM_SECONDS", 10)
+    streamed = prepare.prepare_track(path, params)
+    starts = track_starts(len(whole.y), snippet_samples=params.snippet_samples,
+                          hop_samples=params.audio.sample_rate)  # 43 frames apart
+    for i in range(0, len(starts), 7):  # batches of 7: many boundaries inside blocks
+        chunk = starts[i:i + 7]
+        a, ta = whole.features(chunk, params)
+        b, tb = streamed.features(chunk, params)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ta, tb)
+
+
 def test_a_streamed_waveform_refuses_to_be_read_backwards(tmp_path, monkeypatch):
     from slapp.stages import prepare, stream
 
-    path = write_audio(tmp_path / "long.wav", tone(20.0, sr=22050), 22050)
+    path = write_audio(tmp_path / "long.wav", tone(60.0, sr=22050), 22050)
     monkeypatch.setattr(stream, "STREAM_SECONDS", 5)
     track = prepare.prepare_track(path, params_from_dict({"paths": {"input_dir": "x"}}))
-    assert len(track.y[100_000:200_000]) == 100_000
+    assert len(track.y[1_000_000:1_100_000]) == 100_000
+    assert len(track.y[500_000:500_010]) == 10  # one block and a snippet back: kept
     with pytest.raises(ValueError, match="read backwards"):
         track.y[0:10]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from slapp.dsp.audio import decode_blocks
+from slapp.dsp.features import BLOCK_FRAMES
 from slapp.dsp.levels import (BLOCK_SECONDS, SPECTRUM_FFT, block_powers,
                               bandwidth_from_frames, bounds_from_powers, levelling_gain,
                               loudness_from_powers, spectrum_starts, trim_block)
@@ -97,11 +98,15 @@ def measure(path: Path, params) -> dict:
 
 class StreamedWaveform:
     """The prepared waveform ``y`` (trimmed to ``start:end`` of the decoded track, times
-    ``gain``) as far as the feature code reads it: ``len(y)`` and ``y[a:b]`` slices whose
-    starts never go back (pass 3). Holds only the samples not yet read past."""
+    ``gain``) as far as the feature code reads it: ``len(y)`` and ``y[a:b]`` slices that
+    go back at most one spectrogram block and one snippet (a new batch of snippets may
+    start in the block the last one ended in) (pass 3). Holds only that much behind the
+    last read."""
 
     def __init__(self, path: Path, params, *, start: int, end: int, gain):
         self.path, self.params, self.start, self.end, self.gain = path, params, start, end, gain
+        f = params.features
+        self._keep = (BLOCK_FRAMES + params.n_frames + 2) * f.hop_length + f.n_fft
         self._chunks = _blocks(path, params)
         self._buf, self._pos = np.zeros(0, np.float32), 0  # the buffer ends at _pos
 
@@ -115,11 +120,11 @@ class StreamedWaveform:
             at, chunk = next(self._chunks)
             self._buf = np.concatenate([self._buf, chunk])
             self._pos = at + len(chunk)
-            self._buf = self._buf[max(0, len(self._buf) - (self._pos - lo)):]
+            self._buf = self._buf[max(0, len(self._buf) - (self._pos - lo + self._keep)):]
         first = self._pos - len(self._buf)
         if lo < first:
             raise ValueError(f"streamed waveform read backwards (sample {lo}, kept from "
                              f"{first})")
         out = self._buf[lo - first:hi - first]
-        self._buf = self._buf[lo - first:]  # forget what lies behind
+        self._buf = self._buf[max(0, lo - self._keep - first):]  # forget what lies behind
         return out if self.gain is None else (out * self.gain).astype(np.float32, copy=False)
