@@ -211,7 +211,10 @@ class DaskExecutor:
             # dies then takes only its own track down, not a bystander queued behind it
             with dask.config.set({"distributed.scheduler.allowed-failures":
                                   ALLOWED_FAILURES,
-                                  "distributed.scheduler.worker-saturation": 1.0}):
+                                  "distributed.scheduler.worker-saturation": 1.0,
+                                  # the stack sampler feeds a dashboard slapp never
+                                  # opens; on 2 cores it costs a build ~15 %
+                                  "distributed.worker.profile.enabled": False}):
                 if address is None:
                     self.cluster = LocalCluster(n_workers=max(1, n_workers),
                                                 threads_per_worker=1, processes=True,
