@@ -44,7 +44,7 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     from slapp.stages.bundle import Bundle
     from slapp.dsp.levels import prepare_waveform
     from slapp.params import params_from_dict
-    from slapp.stages.predict import Predictor
+    from slapp.stages.predict import PredictOptions, Predictor
     from slapp.stages.prepare import build_starts, prepare_track
 
     y = np.concatenate([np.zeros((16000, 1), np.float32), tone(4.3, sr=16000, seed=2)])
@@ -61,7 +61,8 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     built, times = track.features(starts, params)
     assert built.dtype == np.float16 and len(times) == 4  # 4 of 7 starts, spread
     predictor = Predictor(Bundle(folder=tmp_path, model=None, classes=[], params=params,
-                                 stats={"method": "none"}, info={}))
+                                 stats={"method": "none"}, info={}),
+                          PredictOptions(batch_size=4))
     prepared = predictor.prepare(path)  # what predict does with the file, from scratch
     mine, my_times = predictor.model_input(prepared.track, starts)
     np.testing.assert_array_equal(my_times, times)  # starts were already on whole frames

@@ -193,7 +193,9 @@ def test_long_tracks_are_scored_chunk_by_chunk_with_the_same_result(trained, tmp
     options = predict.PredictOptions(hop_seconds=0.25, timeline=True)
     whole = predict.predict_tracks([str(track)], bundle, options, progress=False).results[0]
     monkeypatch.setattr(predict, "CHUNK_SNIPPETS", 5)
-    chunked = predict.predict_tracks([str(track)], bundle, options,
+    small = predict.PredictOptions(hop_seconds=0.25, timeline=True, batch_size=5)
+    assert predict.Predictor(bundle, small).chunk == 5  # 7 chunks of 5 snippets
+    chunked = predict.predict_tracks([str(track)], bundle, small,
                                      progress=False).results[0]
     assert whole.snippets == chunked.snippets == 33  # (9 - 1) / 0.25 + 1
     assert [r["start"] for r in chunked.timeline] == [r["start"] for r in whole.timeline]

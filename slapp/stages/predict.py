@@ -5,7 +5,8 @@ and levelling) → snippets every ``hop_seconds`` covering the whole track (the 
 at the track's end; a track shorter than a snippet is zero-padded) → log-mel with the
 bundle's settings → the bundle's normalisation → class probabilities in batches → one
 label by :func:`slapp.dsp.aggregate.aggregate`. Snippets are featurised
-``CHUNK_SNIPPETS`` at a time, so a long track needs little memory.
+about ``CHUNK_SNIPPETS`` at a time (a whole number of inference batches), so a long track
+needs little memory.
 
 One labelling loop runs on the executor of ``engine``: in this process (the next track
 decoded in a background thread while the network scores the current one) or on a Dask
@@ -51,9 +52,8 @@ logger = logging.getLogger(__name__)
 # seconds between snippet starts: 2 s labels as well as 1 s (the article's) at half the cost
 # (BENCHMARKS.md, "Prediction hop": 5 artist-keeping folds, CRNN and musicnn)
 DEFAULT_HOP_SECONDS = 2.0
-CHUNK_SNIPPETS = 140  # features computed at a time (~7 MB by default): a long track
-                      # never holds them all; a multiple of the CRNN's and musicnn's
-                      # inference batches (20, 7), so no batch is padded but the last
+CHUNK_SNIPPETS = 64  # about this many snippets featurised and scored at a time (~3 MB):
+                     # rounded down to whole inference batches (CRNN 60, musicnn 63)
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,15 @@ class Predictor:
         return self.bundle.params
 
     @property
+    def chunk(self) -> int:
+        """Snippets featurised and scored at a time: whole inference batches, about
+        :data:`CHUNK_SNIPPETS` (no batch but a track's last is padded)."""
+        from slapp.models.inference import batch_for_memory
+
+        batch = self.options.batch_size or batch_for_memory(self.bundle.model)
+        return batch * max(1, CHUNK_SNIPPETS // batch)
+
+    @property
     def min_seconds(self) -> float:
         o = self.options
         return self.params.slicing.min_track_seconds if o.min_seconds is None else o.min_seconds
@@ -126,7 +135,7 @@ class Predictor:
         starts = track_starts(len(track.y), snippet_samples=p.snippet_samples,
                               hop_samples=hop)
         return Prepared(track=track, unlike=tuple(unlike), starts=starts,
-                        first=self.model_input(track, starts[:CHUNK_SNIPPETS]))
+                        first=self.model_input(track, starts[:self.chunk]))
 
     def model_input(self, track: PreparedTrack, starts: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +149,8 @@ class Predictor:
         scorer = self.bundle.scorer(self.options.batch_size)
         x, times = prepared.first
         chunks, all_times = [scorer(x)], [times]
-        for i in range(CHUNK_SNIPPETS, len(prepared.starts), CHUNK_SNIPPETS):
-            x, times = self.model_input(prepared.track, prepared.starts[i:i + CHUNK_SNIPPETS])
+        for i in range(self.chunk, len(prepared.starts), self.chunk):
+            x, times = self.model_input(prepared.track, prepared.starts[i:i + self.chunk])
             chunks.append(scorer(x))
             all_times.append(times)
         probs, times = np.concatenate(chunks), np.concatenate(all_times)
