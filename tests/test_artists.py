@@ -161,3 +161,15 @@ def test_stage_3_says_which_test_tracks_are_by_artists_heard_in_training(tmp_pat
             f"{artists['heard']['right']} right") in text
     assert "training artists per class: bass 4, mid 1, treble 1" in text
     assert "warning: mid: 2 tracks, all by Duo" in text
+
+
+def test_a_collection_without_any_artist_says_so_once(tmp_path, capsys):
+    import build_dataset
+
+    music = tagged_collection(tmp_path / "music", ext=".wav", tags=False)
+    params = write_params(tmp_path / "p.json", music, tmp_path / "out")
+    assert build_dataset.main(["--params", str(params), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert ("artists: none of the 18 tracks has an artist tag, so slapp cannot tell whether "
+            "a class is mostly one artist (add artist tags or split.groups_file)") in out
+    assert "artists per class" not in out and "test tracks are by artists" not in out

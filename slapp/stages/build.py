@@ -222,10 +222,13 @@ def collection_lines(split: dict, artists: dict[str, str | None], method: str, w
     artists heard in training."""
     per_class = class_artists({c: [k for p in s.values() for k in p] for c, s in split.items()},
                               artists)
+    known = any(artists.values())
     lines = ["artists per class: " + ", ".join(
         f"{c} {len(v['artists'])}" + (f" (+{v['tracks'] - v['tagged']} untagged)"
                                       if v["tagged"] < v["tracks"] else "")
-        for c, v in per_class.items())]
+        for c, v in per_class.items())] if known else [
+        f"artists: none of the {len(artists)} tracks has an artist tag, so slapp cannot "
+        "tell whether a class is mostly one artist (add artist tags or split.groups_file)"]
     lines += [f"warning: {line}" for line in artist_warnings(per_class)]
     seen = seen_artists(split, artists)["test"]
     leaked = {c: len(k) for c, k in seen.items() if k}
@@ -242,7 +245,7 @@ def collection_lines(split: dict, artists: dict[str, str | None], method: str, w
                                                          leaked.items())
                      + "): accuracy on them says how well the model knows those artists, "
                      "not the genre")
-    elif n_test:
+    elif n_test and known:
         lines.append(f"  all {n_test} test tracks are by artists not in training (or "
                      "untagged)")
     return lines
