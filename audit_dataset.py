@@ -15,8 +15,8 @@ def get_parser():
         "files that alone separate a class from the rest (encoding, length, bandwidth, "
         "loudness: a model could learn those instead of the music), and classes of one "
         "artist or far smaller than the others. Reads the build's cache and manifest "
-        "(nothing is decoded again; your files are never changed) and writes audit.json "
-        "and audit.csv to paths.output_dir.")
+        "(nothing is decoded again; your files are never changed) and writes audit.json, "
+        "audit.csv and audit_map.png (the tracks in 2-D) to paths.output_dir.")
 
 
 def main(argv=None) -> int:

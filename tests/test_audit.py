@@ -69,5 +69,7 @@ def test_planted_faults_are_found_and_clean_tracks_are_not(tmp_path, capsys):
     assert any(s.startswith("techno: 5 of 5 files are 16000 Hz mono") and
                "a model can tell techno by its encoding" in s for s in audit["shortcuts"])
     assert "duplicates: 2 group(s)" in out
+    png = (tmp_path / "out" / "audit_map.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and f"written: {tmp_path / 'out' / 'audit_map.png'}" in out
     rows = (tmp_path / "out" / "audit.csv").read_text().splitlines()
     assert rows[0].startswith("key,class,split,artist,encoding") and len(rows) == 18

@@ -17,8 +17,9 @@ Run after ``build_dataset.py``; reads the build's manifest, artists and cached f
 - **likely wrong folders, by artist**: a track whose artist has most of their tracks in
   another class (out-of-fold predictions and confident learning are not done yet).
 
-Writes ``audit.json`` and ``audit.csv`` (one row per track) in the output folder,
-atomically; prints a summary a user can act on.
+Writes ``audit.json``, ``audit.csv`` (one row per track) and ``audit_map.png`` (the
+tracks in 2-D, one colour per class, duplicates and suspects marked) in the output
+folder, atomically; prints a summary a user can act on.
 """
 
 from __future__ import annotations
@@ -274,8 +275,49 @@ def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditR
     report.health = _health(dict(sorted(by_class.items())), artists)
     report.suspects = artist_outliers(tracks, artists)
     report.files = _write(layout.root, report, tracks, artists)
+    report.files.append(draw_map(layout.root / "audit_map.png", shapes, tracks, report))
     report.seconds = time.monotonic() - started
     return report
+
+
+def draw_map(path: Path, shapes: dict[str, np.ndarray], tracks: dict, report: AuditReport
+             ) -> Path:
+    """The tracks in 2-D (the first two principal components of each track's mean
+    spectral shape): one colour per class, duplicate groups joined by a line, tracks in a
+    likely wrong folder circled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    from slapp.stages.evaluate import save_figure
+
+    keys = sorted(shapes)
+    x = np.stack([shapes[k].mean(axis=0) for k in keys])
+    xy = PCA(n_components=2).fit_transform(x) if len(keys) > 2 else np.zeros((len(keys), 2))
+    where = dict(zip(keys, xy))
+    classes = sorted({tracks[k]["class"] for k in keys})
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(9, 7))
+    for i, c in enumerate(classes):
+        pts = np.array([where[k] for k in keys if tracks[k]["class"] == c])
+        ax.scatter(pts[:, 0], pts[:, 1], s=18, color=cmap(i % cmap.N), label=c)
+    for g in report.duplicates:
+        pts = np.array([where[t["key"]] for t in g["tracks"]])
+        ax.plot(pts[:, 0], pts[:, 1], "k-", lw=1.5)
+        ax.annotate("duplicate" + (" (LEAK)" if g["leak"] else ""), pts[0], fontsize=8)
+    for s in report.suspects:
+        ax.scatter(*where[s["key"]], s=160, facecolors="none", edgecolors="red", lw=1.5)
+        ax.annotate(f"{s['key'].split('/')[-1]}: a {s['class']} track?", where[s["key"]],
+                    fontsize=8, color="red")
+    ax.set_title(f"{len(keys)} tracks by their sound (2-D); black lines: duplicates, red "
+                 "circles: likely wrong folder")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    save_figure(fig, path)
+    return path
 
 
 def _write(folder: Path, report: AuditReport, tracks: dict, artists: dict) -> list[Path]:

@@ -76,7 +76,8 @@ def write_confusion_csv(path: Path, confusion: list[list[int]], classes: list[st
     atomic_write(path, lambda f: f.write(data))
 
 
-def _save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as a PNG, atomically."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -100,7 +101,7 @@ def plot_confusion(path: Path, confusion: list[list[int]], classes: list[str],
     ConfusionMatrixDisplay(np.asarray(confusion), display_labels=classes).plot(
         ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45)
     ax.set_title(title)
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_curves(path: Path, history: list[dict]) -> None:
@@ -125,7 +126,7 @@ def plot_curves(path: Path, history: list[dict]) -> None:
         ax.legend()
     axes[0].set_title("loss (categorical cross-entropy)")
     axes[1].set_title("snippet accuracy")
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def folder_truth(results, classes: list[str]) -> dict:
