@@ -6,8 +6,10 @@ faults made with the imageio-ffmpeg binary:
 
 - duplicates: a blues clip re-encoded at 64 kbps into ``rock/``; a jazz clip trimmed by
   5 s (and 4 dB quieter) into ``jazz/``; a pop clip resampled to 16 kHz into ``pop/``;
-- wrong labels: three clips moved into the wrong class (found only through their artist
-  tags: a track whose artist has most tracks in another class);
+- wrong labels: three clips moved into the wrong class (found through their artist tags,
+  a track whose artist has most tracks in another class, and by their sound: out-of-fold
+  predictions on musicnn's embedding ranked by confident learning; the 64 kbps blues copy
+  in ``rock/`` is a wrong label too, and counts as one there);
 - a shortcut: every reggae clip converted to 44.1 kHz stereo.
 
 Then ``build_dataset.py`` and ``audit_dataset.py`` run on it, and on gtzan-mini and
@@ -109,6 +111,13 @@ def main() -> int:
     print(f"shortcuts: {pr(flagged, planted['shortcuts'])}")
     suspects = {s["key"] for s in result["wrong_folder_by_artist"]}
     print(f"wrong labels (by artist): {pr(suspects, planted['wrong labels'])}")
+    by_sound = [s["key"] for s in result["wrong_label_by_sound"]]
+    wrong = planted["wrong labels"] | {"rock/planted_reencoded.mp3"}
+    print(f"wrong labels (by sound, all flagged): {pr(set(by_sound), wrong)}")
+    print(f"wrong labels (by sound, top 5): {pr(set(by_sound[:5]), wrong)}")
+    for key in sorted(wrong):
+        rank = by_sound.index(key) + 1 if key in by_sound else None
+        print(f"  {key}: " + (f"rank {rank} of {len(by_sound)}" if rank else "not flagged"))
     print("\n--- audit of the planted copy ---\n" + text)
     for name in ("gtzan-mini", "gtzan-other-artists"):
         _, text = audit(data / name, work / name)

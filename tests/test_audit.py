@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import zlib
 
 import numpy as np
 
@@ -69,7 +70,93 @@ def test_planted_faults_are_found_and_clean_tracks_are_not(tmp_path, capsys):
     assert any(s.startswith("techno: 5 of 5 files are 16000 Hz mono") and
                "a model can tell techno by its encoding" in s for s in audit["shortcuts"])
     assert "duplicates: 2 group(s)" in out
+    fixed = json.loads((tmp_path / "out" / "audit_split.json").read_text())
+    fixed_side = {k: s for parts in fixed.values() for s, keys in parts.items() for k in keys}
+    assert set(fixed_side) == set(side)
+    for keys in groups:
+        assert len({fixed_side[k] for k in keys}) == 1
+    leaks = sum(g["leak"] for g in groups.values())
+    assert sum(fixed_side[k] != side[k] for k in side) == leaks
     png = (tmp_path / "out" / "audit_map.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and f"written: {tmp_path / 'out' / 'audit_map.png'}" in out
     rows = (tmp_path / "out" / "audit.csv").read_text().splitlines()
     assert rows[0].startswith("key,class,split,artist,encoding") and len(rows) == 18
+
+
+def sounds(kind: str, seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
+    """Three kinds of sound a pretrained network tells apart: low sine 'pads', noise
+    'drums' (bursts every quarter second) and high 'bells' (decaying partials)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    if kind == "pads":
+        y = sum(np.sin(2 * np.pi * f * t) for f in 55 * 2 ** (rng.integers(0, 12, 3) / 12))
+    elif kind == "drums":
+        env = np.exp(-30 * ((t * 4) % 1) / 4)
+        y = 2 * env * rng.standard_normal(n)
+    else:
+        f = 1500 * 2 ** (rng.integers(0, 12) / 12)
+        y = sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2.7, 5.4)) * np.exp(-2 * (t % 1))
+    return (0.2 * y / np.abs(y).max()).astype(np.float32)[:, None]
+
+
+def test_wrong_labels_by_sound_rank_the_moved_track_first_and_are_cached(tmp_path,
+                                                                        monkeypatch):
+    from slapp.stages import label_issues
+
+    files, tracks, artists = {}, {}, {}
+    for kind in ("pads", "drums", "bells"):
+        for i in range(6):
+            folder = "pads" if (kind, i) == ("drums", 5) else kind  # one drum track moved
+            key = f"{folder}/{kind}{i}.wav"
+            files[key] = write_audio(tmp_path / "music" / key,
+                                     sounds(kind, 7.0, zlib.crc32(f"{kind}{i}".encode())), 16000)
+            tracks[key] = {"class": folder}
+            artists[key] = f"{kind} player {i % 3}"  # three artists per class
+    cache = tmp_path / "out" / "audit" / "embeddings"
+    found = label_issues.find_label_issues(tracks, files, artists, cache, progress=False)
+    assert found.skipped == ""
+    assert found.issues[0]["key"] == "pads/drums5.wav"
+    assert found.issues[0]["sounds_like"] == "drums" and found.issues[0]["class"] == "pads"
+    assert found.sounds_like["pads/drums5.wav"] == "drums"
+    assert [i["key"] for i in found.issues] == ["pads/drums5.wav"]  # nothing else flagged
+    assert len(list(cache.glob("*.npy"))) == 18
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("an unchanged track was embedded again")
+
+    monkeypatch.setattr(label_issues, "track_embedding", no_embedding)
+    again = label_issues.find_label_issues(tracks, files, artists, cache, progress=False)
+    assert [i["key"] for i in again.issues] == ["pads/drums5.wav"]
+
+
+def test_fold_groups_keep_artists_together_but_deal_a_dominant_artist_track_by_track():
+    from slapp.stages.label_issues import fold_groups
+
+    keys = ["blues/a", "blues/b", "blues/c", "jazz/d", "jazz/e", "jazz/f", "jazz/g"]
+    labels = ["blues"] * 3 + ["jazz"] * 4
+    artists = {"blues/a": "Hooker", "blues/b": "Hooker", "blues/c": "King",
+               "jazz/d": "Davis", "jazz/e": "Davis", "jazz/f": "Coltrane"}
+    assert fold_groups(keys, labels, artists) == [
+        "blues/a", "blues/b", "artist:king", "artist:davis", "artist:davis",
+        "artist:coltrane", "jazz/g"]
+
+
+def test_the_split_file_without_leaks_moves_each_group_to_its_majority_side(tmp_path):
+    from slapp.stages.audit import split_without_leaks
+
+    split = {"rock": {"train": ["rock/a", "rock/b"], "val": ["rock/c"], "test": ["rock/d"]},
+             "pop": {"train": ["pop/e"], "val": [], "test": ["pop/f", "pop/g"]}}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    groups = [{"tracks": [{"key": "rock/a"}, {"key": "rock/d"}, {"key": "pop/f"}]},
+              {"tracks": [{"key": "pop/f"}, {"key": "pop/g"}, {"key": "rock/c"}]},
+              {"tracks": [{"key": "pop/e"}, {"key": "rock/c"}]}]
+    out = split_without_leaks(tmp_path / "split.json", groups[:1], tmp_path / "one.json")
+    assert json.loads(out.read_text()) == {  # two of three on test: rock/a joins them
+        "rock": {"train": ["rock/b"], "val": ["rock/c"], "test": ["rock/d", "rock/a"]},
+        "pop": {"train": ["pop/e"], "val": [], "test": ["pop/f", "pop/g"]}}
+    out = split_without_leaks(tmp_path / "split.json", groups[1:2], tmp_path / "two.json")
+    assert json.loads(out.read_text())["rock"] == {"train": ["rock/a", "rock/b"], "val": [],
+                                                    "test": ["rock/d", "rock/c"]}
+    out = split_without_leaks(tmp_path / "split.json", groups[2:], tmp_path / "tie.json")
+    assert json.loads(out.read_text())["rock"]["train"] == ["rock/a", "rock/b", "rock/c"]

@@ -15,11 +15,14 @@ Run after ``build_dataset.py``; reads the build's manifest, artists and cached f
   can learn those instead of the music.
 - **class health**: tracks and artists per class, one-artist classes, small classes.
 - **likely wrong folders, by artist**: a track whose artist has most of their tracks in
-  another class (out-of-fold predictions and confident learning are not done yet).
+  another class;
+- **likely wrong labels, by sound** (:mod:`slapp.stages.label_issues`): out-of-fold
+  predictions on musicnn-MSD's embedding, folds keeping artists apart, ranked by confident
+  learning (cleanlab).
 
 Writes ``audit.json``, ``audit.csv`` (one row per track) and ``audit_map.png`` (the
-tracks in 2-D, one colour per class, duplicates and suspects marked) in the output
-folder, atomically; prints a summary a user can act on.
+tracks in 2-D by the pretrained embedding, one colour per class, duplicates and suspects
+marked) in the output folder, atomically; prints a summary a user can act on.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from tqdm import tqdm
 
 from slapp.errors import StageError
 from slapp.params import PipelineParams
+from slapp.stages.label_issues import LabelIssues, find_label_issues
 from slapp.store import cache
 from slapp.store.artists import artist_warnings, class_artists
 from slapp.store.atomic import atomic_write, read_json, write_json
@@ -48,6 +52,7 @@ logger = logging.getLogger(__name__)
 MATCH_DISTANCE = 0.01   # cosine distance of two seconds that are the same recording
 MATCH_SHARE = 0.3       # share of the shorter track's seconds that must match
 LOW_BAND_SHARE = 0.6    # mel bands kept (the lower 60 %: below ~4.5 kHz by default)
+SHOWN = 10              # wrong-label suspects listed in the summary
 SEPARATES = 0.95        # a fact separates a class when its AUC (or share) reaches this
 
 
@@ -59,6 +64,7 @@ class AuditReport:
     duplicates: list[dict] = field(default_factory=list)
     shortcuts: list[str] = field(default_factory=list)
     suspects: list[dict] = field(default_factory=list)
+    labels: LabelIssues = field(default_factory=LabelIssues)
     health: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
@@ -72,14 +78,34 @@ class AuditReport:
                     f"{'/'.join(sorted(set(g['splits']) - {'train'}))})" if g["leak"] else "")
             lines.append(f"  {g['kind']}, {g['share']:.0%} of the shorter's seconds match: "
                          f"{where}{leak}")
+        if any(g["leak"] for g in self.duplicates):
+            lines.append("  to keep each group on one side of the split: set split.file to "
+                         "audit_split.json (written beside audit.json) and re-run "
+                         "build_dataset.py")
         lines.append(f"likely in the wrong folder, by artist: {len(self.suspects)}")
         lines += [f"  {s['key']}: by {s['artist']}, whose other {s['elsewhere']} tracks "
                   f"are {s['class']}: a {s['class']} track in the wrong folder?"
                   for s in self.suspects]
+        lines += self._label_lines()
         lines.append(f"shortcuts: {len(self.shortcuts)}")
         lines += [f"  {s}" for s in self.shortcuts]
         lines += self.health
         lines += [f"written: {path}" for path in self.files]
+        return lines
+
+
+    def _label_lines(self) -> list[str]:
+        found = self.labels
+        if found.skipped:
+            return [found.skipped]
+        lines = [f"likely wrong labels, by sound (out-of-fold predictions, confident "
+                 f"learning): {len(found.issues)}"]
+        lines += [f"  {s['key']}: in {s['class']}, sounds like {s['sounds_like']} "
+                  f"({s['sounds_like']} {s['p_sounds_like']:.2f}, {s['class']} "
+                  f"{s['p_class']:.2f})" for s in found.issues[:SHOWN]]
+        if len(found.issues) > SHOWN:
+            lines.append(f"  ... and {len(found.issues) - SHOWN} more in audit.json")
+        lines += [f"  not embedded: {k}: {why}" for k, why in sorted(found.failed.items())]
         return lines
 
 
@@ -274,17 +300,42 @@ def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditR
         by_class.setdefault(t["class"], []).append(k)
     report.health = _health(dict(sorted(by_class.items())), artists)
     report.suspects = artist_outliers(tracks, artists)
+    report.labels = find_label_issues(tracks, {k: root / k for k in tracks}, artists,
+                                      layout.root / "audit" / "embeddings", progress=progress)
     report.files = _write(layout.root, report, tracks, artists)
+    if report.duplicates and layout.split_file.exists():
+        report.files.append(split_without_leaks(layout.split_file, report.duplicates,
+                                                layout.root / "audit_split.json"))
     report.files.append(draw_map(layout.root / "audit_map.png", shapes, tracks, report))
     report.seconds = time.monotonic() - started
     return report
 
 
+def split_without_leaks(split_file: Path, groups: list[dict], path: Path) -> Path:
+    """Write ``path``: the build's split (``split_file``) with every duplicate group on
+    one side — the side most of its tracks are on, train on a tie — for ``split.file``."""
+    split = read_json(split_file)
+    side = {k: (c, s) for c, parts in split.items() for s, keys in parts.items() for k in keys}
+    order = ("train", "val", "test")
+    for g in groups:
+        keys = [t["key"] for t in g["tracks"] if t["key"] in side]
+        votes = Counter(side[k][1] for k in keys)
+        target = max(order, key=lambda s: (votes[s], -order.index(s)))
+        for k in keys:
+            c, s = side[k]
+            if s != target:
+                split[c][s].remove(k)
+                split[c].setdefault(target, []).append(k)
+    write_json(path, split)
+    return path
+
+
 def draw_map(path: Path, shapes: dict[str, np.ndarray], tracks: dict, report: AuditReport
              ) -> Path:
-    """The tracks in 2-D (the first two principal components of each track's mean
-    spectral shape): one colour per class, duplicate groups joined by a line, tracks in a
-    likely wrong folder circled."""
+    """The tracks in 2-D (the first two principal components of the pretrained embedding,
+    or without it of each track's mean spectral shape): one colour per class, duplicate
+    groups joined by a line, likely wrong folders (by artist) and labels (by sound, the
+    :data:`SHOWN` worst) circled."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -294,9 +345,11 @@ def draw_map(path: Path, shapes: dict[str, np.ndarray], tracks: dict, report: Au
     from slapp.stages.evaluate import save_figure
 
     keys = sorted(shapes)
-    x = np.stack([shapes[k].mean(axis=0) for k in keys])
-    xy = PCA(n_components=2).fit_transform(x) if len(keys) > 2 else np.zeros((len(keys), 2))
-    where = dict(zip(keys, xy))
+    where = report.labels.xy
+    if not where or set(where) != set(keys):
+        x = np.stack([shapes[k].mean(axis=0) for k in keys])
+        xy = PCA(n_components=2).fit_transform(x) if len(keys) > 2 else np.zeros((len(keys), 2))
+        where = dict(zip(keys, xy))
     classes = sorted({tracks[k]["class"] for k in keys})
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(9, 7))
@@ -311,8 +364,12 @@ def draw_map(path: Path, shapes: dict[str, np.ndarray], tracks: dict, report: Au
         ax.scatter(*where[s["key"]], s=160, facecolors="none", edgecolors="red", lw=1.5)
         ax.annotate(f"{s['key'].split('/')[-1]}: a {s['class']} track?", where[s["key"]],
                     fontsize=8, color="red")
-    ax.set_title(f"{len(keys)} tracks by their sound (2-D); black lines: duplicates, red "
-                 "circles: likely wrong folder")
+    for s in report.labels.issues[:SHOWN]:
+        ax.scatter(*where[s["key"]], s=220, facecolors="none", edgecolors="darkorange", lw=1.5)
+        ax.annotate(f"{s['key'].split('/')[-1]}: sounds {s['sounds_like']}", where[s["key"]],
+                    fontsize=8, color="darkorange", xytext=(0, -10), textcoords="offset points")
+    ax.set_title(f"{len(keys)} tracks by their sound (2-D); black lines: duplicates, red: "
+                 "wrong folder by artist, orange: wrong label by sound", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
@@ -325,15 +382,20 @@ def _write(folder: Path, report: AuditReport, tracks: dict, artists: dict) -> li
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
     writer.writerow(["key", "class", "split", "artist", "encoding", "seconds",
-                     "bandwidth_hz", "loudness_db", "duplicate_group"])
+                     "bandwidth_hz", "loudness_db", "duplicate_group", "sounds_like",
+                     "label_quality"])
+    labels = report.labels
     for key, t in sorted(tracks.items()):
         writer.writerow([key, t["class"], t.get("split", ""), artists.get(key) or "",
                          t["encoding"], t.get("seconds", ""), t.get("bandwidth_hz", ""),
-                         t.get("loudness_db", ""), group_of.get(key, "")])
+                         t.get("loudness_db", ""), group_of.get(key, ""),
+                         labels.sounds_like.get(key, ""), labels.quality.get(key, "")])
     data = rows.getvalue().encode("utf-8")
     json_file, csv_file = folder / "audit.json", folder / "audit.csv"
     write_json(json_file, {"tracks": report.n_tracks, "duplicates": report.duplicates,
                            "wrong_folder_by_artist": report.suspects,
+                           "wrong_label_by_sound": report.labels.issues,
+                           "wrong_label_note": report.labels.skipped,
                            "shortcuts": report.shortcuts, "health": report.health})
     atomic_write(csv_file, lambda f: f.write(data))
     return [json_file, csv_file]

@@ -1,0 +1,188 @@
+"""Likely wrong labels, from the audio: out-of-fold predictions on a pretrained embedding,
+ranked by confident learning.
+
+Every track is embedded once by musicnn-MSD (frozen, :mod:`slapp.models.musicnn`): up to
+:data:`PATCHES` 3-second patches spread over the track, through slapp's musicnn input path
+(16 kHz, levelled, trimmed), their 200-d "penultimate" features averaged. A logistic
+regression (scikit-learn) on these predicts each track from folds it was not trained on;
+the folds keep an artist's tracks together (so a track is not recognised by its artist),
+except for an artist who makes up most of a class, whose tracks are dealt one by one (a
+class would otherwise vanish from training). ``cleanlab.filter.find_label_issues`` then
+finds the tracks whose folder disagrees with what they sound like, ranked by how little
+the model believes their folder (self-confidence).
+
+The embeddings are cached one file per track in ``<output_dir>/audit/embeddings/`` (named
+by the track and its size and modification time, written atomically): an interrupted
+audit carries on, and a re-run costs nothing for unchanged tracks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from slapp.errors import AudioError
+from slapp.store.atomic import atomic_write
+
+logger = logging.getLogger(__name__)
+
+PATCHES = 10        # musicnn patches per track, spread evenly
+MAX_FOLDS = 5
+C = 1.0             # logistic regression's inverse regularisation (bench/unheard_heads.py)
+
+
+@dataclass
+class LabelIssues:
+    """The result: ``issues`` ranked worst first (``key``, ``class``, ``sounds_like``,
+    ``p_class``, ``p_sounds_like``), per-track ``quality`` (the out-of-fold probability of
+    the track's own class), ``xy`` (the embedding's 2-D map per track), and what stopped
+    it (``skipped``: one line, or empty)."""
+
+    issues: list[dict] = field(default_factory=list)
+    quality: dict[str, float] = field(default_factory=dict)
+    sounds_like: dict[str, str] = field(default_factory=dict)
+    xy: dict[str, np.ndarray] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: str = ""
+
+
+def embedding_params(input_dir: Path):
+    """The parameters of musicnn-MSD's input path (its fixed settings and defaults)."""
+    from slapp.params import params_from_dict
+
+    return params_from_dict({"paths": {"input_dir": str(input_dir)},
+                             "model": {"backbone": "musicnn-msd"}})
+
+
+def _cache_file(folder: Path, key: str, path: Path) -> Path:
+    st = path.stat()
+    name = hashlib.sha1(f"{key}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    return folder / f"{name}.npy"
+
+
+def track_embedding(path: Path, params, backbone) -> np.ndarray:
+    """The mean musicnn-MSD penultimate embedding ``(200,)`` float32 of up to
+    :data:`PATCHES` 3-second patches spread evenly over ``path``."""
+    from slapp.dsp.slicing import select_snippets, snippet_starts
+    from slapp.models.backbones import snippet_features
+    from slapp.stages.prepare import prepare_track
+
+    track = prepare_track(path, params)
+    starts = snippet_starts(len(track.y), snippet_samples=params.snippet_samples,
+                            hop_samples=params.snippet_samples)
+    if len(starts) == 0:
+        starts = np.zeros(1, np.int64)
+    starts = starts[select_snippets(len(starts), max_snippets=PATCHES)]
+    x, _ = snippet_features(track.y, starts, params)
+    _, penultimate, _ = backbone(x.astype(np.float32), training=False)
+    return np.asarray(penultimate, np.float32).mean(axis=0)
+
+
+def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True
+                 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``({key: embedding (200,)}, {key: why it failed})`` for ``files``, each computed once
+    (see the module docstring for the cache)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out, failed, todo = {}, {}, []
+    for key, path in files.items():
+        cached = _cache_file(folder, key, path)
+        if cached.exists():
+            out[key] = np.load(cached)
+        else:
+            todo.append((key, path, cached))
+    if todo:
+        from slapp.models.musicnn import load_backbone
+
+        backbone, params = load_backbone(), embedding_params(next(iter(files.values())).parent)
+        for key, path, cached in tqdm(todo, desc="audit: embedding", unit="track",
+                                      disable=not progress):
+            try:
+                emb = track_embedding(path, params, backbone)
+            except AudioError as exc:
+                failed[key] = str(exc)
+                continue
+            atomic_write(cached, lambda f, e=emb: np.save(f, e))
+            out[key] = emb
+    return out, failed
+
+
+def fold_groups(keys: list[str], labels: list[str], artists: dict) -> list[str]:
+    """The group of each track for the folds: its artist, or the track itself when it has
+    no artist or its artist makes up more than half of its class."""
+    per_class: dict[str, int] = {}
+    per_artist: dict[tuple[str, str], int] = {}
+    for key, label in zip(keys, labels):
+        per_class[label] = per_class.get(label, 0) + 1
+        a = (artists.get(key) or "").casefold()
+        per_artist[(label, a)] = per_artist.get((label, a), 0) + 1
+    groups = []
+    for key, label in zip(keys, labels):
+        a = (artists.get(key) or "").casefold()
+        dominant = per_artist[(label, a)] * 2 > per_class[label]
+        groups.append(key if not a or dominant else "artist:" + a)
+    return groups
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, groups: list[str], *, seed: int = 0
+                ) -> np.ndarray:
+    """Class probabilities ``(n, n_classes)`` of each row of ``x`` ``(n, d)`` from a
+    logistic regression fitted on the folds without it (stratified, groups kept whole)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n_classes = int(y.max()) + 1
+    n_folds = max(2, min(MAX_FOLDS, int(np.bincount(y).min())))
+    probs = np.zeros((len(y), n_classes), np.float64)
+    folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for train, test in folds.split(x, y, groups):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000))
+        model.fit(x[train], y[train])
+        probs[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
+    return probs
+
+
+def find_label_issues(tracks: dict[str, dict], files: dict[str, Path], artists: dict,
+                      folder: Path, *, progress: bool = True) -> LabelIssues:
+    """Embed ``files`` (``{key: path}``), predict each track out of fold and rank the
+    tracks whose class (``tracks[key]["class"]``) looks wrong."""
+    import importlib.util
+
+    result = LabelIssues()
+    if importlib.util.find_spec("musicnn") is None:
+        result.skipped = ("likely wrong labels from the audio: skipped, they need the "
+                          "musicnn weights (pip install --no-deps musicnn==0.1.0)")
+        return result
+    emb, result.failed = embed_tracks(files, folder, progress=progress)
+    keys = sorted(emb)
+    labels = [tracks[k]["class"] for k in keys]
+    classes = sorted(set(labels))
+    counts = {c: labels.count(c) for c in classes}
+    if len(classes) < 2 or min(counts.values()) < 2:
+        result.skipped = ("likely wrong labels from the audio: skipped, every class needs "
+                          "at least 2 tracks (" + ", ".join(f"{c} {n}" for c, n in
+                                                            counts.items() if n < 2) + ")")
+        return result
+    from cleanlab.filter import find_label_issues as cleanlab_issues
+    from sklearn.decomposition import PCA
+
+    x = np.stack([emb[k] for k in keys])
+    y = np.array([classes.index(c) for c in labels])
+    probs = out_of_fold(x, y, fold_groups(keys, labels, artists))
+    ranked = cleanlab_issues(y, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
+    for i in ranked:
+        best = int(np.argmax(probs[i]))
+        result.issues.append({"key": keys[i], "class": labels[i], "sounds_like": classes[best],
+                              "p_class": round(float(probs[i, y[i]]), 3),
+                              "p_sounds_like": round(float(probs[i, best]), 3)})
+    result.quality = {k: round(float(probs[i, y[i]]), 3) for i, k in enumerate(keys)}
+    result.sounds_like = {k: classes[int(np.argmax(probs[i]))] for i, k in enumerate(keys)}
+    xy = PCA(n_components=2).fit_transform(x) if len(keys) > 2 else np.zeros((len(keys), 2))
+    result.xy = dict(zip(keys, xy))
+    return result
