@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Look at the built collection before training: duplicates, shortcuts, class health."""
+"""Look at the built collection before training: duplicates, wrong labels, shortcuts,
+class health."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from slapp.cli import make_parser, run_script, setup_logging
 def get_parser():
     return make_parser(
         "Run after build_dataset.py. Finds the same recording twice (re-encoded, "
-        "resampled, trimmed, offset, louder or quieter) by its content, facts about the "
-        "files that alone separate a class from the rest (encoding, length, bandwidth, "
-        "loudness: a model could learn those instead of the music), and classes of one "
-        "artist or far smaller than the others. Reads the build's cache and manifest "
-        "(nothing is decoded again; your files are never changed) and writes audit.json, "
-        "audit.csv and audit_map.png (the tracks in 2-D) to paths.output_dir.")
+        "resampled, trimmed, offset, louder or quieter) by its content, tracks whose folder "
+        "contradicts how they sound (out-of-fold predictions on the pretrained musicnn "
+        "embedding, ranked by confident learning) or their artist, facts about the files "
+        "that alone separate a class from the rest (encoding, length, bandwidth, loudness: "
+        "a model could learn those instead of the music), and classes of one artist or far "
+        "smaller than the others. Your files are never changed. Writes audit.json, "
+        "audit.csv, audit_map.png (the tracks in 2-D) and, when there are duplicates, "
+        "audit_split.json (the split with each duplicate group on one side, for "
+        "split.file) to paths.output_dir.")
 
 
 def main(argv=None) -> int:
