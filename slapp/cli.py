@@ -61,9 +61,29 @@ def interrupted_status() -> int:
 _terminated = threading.Event()
 
 
+TRIM_THRESHOLD = 128 * 1024  # bytes of free heap top glibc keeps before giving it back
+
+
+def return_freed_memory() -> bool:
+    """Ask glibc's allocator to give freed heap memory back to the system as soon as
+    :data:`TRIM_THRESHOLD` bytes are free at its top (``mallopt(M_TRIM_THRESHOLD)``, the
+    ``MALLOC_TRIM_THRESHOLD_`` variable's setting; by default the threshold grows with the
+    largest block freed, so TensorFlow's temporaries stay resident: about 70 MB of
+    predict_track.py's peak, BENCHMARKS.md). False where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-1, TRIM_THRESHOLD))  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def run_script(job: Callable[[], int | None]) -> int:
     """Run ``job``; a :class:`SlappError` becomes ``error: ...`` and exit status 1;
     Ctrl-C and SIGTERM a one-line message and status 130 / 143."""
+    return_freed_memory()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
