@@ -160,3 +160,24 @@ def test_the_split_file_without_leaks_moves_each_group_to_its_majority_side(tmp_
                                                     "test": ["rock/d", "rock/c"]}
     out = split_without_leaks(tmp_path / "split.json", groups[2:], tmp_path / "tie.json")
     assert json.loads(out.read_text())["rock"]["train"] == ["rock/a", "rock/b", "rock/c"]
+
+
+def test_the_duplicate_search_finds_copies_among_many_and_ignores_silence():
+    from slapp.stages.audit import find_duplicates
+
+    rng = np.random.default_rng(0)
+
+    def unit(x):
+        x = x - x.mean(axis=1, keepdims=True)
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    shapes = {f"a/{i}": unit(rng.standard_normal((40, 60))) for i in range(300)}
+    shapes["b/copy"] = unit(shapes["a/7"] + 0.01 * rng.standard_normal((40, 60)))
+    shapes["b/half"] = unit(np.vstack([shapes["a/9"][20:], rng.standard_normal((20, 60))]))
+    shapes["c/silent1"] = np.zeros((40, 60), np.float32)  # flat seconds: no shape at all
+    shapes["c/silent2"] = np.zeros((40, 60), np.float32)
+    seconds = {k: 10.0 for k in shapes}
+    found = sorted(find_duplicates(shapes, seconds))
+    assert [(a, b, kind) for a, b, _, kind in found] == [
+        ("a/7", "b/copy", "exact"), ("a/9", "b/half", "different cut")]
+    assert [round(share, 2) for _, _, share, _ in found] == [1.0, 0.5]

@@ -6,7 +6,7 @@ Run after ``build_dataset.py``; reads the build's manifest, artists and cached f
 - **duplicates**: the same recording twice — re-encoded, resampled, trimmed, offset,
   louder or quieter — by content: every second of each cached snippet becomes a
   gain-free, band-limited spectral shape (the mel bands below about 4.5 kHz, mean removed,
-  unit length); a nearest-neighbour search (not all pairs) finds tracks that share many
+  unit length); locality-sensitive hashing (not all pairs) finds tracks that share many
   nearly identical seconds. ``exact`` when the two have the same length and the shared
   seconds line up, else ``different cut``; a group that straddles train and val/test
   leaks the test.
@@ -52,6 +52,10 @@ logger = logging.getLogger(__name__)
 MATCH_DISTANCE = 0.01   # cosine distance of two seconds that are the same recording
 MATCH_SHARE = 0.3       # share of the shorter track's seconds that must match
 LOW_BAND_SHARE = 0.6    # mel bands kept (the lower 60 %: below ~4.5 kHz by default)
+HASH_BITS = 20          # random projections per hash table (duplicate search)
+HASH_TABLES = 8         # hash tables: a matching second is missed by all with p ~ 0.02
+BUCKET_CAP = 2000       # seconds sharing one hash beyond which the sound is too common
+COMPARE_CHUNK = 65536   # candidate pairs compared at a time
 SHOWN = 10              # wrong-label suspects listed in the summary
 SEPARATES = 0.95        # a fact separates a class when its AUC (or share) reaches this
 
@@ -128,38 +132,78 @@ def seconds_of(mel: np.ndarray, frames_per_second: int) -> np.ndarray:
 def find_duplicates(shapes: dict[str, np.ndarray], seconds: dict[str, float]
                     ) -> list[tuple[str, str, float, str]]:
     """``(key a, key b, share, kind)`` for every pair of tracks sharing at least
-    :data:`MATCH_SHARE` of the shorter's seconds (nearest neighbours, not all pairs)."""
-    from sklearn.neighbors import NearestNeighbors
-
+    :data:`MATCH_SHARE` of the shorter's seconds (see :func:`matching_seconds`)."""
     keys = list(shapes)
     if len(keys) < 2:
         return []
-    x = np.vstack([shapes[k] for k in keys])
-    owner = np.concatenate([[i] * len(shapes[k]) for i, k in enumerate(keys)])
+    x = np.vstack([shapes[k] for k in keys]).astype(np.float32, copy=False)
+    owner = np.concatenate([np.full(len(shapes[k]), i) for i, k in enumerate(keys)])
     local = np.concatenate([np.arange(len(shapes[k])) for k in keys])
-    index = NearestNeighbors(n_neighbors=min(8, len(x)), metric="euclidean").fit(x)
-    dist, near = index.kneighbors(x)
-    limit = np.sqrt(2 * MATCH_DISTANCE)  # unit vectors: cosine distance d <-> sqrt(2d)
-    matched: dict[tuple[int, int], set] = {}
-    aligned: Counter = Counter()
-    for i in range(len(x)):
-        for d, j in zip(dist[i], near[i]):
-            if d <= limit and owner[j] != owner[i]:
-                a, b = sorted((owner[i], owner[j]))
-                matched.setdefault((a, b), set()).add((owner[i], local[i]))
-                aligned[(a, b)] += local[i] == local[j]
+    i, j = matching_seconds(x, owner)
+    swap = owner[i] > owner[j]
+    i, j = np.where(swap, j, i), np.where(swap, i, j)
+    pair = owner[i].astype(np.int64) * len(keys) + owner[j]
     out = []
-    for (a, b), seen in matched.items():
-        n_a = len({s for o, s in seen if o == a})
-        n_b = len({s for o, s in seen if o == b})
-        share = min(n_a / len(shapes[keys[a]]), n_b / len(shapes[keys[b]]))
+    for code in np.unique(pair):
+        at = pair == code
+        a, b = divmod(int(code), len(keys))
+        la, lb = local[i[at]], local[j[at]]
+        share = min(len(np.unique(la)) / len(shapes[keys[a]]),
+                    len(np.unique(lb)) / len(shapes[keys[b]]))
         if share < MATCH_SHARE:
             continue
         same_length = abs(seconds[keys[a]] - seconds[keys[b]]) < 0.1
-        in_line = aligned[(a, b)] >= 0.8 * len(seen)
+        in_line = len(np.unique(la[la == lb])) >= 0.8 * len(np.unique(la))
         out.append((keys[a], keys[b], float(share),
                     "exact" if same_length and in_line else "different cut"))
     return out
+
+
+def matching_seconds(x: np.ndarray, owner: np.ndarray, *, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs ``(i, j)`` (``i < j``, of different owners) of the unit vectors ``x``
+    ``(n, d)`` within :data:`MATCH_DISTANCE` (cosine) of each other.
+
+    Locality-sensitive hashing, not all pairs: each of :data:`HASH_TABLES` tables hashes
+    every row by the signs of :data:`HASH_BITS` random projections; rows that share a
+    hash in some table are compared exactly. Two rows at the matching distance share a
+    table's hash with probability 0.4, some table's with 0.98 (a duplicate shares dozens
+    of seconds); unrelated rows almost never. Flat rows (silence: no shape) and hashes
+    shared by more than :data:`BUCKET_CAP` rows (a sound too common to tell tracks
+    apart) are left out. Time and memory grow with ``n``, not ``n²``."""
+    rng = np.random.default_rng(seed)
+    usable = np.flatnonzero(np.einsum("ij,ij->i", x, x) > 0.25)
+    xs = x if len(usable) == len(x) else x[usable]
+    found = []
+    for _ in range(HASH_TABLES):
+        planes = rng.standard_normal((x.shape[1], HASH_BITS)).astype(np.float32)
+        projected = xs @ planes
+        codes = np.zeros(len(xs), np.int64)
+        for bit in range(HASH_BITS):
+            codes |= (projected[:, bit] > 0).astype(np.int64) << bit
+        del projected
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        first = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        size = np.diff(np.r_[first, len(codes)])
+        keep = (size >= 2) & (size <= BUCKET_CAP)
+        f, n = first[keep], size[keep]
+        pos = np.repeat(f, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        end = np.repeat(f + n, n)
+        for k in range(1, int(n.max()) if len(n) else 1):
+            live = pos + k < end
+            pos, end = pos[live], end[live]
+            a, b = usable[order[pos]], usable[order[pos + k]]
+            differ = owner[a] != owner[b]
+            a, b = a[differ], b[differ]
+            for c in range(0, len(a), COMPARE_CHUNK):
+                ca, cb = a[c:c + COMPARE_CHUNK], b[c:c + COMPARE_CHUNK]
+                close = np.einsum("ij,ij->i", x[ca], x[cb]) >= 1.0 - MATCH_DISTANCE
+                found.append(np.stack([np.minimum(ca, cb)[close], np.maximum(ca, cb)[close]]))
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = np.unique(np.concatenate(found, axis=1), axis=1)
+    return pairs[0], pairs[1]
 
 
 def _groups(pairs, tracks: dict[str, dict]) -> list[dict]:
@@ -291,6 +335,7 @@ def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditR
     report = AuditReport(n_tracks=len(tracks))
     report.duplicates = _groups(find_duplicates(
         shapes, {k: t.get("seconds", 0.0) for k, t in tracks.items()}), tracks)
+    shapes = {k: v.mean(axis=0, keepdims=True) for k, v in shapes.items()}  # the map's
     report.shortcuts = (_categorical(tracks, "encoding", "encoding")
                         + _numeric(tracks, "seconds", "length", "s", 1.0)
                         + _numeric(tracks, "bandwidth_hz", "bandwidth", "kHz", 1000.0)
