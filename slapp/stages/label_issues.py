@@ -65,9 +65,23 @@ def _cache_file(folder: Path, key: str, path: Path) -> Path:
     return folder / f"{name}.npy"
 
 
-def track_embedding(path: Path, params, backbone) -> np.ndarray:
+def penultimate_scorer():
+    """musicnn-MSD's input patches ``(n, 187, 96)`` → its penultimate embedding
+    ``(n, 200)``, traced once at a fixed batch small enough for its activations
+    (:class:`~slapp.models.inference.Scorer`)."""
+    from slapp.models.inference import Scorer
+    from slapp.models.keras_env import import_keras
+    from slapp.models.musicnn import load_backbone
+
+    keras = import_keras()
+    backbone = load_backbone()
+    return Scorer(keras.Model(backbone.input, backbone.outputs[1]))
+
+
+def track_embedding(path: Path, params, scorer) -> np.ndarray:
     """The mean musicnn-MSD penultimate embedding ``(200,)`` float32 of up to
-    :data:`PATCHES` 3-second patches spread evenly over ``path``."""
+    :data:`PATCHES` 3-second patches spread evenly over ``path`` (``scorer``: see
+    :func:`penultimate_scorer`)."""
     from slapp.dsp.slicing import select_snippets, snippet_starts
     from slapp.models.backbones import snippet_features
     from slapp.stages.prepare import prepare_track
@@ -79,8 +93,7 @@ def track_embedding(path: Path, params, backbone) -> np.ndarray:
         starts = np.zeros(1, np.int64)
     starts = starts[select_snippets(len(starts), max_snippets=PATCHES)]
     x, _ = snippet_features(track.y, starts, params)
-    _, penultimate, _ = backbone(x.astype(np.float32), training=False)
-    return np.asarray(penultimate, np.float32).mean(axis=0)
+    return scorer(x.astype(np.float32)).mean(axis=0)
 
 
 def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True
@@ -96,13 +109,12 @@ def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True
         else:
             todo.append((key, path, cached))
     if todo:
-        from slapp.models.musicnn import load_backbone
-
-        backbone, params = load_backbone(), embedding_params(next(iter(files.values())).parent)
+        scorer = penultimate_scorer()
+        params = embedding_params(next(iter(files.values())).parent)
         for key, path, cached in tqdm(todo, desc="audit: embedding", unit="track",
                                       disable=not progress):
             try:
-                emb = track_embedding(path, params, backbone)
+                emb = track_embedding(path, params, scorer)
             except AudioError as exc:
                 failed[key] = str(exc)
                 continue
