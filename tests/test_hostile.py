@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 
@@ -244,6 +245,29 @@ def test_zero_byte_and_garbage_files_fail_alone_with_reasons(tmp_path, music, pa
     assert entries["bass/empty.mp3"]["reason"] == "empty file (0 bytes)"
     assert "not a readable audio file" in entries["bass/noise.flac"]["reason"]
 
+
+
+def test_a_named_pipe_or_a_device_named_like_audio_fails_alone_and_never_blocks(
+        tmp_path, music, params, capsys):
+    os.mkfifo(music / "bass" / "pipe.mp3")               # no writer: reading it blocks
+    os.symlink("/dev/zero", music / "mid" / "zero.wav")  # a read that never ends
+    (music / "mid" / "folder.mp3").mkdir()               # a folder named like a track
+    def hung(signum, frame):
+        raise TimeoutError("the build blocked on a pipe or an endless device")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        code, text = _build(params, capsys)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 0 and "2 failed" in text and "12 cached now" in text
+    entries = _manifest(tmp_path / "out")
+    assert entries["bass/pipe.mp3"]["reason"] == (
+        "not a file but a named pipe (FIFO): slapp reads audio files only")
+    assert entries["mid/zero.wav"]["reason"] == (
+        "not a file but a character device: slapp reads audio files only")
 
 # --- full disk, locks, damaged outputs -------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,6 +86,24 @@ def _quiet_stderr():
 BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: decoded, mixed down and resampled at a time
 MAX_HOURS = 12.0  # longer audio is refused while decoding (3.8 GB at 22.05 kHz), whatever
                   # its header claims: a broken header cannot make slapp eat all memory
+
+
+SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                 (stat.S_ISDIR, "a folder"))
+
+
+def check_regular_file(path: str | os.PathLike) -> None:
+    """Raise :class:`AudioError` when ``path`` (links followed) is not a regular file: a
+    named pipe would block the reader forever, a device (a link to ``/dev/zero``) never
+    ends. A missing file is left to the decoder's own message."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    for test, what in SPECIAL_FILES:
+        if test(mode):
+            raise AudioError(f"not a file but {what}: slapp reads audio files only")
 
 
 def _too_long(seconds: float) -> AudioError:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from slapp.dsp.audio import SOUNDFILE_KINDS, Decoded, decode, sniff, soundfile_info
+from slapp.dsp.audio import (SOUNDFILE_KINDS, Decoded, check_regular_file, decode, sniff,
+                             soundfile_info)
 from slapp.dsp.levels import bandwidth_hz, loudness_db, prepare_waveform
 from slapp.dsp.slicing import select_snippets, snippet_starts
 from slapp.errors import AudioError
@@ -84,6 +85,7 @@ def prepare_track(path: str | os.PathLike, params: PipelineParams, *,
     (message without the file name) for an unusable track.
     """
     a, s = params.audio, params.slicing
+    check_regular_file(path)
     if stream_it(path):
         return _prepare_streamed(Path(path), params, min_seconds)
     decoded = decode(path, sample_rate=a.sample_rate, mixdown=a.mixdown)

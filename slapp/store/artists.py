@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ def read_artist(path: str | os.PathLike) -> str | None:
     import mutagen
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or device: never opened
+            return None
         tags = mutagen.File(path, easy=True)
     except Exception:  # a damaged header: the decoder will say what is wrong
         return None
