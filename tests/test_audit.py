@@ -181,3 +181,22 @@ def test_the_duplicate_search_finds_copies_among_many_and_ignores_silence():
     assert [(a, b, kind) for a, b, _, kind in found] == [
         ("a/7", "b/copy", "exact"), ("a/9", "b/half", "different cut")]
     assert [round(share, 2) for _, _, share, _ in found] == [1.0, 0.5]
+
+
+def test_a_track_its_folder_is_contradicted_outright_is_flagged_even_where_cleanlab_is_not_sure(
+        tmp_path, monkeypatch):
+    from slapp.stages import label_issues
+
+    keys = [f"{c}/{c}{i}" for c in "abc" for i in range(4)]
+    tracks = {k: {"class": k[0]} for k in keys}
+    probs = np.full((12, 3), 0.0005)
+    for row, key in enumerate(keys):
+        probs[row, "abc".index(key[0])] = 0.999
+    probs[keys.index("b/b3")] = [0.9, 0.005, 0.095]  # sounds like a, less than a's own do
+    monkeypatch.setattr(label_issues, "embed_tracks",
+                        lambda files, folder, progress: ({k: np.ones(4) for k in files}, {}))
+    monkeypatch.setattr(label_issues, "out_of_fold", lambda x, y, groups: probs)
+    found = label_issues.find_label_issues(tracks, {k: tmp_path / k for k in keys}, {},
+                                           tmp_path, progress=False)
+    assert found.issues == [{"key": "b/b3", "class": "b", "sounds_like": "a",
+                             "p_class": 0.005, "p_sounds_like": 0.9}]

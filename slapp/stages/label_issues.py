@@ -8,8 +8,10 @@ regression (scikit-learn) on these predicts each track from folds it was not tra
 the folds keep an artist's tracks together (so a track is not recognised by its artist),
 except for an artist who makes up most of a class, whose tracks are dealt one by one (a
 class would otherwise vanish from training). ``cleanlab.filter.find_label_issues`` then
-finds the tracks whose folder disagrees with what they sound like, ranked by how little
-the model believes their folder (self-confidence).
+finds the tracks whose folder disagrees with what they sound like; a track whose folder
+the predictions contradict outright (:data:`OUTRIGHT`) is added where confident learning's
+per-class thresholds, estimated from a handful of tracks, let it pass. They are ranked by
+how little the model believes their folder (self-confidence).
 
 The embeddings are cached one file per track in ``<output_dir>/audit/embeddings/`` (named
 by the track and its size and modification time, written atomically): an interrupted
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 PATCHES = 10        # musicnn patches per track, spread evenly
 MAX_FOLDS = 5
 C = 1.0             # logistic regression's inverse regularisation (bench/unheard_heads.py)
+OUTRIGHT = 0.01     # a track whose folder gets at most this, another class at least 0.5
 
 
 @dataclass
@@ -187,8 +190,11 @@ def find_label_issues(tracks: dict[str, dict], files: dict[str, Path], artists: 
     x = np.stack([emb[k] for k in keys])
     y = np.array([classes.index(c) for c in labels])
     probs = out_of_fold(x, y, fold_groups(keys, labels, artists))
-    ranked = cleanlab_issues(y, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
-    for i in ranked:
+    own = probs[np.arange(len(y)), y]
+    flagged = set(cleanlab_issues(y, probs, return_indices_ranked_by="self_confidence",
+                                  n_jobs=1).tolist())
+    flagged |= set(np.flatnonzero((own <= OUTRIGHT) & (probs.max(axis=1) >= 0.5)).tolist())
+    for i in sorted(flagged, key=lambda i: (own[i], keys[i])):
         best = int(np.argmax(probs[i]))
         result.issues.append({"key": keys[i], "class": labels[i], "sounds_like": classes[best],
                               "p_class": round(float(probs[i, y[i]]), 3),
