@@ -176,11 +176,13 @@ def test_the_duplicate_search_finds_copies_among_many_and_ignores_silence():
     shapes["b/half"] = unit(np.vstack([shapes["a/9"][20:], rng.standard_normal((20, 60))]))
     shapes["c/silent1"] = np.zeros((40, 60), np.float32)  # flat seconds: no shape at all
     shapes["c/silent2"] = np.zeros((40, 60), np.float32)
+    shapes["d/link"] = shapes["a/5"]  # the same file under another name
     seconds = {k: 10.0 for k in shapes}
-    found = sorted(find_duplicates(shapes, seconds))
+    found = sorted(find_duplicates(shapes, seconds, {"d/link": "inode 5", "a/5": "inode 5"}))
     assert [(a, b, kind) for a, b, _, kind in found] == [
-        ("a/7", "b/copy", "exact"), ("a/9", "b/half", "different cut")]
-    assert [round(share, 2) for _, _, share, _ in found] == [1.0, 0.5]
+        ("a/5", "d/link", "same file"), ("a/7", "b/copy", "exact"),
+        ("a/9", "b/half", "different cut")]
+    assert [round(share, 2) for _, _, share, _ in found] == [1.0, 1.0, 0.5]
 
 
 def test_a_track_its_folder_is_contradicted_outright_is_flagged_even_where_cleanlab_is_not_sure(

@@ -76,12 +76,18 @@ class AuditReport:
     def summary(self) -> list[str]:
         lines = [f"audited {self.n_tracks} tracks in {self.seconds:.1f} s"]
         lines.append(f"duplicates: {len(self.duplicates)} group(s)")
-        for g in self.duplicates:
+        for g in self.duplicates[:SHOWN]:
             where = ", ".join(f"{t['key']} ({t['class']}, {t['split']})" for t in g["tracks"])
             leak = ("; LEAK: it is on both sides of the split (train and "
                     f"{'/'.join(sorted(set(g['splits']) - {'train'}))})" if g["leak"] else "")
-            lines.append(f"  {g['kind']}, {g['share']:.0%} of the shorter's seconds match: "
-                         f"{where}{leak}")
+            if g["kind"] == "same file":
+                lines.append(f"  the same file under {len(g['tracks'])} names (links): "
+                             f"{where}{leak}")
+            else:
+                lines.append(f"  {g['kind']}, {g['share']:.0%} of the shorter's seconds "
+                             f"match: {where}{leak}")
+        if len(self.duplicates) > SHOWN:
+            lines.append(f"  ... and {len(self.duplicates) - SHOWN} more groups in audit.json")
         if any(g["leak"] for g in self.duplicates):
             lines.append("  to keep each group on one side of the split: set split.file to "
                          "audit_split.json (written beside audit.json) and re-run "
@@ -129,13 +135,21 @@ def seconds_of(mel: np.ndarray, frames_per_second: int) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
 
 
-def find_duplicates(shapes: dict[str, np.ndarray], seconds: dict[str, float]
+def find_duplicates(shapes: dict[str, np.ndarray], seconds: dict[str, float],
+                    same_file: dict[str, object] | None = None
                     ) -> list[tuple[str, str, float, str]]:
-    """``(key a, key b, share, kind)`` for every pair of tracks sharing at least
-    :data:`MATCH_SHARE` of the shorter's seconds (see :func:`matching_seconds`)."""
-    keys = list(shapes)
+    """``(key a, key b, share, kind)`` for pairs of tracks sharing at least
+    :data:`MATCH_SHARE` of the shorter's seconds (see :func:`matching_seconds`). Tracks
+    with the same ``same_file`` identity (links to one file) are one file under several
+    names: paired as ``"same file"`` with the first of them, which alone is searched."""
+    names: dict[object, list[str]] = {}
+    for key in shapes:
+        names.setdefault((same_file or {}).get(key, key), []).append(key)
+    out = [(group[0], other, 1.0, "same file")
+           for group in map(sorted, names.values()) for other in group[1:]]
+    keys = [min(group) for group in names.values()]
     if len(keys) < 2:
-        return []
+        return out
     x = np.vstack([shapes[k] for k in keys]).astype(np.float32, copy=False)
     owner = np.concatenate([np.full(len(shapes[k]), i) for i, k in enumerate(keys)])
     local = np.concatenate([np.arange(len(shapes[k])) for k in keys])
@@ -143,11 +157,12 @@ def find_duplicates(shapes: dict[str, np.ndarray], seconds: dict[str, float]
     swap = owner[i] > owner[j]
     i, j = np.where(swap, j, i), np.where(swap, i, j)
     pair = owner[i].astype(np.int64) * len(keys) + owner[j]
-    out = []
-    for code in np.unique(pair):
-        at = pair == code
-        a, b = divmod(int(code), len(keys))
-        la, lb = local[i[at]], local[j[at]]
+    order = np.argsort(pair, kind="stable")
+    pair, la_all, lb_all = pair[order], local[i[order]], local[j[order]]
+    bounds = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1], True])
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        a, b = divmod(int(pair[lo]), len(keys))
+        la, lb = la_all[lo:hi], lb_all[lo:hi]
         share = min(len(np.unique(la)) / len(shapes[keys[a]]),
                     len(np.unique(lb)) / len(shapes[keys[b]]))
         if share < MATCH_SHARE:
@@ -207,29 +222,36 @@ def matching_seconds(x: np.ndarray, owner: np.ndarray, *, seed: int = 0
 
 
 def _groups(pairs, tracks: dict[str, dict]) -> list[dict]:
+    """Duplicate pairs → groups (connected tracks), each with its tracks, kind (``same
+    file`` < ``exact`` < ``different cut``: the loosest pair's), smallest share, splits
+    and whether it leaks."""
     parent: dict[str, str] = {}
 
     def root(k):
         while parent.get(k, k) != k:
+            parent[k] = parent.get(parent[k], parent[k])
             k = parent[k]
         return k
 
     for a, b, _, _ in pairs:
-        parent[root(a)] = root(b)
-    members: dict[str, list[str]] = {}
-    for a, b, _, _ in pairs:
-        for k in (a, b):
-            members.setdefault(root(k), [])
-            if k not in members[root(k)]:
-                members[root(k)].append(k)
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[ra] = rb
+    members: dict[str, set[str]] = {}
+    rank = {"same file": 0, "exact": 1, "different cut": 2}
+    kind: dict[str, str] = {}
+    share: dict[str, float] = {}
+    for a, b, s, k in pairs:
+        r = root(a)
+        members.setdefault(r, set()).update((a, b))
+        kind[r] = max(kind.get(r, k), k, key=rank.get)
+        share[r] = min(share.get(r, s), s)
     out = []
-    for keys in members.values():
-        mine = [p for p in pairs if p[0] in keys]
+    for r, keys in members.items():
         splits = sorted({tracks[k]["split"] for k in keys})
         out.append({"tracks": [{"key": k, "class": tracks[k]["class"],
                                 "split": tracks[k]["split"]} for k in sorted(keys)],
-                    "kind": "exact" if all(p[3] == "exact" for p in mine) else "different cut",
-                    "share": min(p[2] for p in mine), "splits": splits,
+                    "kind": kind[r], "share": share[r], "splits": splits,
                     "leak": "train" in splits and len(splits) > 1})
     return sorted(out, key=lambda g: g["tracks"][0]["key"])
 
@@ -316,6 +338,16 @@ def _health(classes: dict[str, list[str]], artists: dict) -> list[str]:
     return lines
 
 
+def file_identity(path: Path) -> object:
+    """What two names of one file share (device and inode, links followed); the path
+    itself when it cannot be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return str(path)
+    return (st.st_dev, st.st_ino)
+
+
 def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditReport:
     """Audit the built collection of ``params`` (see the module docstring)."""
     started = time.monotonic()
@@ -334,7 +366,8 @@ def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditR
         tracks[key]["encoding"] = encoding_of(root / key, tracks[key].get("source", "?"))
     report = AuditReport(n_tracks=len(tracks))
     report.duplicates = _groups(find_duplicates(
-        shapes, {k: t.get("seconds", 0.0) for k, t in tracks.items()}), tracks)
+        shapes, {k: t.get("seconds", 0.0) for k, t in tracks.items()},
+        {k: file_identity(root / k) for k in tracks}), tracks)
     shapes = {k: v.mean(axis=0, keepdims=True) for k, v in shapes.items()}  # the map's
     report.shortcuts = (_categorical(tracks, "encoding", "encoding")
                         + _numeric(tracks, "seconds", "length", "s", 1.0)

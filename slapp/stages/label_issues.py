@@ -14,7 +14,7 @@ per-class thresholds, estimated from a handful of tracks, let it pass. They are 
 how little the model believes their folder (self-confidence).
 
 The embeddings are cached one file per track in ``<output_dir>/audit/embeddings/`` (named
-by the track and its size and modification time, written atomically): an interrupted
+by the file, links resolved, and its size and modification time, written atomically): an interrupted
 audit carries on, and a re-run costs nothing for unchanged tracks.
 """
 
@@ -62,9 +62,12 @@ def embedding_params(input_dir: Path):
                              "model": {"backbone": "musicnn-msd"}})
 
 
-def _cache_file(folder: Path, key: str, path: Path) -> Path:
+def _cache_file(folder: Path, path: Path) -> Path:
+    """The embedding's file: named by the file (links resolved: one file under several
+    names is embedded once), its size and its modification time."""
     st = path.stat()
-    name = hashlib.sha1(f"{key}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    name = hashlib.sha1(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+                        ).hexdigest()[:20]
     return folder / f"{name}.npy"
 
 
@@ -106,7 +109,7 @@ def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True
     folder.mkdir(parents=True, exist_ok=True)
     out, failed, todo = {}, {}, []
     for key, path in files.items():
-        cached = _cache_file(folder, key, path)
+        cached = _cache_file(folder, path)
         if cached.exists():
             out[key] = np.load(cached)
         else:
@@ -116,6 +119,9 @@ def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True
         params = embedding_params(next(iter(files.values())).parent)
         for key, path, cached in tqdm(todo, desc="audit: embedding", unit="track",
                                       disable=not progress):
+            if cached.exists():  # another name of a file embedded a moment ago
+                out[key] = np.load(cached)
+                continue
             try:
                 emb = track_embedding(path, params, scorer)
             except AudioError as exc:
