@@ -183,6 +183,7 @@ def test_the_duplicate_search_finds_copies_among_many_and_ignores_silence():
         ("a/5", "d/link", "same file"), ("a/7", "b/copy", "exact"),
         ("a/9", "b/half", "different cut")]
     assert [round(share, 2) for _, _, share, _ in found] == [1.0, 1.0, 0.5]
+    assert find_duplicates({"a/0": shapes["a/0"], "a/1": shapes["a/1"]}, seconds) == []
 
 
 def test_a_track_its_folder_is_contradicted_outright_is_flagged_even_where_cleanlab_is_not_sure(

@@ -159,7 +159,7 @@ def find_duplicates(shapes: dict[str, np.ndarray], seconds: dict[str, float],
     pair = owner[i].astype(np.int64) * len(keys) + owner[j]
     order = np.argsort(pair, kind="stable")
     pair, la_all, lb_all = pair[order], local[i[order]], local[j[order]]
-    bounds = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1], True])
+    bounds = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1], True]) if len(pair) else []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         a, b = divmod(int(pair[lo]), len(keys))
         la, lb = la_all[lo:hi], lb_all[lo:hi]
