@@ -434,10 +434,13 @@ def draw_map(path: Path, shapes: dict[str, np.ndarray], tracks: dict, report: Au
     for i, c in enumerate(classes):
         pts = np.array([where[k] for k in keys if tracks[k]["class"] == c])
         ax.scatter(pts[:, 0], pts[:, 1], s=18, color=cmap(i % cmap.N), label=c)
+    named = report.duplicates if len(report.duplicates) <= SHOWN else [
+        g for g in report.duplicates if g["leak"]][:SHOWN]  # a crowd of labels says nothing
     for g in report.duplicates:
         pts = np.array([where[t["key"]] for t in g["tracks"]])
         ax.plot(pts[:, 0], pts[:, 1], "k-", lw=1.5)
-        ax.annotate("duplicate" + (" (LEAK)" if g["leak"] else ""), pts[0], fontsize=8)
+        if g in named:
+            ax.annotate("duplicate" + (" (LEAK)" if g["leak"] else ""), pts[0], fontsize=8)
     for s in report.suspects:
         ax.scatter(*where[s["key"]], s=160, facecolors="none", edgecolors="red", lw=1.5)
         ax.annotate(f"{s['key'].split('/')[-1]}: a {s['class']} track?", where[s["key"]],
