@@ -13,8 +13,10 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
                                        "(pip install --no-deps musicnn==0.1.0)")
 
 
-def _original_outputs(prefix: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tags and penultimate features of the original graph (MetaGraphDef + restore)."""
+def _original_outputs(prefix: str, x: np.ndarray, outputs=(
+        "model/Sigmoid:0", "model/batch_normalization_10/batchnorm/add_1:0")) -> list:
+    """``outputs`` (default: tags and penultimate features) of the original graph
+    (MetaGraphDef + restore)."""
     import tensorflow as tf
     from tensorflow.core.protobuf import meta_graph_pb2
 
@@ -29,7 +31,7 @@ def _original_outputs(prefix: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
         saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
         with tf.compat.v1.Session(graph=graph) as sess:
             saver.restore(sess, prefix)
-            return sess.run(["model/Sigmoid:0", "model/batch_normalization_10/batchnorm/add_1:0"],
+            return sess.run(list(outputs),
                             {"model/Placeholder:0": x, "model/Placeholder_2:0": False})
 
 
@@ -56,6 +58,21 @@ def test_rebuild_matches_original_graph(batch):
     np.testing.assert_allclose(tags, ref_tags, atol=1e-5)
     np.testing.assert_allclose(penultimate, ref_pen, atol=1e-4, rtol=1e-4)
     # the inputs differ, so must the outputs (the comparison is not between constants)
+    assert np.abs(tags[0] - tags[3]).max() > 1e-3
+
+
+@pytest.mark.parametrize("checkpoint", ["MSD_vgg", "MTT_vgg"])
+def test_vgg_rebuild_matches_original_graph(batch, checkpoint):
+    from slapp.models.musicnn import checkpoint_prefix
+    from slapp.models.musicnn_vgg import load_vgg
+
+    tags, pool5 = [np.asarray(a) for a in load_vgg(checkpoint)(batch, training=False)]
+    ref_tags, ref_pool5 = _original_outputs(
+        checkpoint_prefix(checkpoint), batch,
+        ("model/Sigmoid:0", "model/max_pooling2d_4/MaxPool:0"))
+    assert tags.shape == (5, 50) and pool5.shape == (5, 256)
+    np.testing.assert_allclose(tags, ref_tags, atol=1e-5)
+    np.testing.assert_allclose(pool5, ref_pool5.reshape(5, -1), atol=1e-4, rtol=1e-4)
     assert np.abs(tags[0] - tags[3]).max() > 1e-3
 
 
