@@ -20,7 +20,9 @@ leave-artists-out fold; the one-artist classes contribute clips of their artist)
 - ``pool``: max and mean over time → dropout 0.5 → dense 200 → dropout 0.5 → softmax
   (a trainable copy of musicnn's own back end shape, no recurrence);
 - ``msd-head``: musicnn's own frozen back end (its 200-d penultimate) → dropout 0.5 →
-  softmax with L2 1e-3: what ``model.backbone: musicnn-msd`` trains.
+  softmax with L2 1e-3: what ``model.backbone: musicnn-msd`` trains;
+- ``msd-vgg``, ``mtt-vgg``: the same head on the wheel's VGG-like taggers' 256-d "pool5"
+  (:mod:`slapp.models.musicnn_vgg`); ``msd+msd-vgg``: on both embeddings side by side.
 
 Tracks are labelled by the sum of patch probabilities. Reported: per-genre recall on the
 unheard set and their mean, for ``--seeds`` seeds each.
@@ -73,6 +75,27 @@ def embed_folder(folder: Path, params, network, hop_seconds: float) -> dict:
     return out
 
 
+def embed_vgg(folder: Path, params, networks: dict, hop_seconds: float) -> dict:
+    """``{key: {checkpoint: (n, 256) pool5}}`` of the same patches as :func:`embed_folder`."""
+    from slapp.dsp.slicing import snippet_starts
+    from slapp.models.backbones import snippet_features
+    from slapp.stages.prepare import prepare_track
+    from slapp.store.discovery import find_tracks
+
+    data = find_tracks(folder)
+    out = {}
+    hop = int(round(hop_seconds * params.audio.sample_rate))
+    for name in data.classes:
+        for key in data.tracks[name]:
+            track = prepare_track(data.files[key], params)
+            starts = snippet_starts(len(track.y), snippet_samples=params.snippet_samples,
+                                    hop_samples=hop)
+            x, _ = snippet_features(track.y, starts, params)
+            out[key] = {c: np.asarray(net(x.astype(np.float32), training=False)[1])
+                        for c, net in networks.items()}
+    return out
+
+
 def validation_keys(rows: dict) -> set[str]:
     """Fold 0 of the leave-artists-out folds of ``bench/unheard_heads.py``."""
     from bench.unheard_heads import artist_folds
@@ -83,7 +106,7 @@ def validation_keys(rows: dict) -> set[str]:
 def build(kind: str, shape: tuple, n_classes: int, keras):
     L = keras.layers
     inputs = keras.Input(shape=shape)
-    if kind == "msd-head":
+    if kind in ("msd-head", "msd-vgg", "mtt-vgg", "msd+msd-vgg"):
         x = L.Dropout(0.5)(inputs)
         out = L.Dense(n_classes, activation="softmax",
                       kernel_regularizer=keras.regularizers.L2(1e-3))(x)
@@ -115,7 +138,8 @@ def run(kind: str, seed: int, train: dict, unheard: dict, classes: list[str]) ->
 
     keras = import_keras()
     keras.utils.set_random_seed(seed)
-    field = "pen" if kind == "msd-head" else "frames"
+    field = {"msd-head": "pen", "msd-vgg": "MSD_vgg", "mtt-vgg": "MTT_vgg",
+             "msd+msd-vgg": "pen+MSD_vgg"}.get(kind, "frames")
     val = validation_keys(train)
     xt, yt = stack(train, [k for k in sorted(train) if k not in val], field, classes)
     xv, yv = stack(train, sorted(val), field, classes)
@@ -167,6 +191,21 @@ def main() -> int:
         train = embed_folder(Path(args.train), params, network, 1.5)
         unheard = embed_folder(Path(args.unheard), params, network, 2.0)
         store.write_bytes(pickle.dumps((train, unheard), protocol=5))
+    if any("vgg" in k for k in args.kinds.split(",")):
+        vgg_store = cache / "vgg.pkl"
+        if vgg_store.exists():
+            vgg_train, vgg_unheard = pickle.loads(vgg_store.read_bytes())
+        else:
+            from slapp.models.musicnn_vgg import load_vgg
+
+            networks = {c: load_vgg(c) for c in ("MSD_vgg", "MTT_vgg")}
+            vgg_train = embed_vgg(Path(args.train), params, networks, 1.5)
+            vgg_unheard = embed_vgg(Path(args.unheard), params, networks, 2.0)
+            vgg_store.write_bytes(pickle.dumps((vgg_train, vgg_unheard), protocol=5))
+        for rows, extra in ((train, vgg_train), (unheard, vgg_unheard)):
+            for key, r in rows.items():
+                r.update(extra[key])
+                r["pen+MSD_vgg"] = np.hstack([r["pen"], r["MSD_vgg"]])
     embedded = time.monotonic() - started
     classes = sorted({r["class"] for r in train.values()})
     genres = sorted({r["class"] for r in unheard.values()})
