@@ -49,16 +49,15 @@ sys.path.insert(0, str(ROOT))
 POOL = 4  # frames averaged per step of the back end
 
 
-def embed_folder(folder: Path, params, network, hop_seconds: float) -> dict:
-    """``{key: {"frames": (n, T, 753) float16, "pen": (n, 200), "class", "artist"}}``."""
+def patches(folder: Path, params, hop_seconds: float):
+    """``(class, key, file, model input (n, 187, 96))`` per track of ``folder``: slapp's
+    musicnn-msd input path, a patch every ``hop_seconds``."""
     from slapp.dsp.slicing import snippet_starts
     from slapp.models.backbones import snippet_features
     from slapp.stages.prepare import prepare_track
-    from slapp.store.artists import read_artist
     from slapp.store.discovery import find_tracks
 
     data = find_tracks(folder)
-    out = {}
     hop = int(round(hop_seconds * params.audio.sample_rate))
     for name in data.classes:
         for key in data.tracks[name]:
@@ -66,34 +65,28 @@ def embed_folder(folder: Path, params, network, hop_seconds: float) -> dict:
             starts = snippet_starts(len(track.y), snippet_samples=params.snippet_samples,
                                     hop_samples=hop)
             x, _ = snippet_features(track.y, starts, params)
-            mid, pen = network(x.astype(np.float32), training=False)
-            mid = np.asarray(mid)
-            t = mid.shape[1] // POOL * POOL
-            frames = mid[:, :t].reshape(len(mid), t // POOL, POOL, -1).mean(axis=2)
-            out[key] = {"frames": frames.astype(np.float16), "pen": np.asarray(pen),
-                        "class": name, "artist": read_artist(data.files[key])}
+            yield name, key, data.files[key], x.astype(np.float32)
+
+
+def embed_folder(folder: Path, params, network, hop_seconds: float) -> dict:
+    """``{key: {"frames": (n, T, 753) float16, "pen": (n, 200), "class", "artist"}}``."""
+    from slapp.store.artists import read_artist
+
+    out = {}
+    for name, key, path, x in patches(folder, params, hop_seconds):
+        mid, pen = network(x, training=False)
+        mid = np.asarray(mid)
+        t = mid.shape[1] // POOL * POOL
+        frames = mid[:, :t].reshape(len(mid), t // POOL, POOL, -1).mean(axis=2)
+        out[key] = {"frames": frames.astype(np.float16), "pen": np.asarray(pen),
+                    "class": name, "artist": read_artist(path)}
     return out
 
 
 def embed_vgg(folder: Path, params, networks: dict, hop_seconds: float) -> dict:
     """``{key: {checkpoint: (n, 256) pool5}}`` of the same patches as :func:`embed_folder`."""
-    from slapp.dsp.slicing import snippet_starts
-    from slapp.models.backbones import snippet_features
-    from slapp.stages.prepare import prepare_track
-    from slapp.store.discovery import find_tracks
-
-    data = find_tracks(folder)
-    out = {}
-    hop = int(round(hop_seconds * params.audio.sample_rate))
-    for name in data.classes:
-        for key in data.tracks[name]:
-            track = prepare_track(data.files[key], params)
-            starts = snippet_starts(len(track.y), snippet_samples=params.snippet_samples,
-                                    hop_samples=hop)
-            x, _ = snippet_features(track.y, starts, params)
-            out[key] = {c: np.asarray(net(x.astype(np.float32), training=False)[1])
-                        for c, net in networks.items()}
-    return out
+    return {key: {c: np.asarray(net(x, training=False)[1]) for c, net in networks.items()}
+            for _, key, _, x in patches(folder, params, hop_seconds)}
 
 
 def validation_keys(rows: dict) -> set[str]:

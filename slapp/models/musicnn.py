@@ -73,6 +73,18 @@ def checkpoint_prefix(name: str = "MSD_musicnn") -> str:
     return str(folder) + "/"
 
 
+def checkpoint_reader(prefix: str):
+    """A reader of the TF1 checkpoint at ``prefix`` (``reader.get_tensor(name)``); a
+    damaged checkpoint is a :class:`StageError`."""
+    import tensorflow as tf
+
+    try:
+        return tf.compat.v1.train.NewCheckpointReader(prefix)
+    except Exception as exc:  # a damaged checkpoint
+        raise StageError(f"Cannot read the musicnn checkpoint '{prefix}': "
+                         f"{str(exc).splitlines()[0][:200]}") from None
+
+
 def musicnn_mel(snippets: np.ndarray) -> np.ndarray:
     """musicnn's input of each 16 kHz snippet: ``log10(10000 · mel + 1)`` of a 96-band mel
     power spectrogram (n_fft 512, hop 256), in float32 (musicnn's own float16 overflows).
@@ -159,15 +171,8 @@ def load_backbone(n_frames: int = N_FRAMES, prefix: str | None = None, *,
                   checkpoint: str = "MSD_musicnn"):
     """:func:`build_backbone` with the weights of ``checkpoint`` (``MSD_musicnn`` or
     ``MTT_musicnn``: both checkpoints share the architecture), frozen."""
-    import tensorflow as tf
-
     model = build_backbone(n_frames)
-    prefix = prefix or checkpoint_prefix(checkpoint)
-    try:
-        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-    except Exception as exc:  # a damaged checkpoint
-        raise StageError(f"Cannot read the musicnn checkpoint '{prefix}': "
-                         f"{str(exc).splitlines()[0][:200]}") from None
+    reader = checkpoint_reader(prefix or checkpoint_prefix(checkpoint))
     for layer in model.layers:
         names = {"Conv2D": ["kernel", "bias"], "Conv1D": ["kernel", "bias"],
                  "Dense": ["kernel", "bias"],

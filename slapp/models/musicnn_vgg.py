@@ -12,8 +12,7 @@ with the original graph.
 
 from __future__ import annotations
 
-from slapp.errors import StageError
-from slapp.models.musicnn import N_FRAMES, N_MELS, checkpoint_prefix
+from slapp.models.musicnn import N_FRAMES, N_MELS, checkpoint_prefix, checkpoint_reader
 
 FILTERS = 128
 # (pool, stride) per block, read off each checkpoint's own graph: MTT_vgg is the wheel's
@@ -50,15 +49,8 @@ def build_vgg(checkpoint: str = "MSD_vgg", n_frames: int = N_FRAMES, *,
 def load_vgg(checkpoint: str = "MSD_vgg", n_frames: int = N_FRAMES, prefix: str | None = None):
     """:func:`build_vgg` with the weights of ``checkpoint`` (``MSD_vgg`` or ``MTT_vgg``),
     frozen."""
-    import tensorflow as tf
-
     model = build_vgg(checkpoint, n_frames)
-    prefix = prefix or checkpoint_prefix(checkpoint)
-    try:
-        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-    except Exception as exc:  # a damaged checkpoint
-        raise StageError(f"Cannot read the musicnn checkpoint '{prefix}': "
-                         f"{str(exc).splitlines()[0][:200]}") from None
+    reader = checkpoint_reader(prefix or checkpoint_prefix(checkpoint))
     names = {"Conv2D": ["kernel", "bias"], "Dense": ["kernel", "bias"],
              "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"]}
     for layer in model.layers:
