@@ -56,7 +56,8 @@ HASH_BITS = 20          # random projections per hash table (duplicate search)
 HASH_TABLES = 8         # hash tables: a matching second is missed by all with p ~ 0.02
 BUCKET_CAP = 2000       # seconds sharing one hash beyond which the sound is too common
 COMPARE_CHUNK = 65536   # candidate pairs compared at a time
-SHOWN = 10              # wrong-label suspects listed in the summary
+SHOWN = 10              # duplicate groups and wrong-label suspects listed in the summary
+NAMES_SHOWN = 4         # tracks named per duplicate group in the summary (all in audit.json)
 SEPARATES = 0.95        # a fact separates a class when its AUC (or share) reaches this
 
 
@@ -77,7 +78,10 @@ class AuditReport:
         lines = [f"audited {self.n_tracks} tracks in {self.seconds:.1f} s"]
         lines.append(f"duplicates: {len(self.duplicates)} group(s)")
         for g in self.duplicates[:SHOWN]:
-            where = ", ".join(f"{t['key']} ({t['class']}, {t['split']})" for t in g["tracks"])
+            where = ", ".join(f"{t['key']} ({t['class']}, {t['split']})"
+                              for t in g["tracks"][:NAMES_SHOWN])
+            if len(g["tracks"]) > NAMES_SHOWN:
+                where += f" and {len(g['tracks']) - NAMES_SHOWN} more"
             leak = ("; LEAK: it is on both sides of the split (train and "
                     f"{'/'.join(sorted(set(g['splits']) - {'train'}))})" if g["leak"] else "")
             if g["kind"] == "same file":
