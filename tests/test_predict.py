@@ -208,19 +208,19 @@ def test_long_tracks_are_scored_chunk_by_chunk_with_the_same_result(trained, tmp
 FREED = r"""
 import ctypes, sys
 from slapp import cli
-if sys.argv[1] == "tuned":
-    cli.return_freed_memory()
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
+libc.mallopt(-1, 64 << 20)  # a trim threshold grown to 64 MB, as glibc's grows after big frees
+if sys.argv[1] == "tuned":
+    cli.return_freed_memory()
 def anon_mb():
     line = [l for l in open("/proc/self/status") if l.startswith("RssAnon")][0]
     return int(line.split()[1]) / 1024
-libc.free(libc.malloc(16 << 20))  # glibc's thresholds now grow to 16 / 32 MB by default
 before = anon_mb()
-blocks = [libc.malloc(256 << 10) for _ in range(100)]
+blocks = [libc.malloc(100 << 10) for _ in range(250)]  # heap blocks, under mmap's threshold
 for b in blocks:
-    ctypes.memset(b, 1, 256 << 10)
+    ctypes.memset(b, 1, 100 << 10)
 for b in reversed(blocks):
     libc.free(b)
 print(anon_mb() - before)
