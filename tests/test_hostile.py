@@ -247,11 +247,13 @@ def test_zero_byte_and_garbage_files_fail_alone_with_reasons(tmp_path, music, pa
 
 
 
-def test_a_named_pipe_or_a_device_named_like_audio_fails_alone_and_never_blocks(
+def test_a_pipe_a_device_or_a_link_loop_named_like_audio_fails_alone_and_never_blocks(
         tmp_path, music, params, capsys):
     os.mkfifo(music / "bass" / "pipe.mp3")               # no writer: reading it blocks
     os.symlink("/dev/zero", music / "mid" / "zero.wav")  # a read that never ends
     (music / "mid" / "folder.mp3").mkdir()               # a folder named like a track
+    os.symlink("loop_b.wav", music / "treble" / "loop_a.wav")  # a link with no end
+    os.symlink("loop_a.wav", music / "treble" / "loop_b.wav")
     def hung(signum, frame):
         raise TimeoutError("the build blocked on a pipe or an endless device")
 
@@ -262,8 +264,10 @@ def test_a_named_pipe_or_a_device_named_like_audio_fails_alone_and_never_blocks(
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-    assert code == 0 and "2 failed" in text and "12 cached now" in text
+    assert code == 0 and "4 failed" in text and "12 cached now" in text
     entries = _manifest(tmp_path / "out")
+    assert entries["treble/loop_a.wav"]["reason"] == (
+        "a symbolic link that loops back on itself (no file at its end): fix or remove the link")
     assert entries["bass/pipe.mp3"]["reason"] == (
         "not a file but a named pipe (FIFO): slapp reads audio files only")
     assert entries["mid/zero.wav"]["reason"] == (

@@ -92,17 +92,21 @@ def test_bad_inputs_are_reported_and_the_run_goes_on(trained, tmp_path, capsys):
     (bad / "notes.wav").write_text("not audio at all")
     write_audio(bad / "short.wav", tone(0.2, sr=16000), 16000)
     write_audio(bad / "silent.flac", np.zeros((32000, 1), np.float32), 16000)
+    os.symlink("loop2.mp3", bad / "loop1.mp3")  # a link with no end (it crashed predict)
+    os.symlink("loop1.mp3", bad / "loop2.mp3")
     good = root / "music" / "bass" / "bass_1.wav"
     code = _predict(trained, bad, good, tmp_path / "missing.mp3", "--output",
                     tmp_path / "o.csv")
     assert code == 3
     out = capsys.readouterr().out
+    assert ("loop1.mp3  FAILED: a symbolic link that loops back on itself (no file at its "
+            "end): fix or remove the link") in out
     assert "empty.mp3  FAILED: empty file (0 bytes)" in out
     assert "notes.wav  FAILED: not a readable audio file" in out
     assert "short.wav  FAILED: too short: 0.20 s of audio, expected at least 0.5 s" in out
     assert "silent.flac  FAILED: silent: peak level -inf dBFS" in out
     assert "missing.mp3  FAILED: not found" in out
-    assert "labelled 1 track(s), failed 5" in out
+    assert "labelled 1 track(s), failed 7" in out
     rows = {os.path.basename(r["path"]): r for r in csv.DictReader((tmp_path / "o.csv").open())}
     assert rows["bass_1.wav"]["label"] and not rows["bass_1.wav"]["error"]
     assert rows["empty.mp3"]["error"] == "empty file (0 bytes)"

@@ -14,6 +14,7 @@ formats, which libmpg123 stops at) is decoded again by ffmpeg, and the longer re
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -96,10 +97,13 @@ SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a chara
 def check_regular_file(path: str | os.PathLike) -> None:
     """Raise :class:`AudioError` when ``path`` (links followed) is not a regular file: a
     named pipe would block the reader forever, a device (a link to ``/dev/zero``) never
-    ends. A missing file is left to the decoder's own message."""
+    ends, a link loop has no end. A missing file is left to the decoder's own message."""
     try:
         mode = os.stat(path).st_mode
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AudioError("a symbolic link that loops back on itself (no file at its end): "
+                             "fix or remove the link") from None
         return
     for test, what in SPECIAL_FILES:
         if test(mode):

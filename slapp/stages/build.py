@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from slapp.dsp.audio import check_regular_file
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json
 from slapp.store.layout import BuildLayout, output_layout
@@ -113,6 +114,7 @@ def build_track(task: TrackTask) -> dict:
     track. Returns the manifest entry with ``key`` and ``status``."""
     key, path, params, layout = task.key, task.path, task.params, task.layout
     try:
+        check_regular_file(path)  # before the stat: a link that loops has none
         source = cache.source_stat(path)
         tf = prepare_track(path, params)
         mel, starts = tf.features(build_starts(tf, params, key=key), params)

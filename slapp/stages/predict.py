@@ -244,7 +244,8 @@ def label_inputs(inputs: list, bundle: Bundle, options: PredictOptions, executor
     executor.check_shared(folder)
     _PREDICTORS.clear()
     _PREDICTORS[(folder, options)] = Predictor(bundle, options)  # this process's copy
-    tasks = [LabelTask(name, path.resolve(), folder, options)
+    # absolute, links not resolved: a link that loops is one failed track, not a crash
+    tasks = [LabelTask(name, Path(os.path.abspath(path)), folder, options)
              for name, path, error in inputs if not error and name not in done]
     rows: dict[str, TrackResult] = {}
     with _c_stderr_to_devnull(), tqdm(total=len(tasks), unit="track", desc="labelling",
