@@ -107,7 +107,6 @@ class AuditReport:
         lines += [f"written: {path}" for path in self.files]
         return lines
 
-
     def _label_lines(self) -> list[str]:
         found = self.labels
         if found.skipped:

@@ -14,8 +14,8 @@ per-class thresholds, estimated from a handful of tracks, let it pass. They are 
 how little the model believes their folder (self-confidence).
 
 The embeddings are cached one file per track in ``<output_dir>/audit/embeddings/`` (named
-by the file, links resolved, and its size and modification time, written atomically): an interrupted
-audit carries on, and a re-run costs nothing for unchanged tracks.
+by the file, links resolved, and its size and modification time; written atomically): an
+interrupted audit carries on, and a re-run costs nothing for unchanged tracks.
 """
 
 from __future__ import annotations
@@ -75,13 +75,14 @@ def penultimate_scorer():
     """musicnn-MSD's input patches ``(n, 187, 96)`` → its penultimate embedding
     ``(n, 200)``, traced once at a fixed batch small enough for its activations
     (:class:`~slapp.models.inference.Scorer`)."""
+    from slapp.models.embed import LAYERS
     from slapp.models.inference import Scorer
     from slapp.models.keras_env import import_keras
     from slapp.models.musicnn import load_backbone
 
     keras = import_keras()
     backbone = load_backbone()
-    return Scorer(keras.Model(backbone.input, backbone.outputs[1]))
+    return Scorer(keras.Model(backbone.input, backbone.outputs[LAYERS["penultimate"]]))
 
 
 def track_embedding(path: Path, params, scorer) -> np.ndarray:
@@ -196,17 +197,16 @@ def find_label_issues(tracks: dict[str, dict], files: dict[str, Path], artists: 
     x = np.stack([emb[k] for k in keys])
     y = np.array([classes.index(c) for c in labels])
     probs = out_of_fold(x, y, fold_groups(keys, labels, artists))
-    own = probs[np.arange(len(y)), y]
+    own, best = probs[np.arange(len(y)), y], probs.argmax(axis=1)
     flagged = set(cleanlab_issues(y, probs, return_indices_ranked_by="self_confidence",
                                   n_jobs=1).tolist())
     flagged |= set(np.flatnonzero((own <= OUTRIGHT) & (probs.max(axis=1) >= 0.5)).tolist())
-    for i in sorted(flagged, key=lambda i: (own[i], keys[i])):
-        best = int(np.argmax(probs[i]))
-        result.issues.append({"key": keys[i], "class": labels[i], "sounds_like": classes[best],
-                              "p_class": round(float(probs[i, y[i]]), 3),
-                              "p_sounds_like": round(float(probs[i, best]), 3)})
-    result.quality = {k: round(float(probs[i, y[i]]), 3) for i, k in enumerate(keys)}
-    result.sounds_like = {k: classes[int(np.argmax(probs[i]))] for i, k in enumerate(keys)}
+    result.quality = {k: round(float(own[i]), 3) for i, k in enumerate(keys)}
+    result.sounds_like = {k: classes[best[i]] for i, k in enumerate(keys)}
+    result.issues = [{"key": keys[i], "class": labels[i], "sounds_like": classes[best[i]],
+                      "p_class": result.quality[keys[i]],
+                      "p_sounds_like": round(float(probs[i, best[i]]), 3)}
+                     for i in sorted(flagged, key=lambda i: (own[i], keys[i]))]
     xy = PCA(n_components=2).fit_transform(x) if len(keys) > 2 else np.zeros((len(keys), 2))
     result.xy = dict(zip(keys, xy))
     return result
