@@ -79,3 +79,11 @@ def test_encode_mp3_writes_the_bitrate_rate_and_channels_asked_for(tmp_path):
     # 64 kbit/s for 4 s is about 32 kB; 192 kbit/s about 96 kB
     assert 28_000 < (tmp_path / "low.mp3").stat().st_size < 36_000
     assert 88_000 < (tmp_path / "wide.mp3").stat().st_size < 104_000
+
+
+@pytest.mark.parametrize("channels", [2, 3, 6, 8, 10])
+def test_mono_mixdown_equals_the_mean_of_the_channels_exactly(channels):
+    y = np.random.default_rng(channels).standard_normal((10_001, channels)).astype(np.float32)
+    mono = to_mono(y, mixdown="mean")
+    assert mono.dtype == np.float32 and mono.shape == (10_001,)
+    np.testing.assert_array_equal(mono, y.mean(axis=1, dtype=np.float32))

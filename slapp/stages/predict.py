@@ -2,7 +2,8 @@
 
 For each track: :func:`slapp.stages.prepare.prepare_track` (the build's decoding, checks
 and levelling) → snippets every ``hop_seconds`` covering the whole track (the last one ends
-at the track's end; a track shorter than a snippet is zero-padded) → log-mel with the
+at the track's end; a track shorter than a snippet is zero-padded), at most
+``max_snippets`` of them spread evenly over a long track → log-mel with the
 bundle's settings → the bundle's normalisation → class probabilities in batches → one
 label by :func:`slapp.dsp.aggregate.aggregate`. Snippets are featurised
 about ``CHUNK_SNIPPETS`` at a time (a whole number of inference batches), so a long track
@@ -32,9 +33,10 @@ from tqdm import tqdm
 from slapp.dsp.aggregate import RULES, aggregate
 from slapp.dsp.coverage import range_notes
 from slapp.dsp.normalization import apply
-from slapp.dsp.slicing import track_starts
+from slapp.dsp.slicing import select_snippets, track_starts
 from slapp.errors import AudioError, StageError
 from slapp.executor import InlineExecutor, TwoPhase, open_executor
+from slapp.models.backbones import get as get_backbone
 from slapp.params import PipelineParams
 from slapp.stages.bundle import Bundle, load_bundle
 from slapp.stages.evaluate import folder_truth, plot_confusion
@@ -65,6 +67,7 @@ class PredictOptions:
     rule: str = "sum"                         # one of dsp.aggregate.RULES
     min_seconds: float | None = None          # None: the bundle's slicing.min_track_seconds
     timeline: bool = False                    # keep per-snippet scores
+    max_snippets: int | None = None           # None: the backbone's; 0: every snippet
     batch_size: int | None = None             # None: inference.batch_for_memory
 
     def __post_init__(self):
@@ -77,6 +80,10 @@ class PredictOptions:
         if self.min_seconds is not None and not self.min_seconds >= 0:
             raise StageError("The --min-seconds value must be a number of seconds >= 0. "
                              f"Got {self.min_seconds} instead.")
+        if self.max_snippets is not None and not (isinstance(self.max_snippets, int)
+                                                  and self.max_snippets >= 0):
+            raise StageError("The --max-snippets value must be a whole number >= 0 (0: "
+                             f"every snippet). Got {self.max_snippets} instead.")
         if self.batch_size is not None and not self.batch_size >= 1:
             raise StageError(f"The batch size must be >= 1. Got {self.batch_size} instead.")
 
@@ -124,6 +131,15 @@ class Predictor:
         o = self.options
         return self.params.slicing.min_track_seconds if o.min_seconds is None else o.min_seconds
 
+    @property
+    def max_snippets(self) -> int | None:
+        """At most this many snippets per track, spread evenly over it (None: all of
+        them): ``--max-snippets``, else the backbone's ``predict_max_snippets``."""
+        cap = self.options.max_snippets
+        if cap is None:
+            cap = get_backbone(self.params.model.backbone).predict_max_snippets
+        return cap or None
+
     def prepare(self, path: Path) -> Prepared:
         """Decode, check, profile and level ``path``, choose its snippets and compute the
         first chunk's model input (runs in the background thread, beside the network)."""
@@ -134,6 +150,7 @@ class Predictor:
         hop = max(1, int(round(self.options.hop_seconds * p.audio.sample_rate)))
         starts = track_starts(len(track.y), snippet_samples=p.snippet_samples,
                               hop_samples=hop)
+        starts = starts[select_snippets(len(starts), max_snippets=self.max_snippets)]
         return Prepared(track=track, unlike=tuple(unlike), starts=starts,
                         first=self.model_input(track, starts[:self.chunk]))
 

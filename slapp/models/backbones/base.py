@@ -25,6 +25,7 @@ class Backbone:
     separate_cache: bool = True
     augments: bool = False
     pretrained: bool = False  # learned from other music: better on artists not in training
+    predict_max_snippets: int | None = None  # prediction's default cap per track (None: all)
     summary_note: str = ""
 
     def check(self, params) -> None:
