@@ -36,6 +36,10 @@ def get_parser():
                         help="seconds between snippet starts (default: %(default)s: 1 s "
                              "overlap for 3 s snippets; 1.0, the article's 2 s overlap, "
                              "labels the same at twice the cost)")
+    parser.add_argument("--max-snippets", type=int, metavar="N",
+                        help="score at most N snippets per track, spread evenly over it "
+                             "(default: 30 for the musicnn backbones, every snippet for the "
+                             "CRNN; 0: every snippet). A 30-second clip has 14 at --hop 2")
     parser.add_argument("--aggregate", choices=RULES, default=DEFAULTS.rule,
                         help="how snippet scores make a track label: sum of probabilities "
                              "(default), mean of log-probabilities, or majority vote")
@@ -107,7 +111,8 @@ def main(argv=None) -> int:
                 print(f"  failed: {path}: {why}")
             return EXIT_SOME_FAILED if failed else 0
         options = PredictOptions(hop_seconds=args.hop, rule=args.aggregate,
-                                 min_seconds=args.min_seconds, timeline=args.timeline)
+                                 min_seconds=args.min_seconds, timeline=args.timeline,
+                                 max_snippets=args.max_snippets)
         library = LibraryOptions(write_tags=args.write_tags, apply=args.apply,
                                  min_confidence=args.min_confidence,
                                  confidence_tag=args.confidence_tag, journal=args.tags_journal,

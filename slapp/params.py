@@ -111,7 +111,8 @@ class ModelParams:
     (``model.crnn``: the CRNN of Choi et al. 2017 trained from scratch on the log-mels;
     ``model.musicnn``: the classifier head on the frozen, pretrained musicnn network)."""
 
-    backbone: str = _param("crnn", "str", choices=backbones.NAMES)
+    # pretrained: 0.81 against the CRNN's 0.57 on artists never heard (BENCHMARKS.md)
+    backbone: str = _param("musicnn-msd", "str", choices=backbones.NAMES)
     crnn: CrnnParams = section(CrnnParams)
     musicnn: MusicnnParams = section(MusicnnParams)
 
@@ -232,8 +233,9 @@ class PipelineParams:
 
     @property
     def backbone_overrides(self) -> list[str]:
-        """``["audio.sample_rate: 22050 -> 16000", ...]``: JSON values the backbone
-        replaced (its ``fixed_settings``)."""
+        """``["audio.sample_rate: 44100 -> 16000", ...]``: JSON values the backbone
+        replaced (its ``fixed_settings``), where the JSON had changed them from the plain
+        defaults (the CRNN's input settings, kept in the file for that backbone)."""
         return list(self._overrides)
 
 
@@ -393,6 +395,8 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
                                  f"Got {_describe(values)} instead.")
         if name == "model":
             values = _move_legacy_model_keys(values, note=backbone_defaults)
+            if not backbone_defaults and "backbone" not in values:
+                values = {**values, "backbone": "crnn"}  # a bundle from before backbones
         sections[name] = _build(cls, values, name + ".", base)
     workers_spec = next(f for f in dataclasses.fields(PipelineParams)
                         if f.name == "workers").metadata
@@ -401,11 +405,12 @@ def params_from_dict(raw: Any, *, base: Path = Path("."), source: Path | None = 
     for section, values in (backbone.defaults if backbone_defaults else {}).items():
         unset = {k: v for k, v in values.items() if k not in raw.get(section, {})}
         sections[section] = dataclasses.replace(sections[section], **unset)
-    overrides = []
+    overrides = []  # what the JSON set to other than the plain default, and is replaced
     for section, values in backbone.fixed_settings.items():
         current = sections[section]
+        plain = {f.name: f.default for f in dataclasses.fields(current)}
         for key, value in values.items():
-            if getattr(current, key) != value:
+            if getattr(current, key) not in (value, plain[key]):
                 overrides.append(f"{section}.{key}: {getattr(current, key)} -> {value}")
         sections[section] = dataclasses.replace(current, **values)
     params = PipelineParams(**sections, workers=workers, source=source,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,8 +29,33 @@ def test_backbone_fixes_its_input_settings(tmp_path):
     assert p.slicing.overlap_seconds == 1.5  # not the backbone's business
     assert "audio.sample_rate: 44100 -> 16000" in p.backbone_overrides
     assert p.feature_settings()["backbone"] == "musicnn-msd"
-    crnn = params_from_dict({"paths": {"input_dir": "x"}})
+    assert not any(o.startswith("features.n_fft") for o in p.backbone_overrides)
+    crnn = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}})
     assert "backbone" not in crnn.feature_settings() and crnn.backbone_overrides == []
+
+
+def test_the_default_is_musicnn_and_the_crnn_settings_in_the_file_are_not_reported(tmp_path):
+    """The committed file keeps the CRNN's input settings (for that backbone): loading it
+    with the default backbone replaces them without a note; a value the user changed that
+    the backbone replaces is noted."""
+    from slapp.params import DEFAULT_PARAMS_FILE, params_from_dict
+
+    raw = json.loads((Path(__file__).resolve().parents[1] / DEFAULT_PARAMS_FILE).read_text())
+    assert raw["model"]["backbone"] == "musicnn-msd"
+    p = params_from_dict(raw)
+    assert p.model.backbone == "musicnn-msd" and p.n_frames == 187
+    assert p.backbone_overrides == []
+    raw["features"]["n_mels"] = 128
+    assert params_from_dict(raw).backbone_overrides == ["features.n_mels: 128 -> 96"]
+    assert params_from_dict({"paths": {"input_dir": "x"}}).model.backbone == "musicnn-msd"
+
+
+def test_a_bundle_record_without_a_backbone_is_a_crnn():
+    from slapp.params import params_from_dict
+
+    old = params_from_dict({"paths": {"input_dir": "x"}, "model": {"gru_units": [8]}},
+                           backbone_defaults=False)
+    assert old.model.backbone == "crnn" and list(old.model.crnn.recurrent_units) == [8]
 
 
 def test_musicnn_levels_its_input_unless_the_json_says_otherwise():
@@ -40,7 +66,7 @@ def test_musicnn_levels_its_input_unless_the_json_says_otherwise():
     p = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "musicnn-msd"},
                           "audio": {"loudness_db": None, "trim_silence": False}})
     assert (p.audio.trim_silence, p.audio.loudness_db) == (False, None)
-    crnn = params_from_dict({"paths": {"input_dir": "x"}})
+    crnn = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}})
     assert (crnn.audio.trim_silence, crnn.audio.loudness_db) == (False, None)
 
 
@@ -150,12 +176,12 @@ def test_old_records_keep_meaning_what_they_meant():
     old = {"paths": {"input_dir": "x"}, "model": {"backbone": "musicnn-msd"}}
     p = params_from_dict(old, backbone_defaults=False)
     assert (p.audio.trim_silence, p.audio.loudness_db) == (False, None)
-    crnn = params_from_dict({"paths": {"input_dir": "x"}}).feature_settings()
+    crnn = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}}).feature_settings()
     assert "trim_silence" not in crnn["audio"] and "loudness_db" not in crnn["audio"]
     # what slapp wrote before these keys, less the framing (one spectrogram per track since)
     assert crnn.pop("framing") == "track"
     assert fingerprint(crnn) == "37e9691893923865"
-    levelled = params_from_dict({"paths": {"input_dir": "x"},
+    levelled = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"},
                                  "audio": {"loudness_db": -20}}).feature_settings()
     assert levelled["audio"]["loudness_db"] == -20.0 and fingerprint(levelled) != \
         fingerprint(crnn)

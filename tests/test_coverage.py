@@ -67,7 +67,7 @@ def test_16khz_file_gets_the_note_and_a_matching_file_does_not(bundle_22k, tmp_p
 
 
 def _params(**audio):
-    return params_from_dict({"paths": {"input_dir": "x"}, "audio": audio})
+    return params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}, "audio": audio})
 
 
 def test_range_notes_count_only_what_the_model_sees():
@@ -79,7 +79,8 @@ def test_range_notes_count_only_what_the_model_sees():
     assert range_notes(bandwidth_hz=7800, loudness_db=-15, trained=trained, params=full)
     assert not range_notes(bandwidth_hz=9500, loudness_db=-15, trained=trained, params=full)
     # with features.fmax = 8000 the model never looks above 8 kHz: 7.8 kHz is fine
-    low = params_from_dict({"paths": {"input_dir": "x"}, "features": {"fmax": 8000}})
+    low = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"},
+                           "features": {"fmax": 8000}})
     assert not range_notes(bandwidth_hz=7800, loudness_db=-15, trained=trained, params=low)
     # loudness: outside [-23, -9] dBFS is noted, unless every track is levelled anyway
     assert range_notes(bandwidth_hz=10500, loudness_db=-30, trained=trained, params=full)

@@ -50,7 +50,7 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     y = np.concatenate([np.zeros((16000, 1), np.float32), tone(4.3, sr=16000, seed=2)])
     path = write_audio(tmp_path / "song.mp3", y, 16000)
     params = params_from_dict({
-        "paths": {"input_dir": str(tmp_path)},
+        "paths": {"input_dir": str(tmp_path)}, "model": {"backbone": "crnn"},
         "audio": {"sample_rate": 16000, "trim_silence": True, "loudness_db": -20.0},
         "slicing": {"snippet_seconds": 1.0, "overlap_seconds": 0.5,
                     "max_snippets_per_track": 4},

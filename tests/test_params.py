@@ -16,7 +16,7 @@ def load(tmp_path, raw):
 
 
 def base(**sections):
-    raw = {"paths": {"input_dir": "music"}}
+    raw = {"paths": {"input_dir": "music"}, "model": {"backbone": "crnn"}}  # the CRNN's input settings
     raw.update(sections)
     return raw
 
@@ -37,7 +37,12 @@ def test_defaults_and_derived_sizes(tmp_path):
 
 def test_committed_parameters_file_loads():
     p = load_params(ROOT / "pipeline_parameters.json")
-    assert p.n_frames == 130 and p.features.n_mels == 100
+    assert p.model.backbone == "musicnn-msd"  # the default: pretrained, frozen + a head
+    assert (p.n_frames, p.features.n_mels, p.audio.sample_rate) == (187, 96, 16000)
+    raw = json.loads((ROOT / "pipeline_parameters.json").read_text())
+    raw["model"]["backbone"] = "crnn"  # the file's CRNN settings, for that backbone
+    crnn = params_from_dict(raw)
+    assert (crnn.n_frames, crnn.features.n_mels, crnn.audio.sample_rate) == (130, 100, 22050)
 
 
 @pytest.mark.parametrize("raw, match", [

@@ -209,6 +209,47 @@ def test_long_tracks_are_scored_chunk_by_chunk_with_the_same_result(trained, tmp
     assert chunked.scores == pytest.approx(whole.scores, abs=1e-6)
 
 
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_max_snippets_scores_an_even_subset_of_the_same_snippets(trained, tmp_path,
+                                                                 monkeypatch, streamed):
+    """--max-snippets N: N snippets spread from the first to the last, each scored as in
+    a run over every snippet (also when the track is decoded as a stream)."""
+    import slapp.stages.predict as predict
+    from slapp.stages import stream
+    from slapp.stages.bundle import load_bundle
+
+    if streamed:
+        monkeypatch.setattr(stream, "STREAM_SECONDS", 5)
+    root, _ = trained
+    bundle = load_bundle(root / "out" / "model")
+    track = write_audio(tmp_path / "long.wav", tone(9.0, sr=22050, seed=7), 22050)
+    every = predict.predict_tracks([str(track)], bundle, predict.PredictOptions(
+        hop_seconds=0.25, timeline=True, max_snippets=0), progress=False).results[0]
+    capped = predict.predict_tracks([str(track)], bundle, predict.PredictOptions(
+        hop_seconds=0.25, timeline=True, max_snippets=5), progress=False).results[0]
+    assert (every.snippets, capped.snippets) == (33, 5)
+    starts = [r["start"] for r in every.timeline]
+    assert [r["start"] for r in capped.timeline] == [starts[i] for i in (0, 8, 16, 24, 32)]
+    rows = {r["start"]: list(r["scores"].values()) for r in every.timeline}
+    np.testing.assert_allclose([list(r["scores"].values()) for r in capped.timeline],
+                               [rows[r["start"]] for r in capped.timeline], atol=1e-6)
+
+
+def test_the_snippet_cap_defaults_to_the_backbones_and_is_validated(trained):
+    import slapp.stages.predict as predict
+    from slapp.errors import StageError
+    from slapp.models.backbones import get
+    from slapp.stages.bundle import load_bundle
+
+    bundle = load_bundle(trained[0] / "out" / "model")  # a CRNN: every snippet
+    assert predict.Predictor(bundle).max_snippets is None
+    assert predict.Predictor(bundle, predict.PredictOptions(max_snippets=3)).max_snippets == 3
+    assert get("musicnn-msd").predict_max_snippets == 28  # 4 batches of 7
+    with pytest.raises(StageError, match=r"--max-snippets value must be a whole number "
+                                         r">= 0 \(0: every snippet\). Got -1 instead"):
+        predict.PredictOptions(max_snippets=-1)
+
 FREED = r"""
 import ctypes, sys
 from slapp import cli

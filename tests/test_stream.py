@@ -26,7 +26,7 @@ def test_a_streamed_long_track_gives_the_same_features_to_the_bit(tmp_path, monk
     y[: source_rate * 2] = 0.0          # leading silence to trim
     y[-source_rate * 3:] *= 0.001       # and a quiet tail
     path = write_audio(tmp_path / "long.flac", y, source_rate)
-    params = params_from_dict({"paths": {"input_dir": str(tmp_path)},
+    params = params_from_dict({"paths": {"input_dir": str(tmp_path)}, "model": {"backbone": "crnn"},
                                "audio": {"sample_rate": 22050, **audio}})
     monkeypatch.setattr(audio_mod, "BLOCK_FRAMES", 3001)  # many odd-sized decode blocks
     whole = prepare.prepare_track(path, params)
@@ -55,7 +55,7 @@ def test_batches_that_start_in_the_block_the_last_one_ended_in_are_read(tmp_path
     from slapp.stages import prepare, stream
 
     path = write_audio(tmp_path / "long.flac", tone(100.0, sr=22050, seed=9), 22050)
-    params = params_from_dict({"paths": {"input_dir": str(tmp_path)}})
+    params = params_from_dict({"paths": {"input_dir": str(tmp_path)}, "model": {"backbone": "crnn"}})
     whole = prepare.prepare_track(path, params)
     monkeypatch.setattr(stream, "STREAM_SECONDS", 10)
     streamed = prepare.prepare_track(path, params)
@@ -74,7 +74,7 @@ def test_a_streamed_waveform_refuses_to_be_read_backwards(tmp_path, monkeypatch)
 
     path = write_audio(tmp_path / "long.wav", tone(60.0, sr=22050), 22050)
     monkeypatch.setattr(stream, "STREAM_SECONDS", 5)
-    track = prepare.prepare_track(path, params_from_dict({"paths": {"input_dir": "x"}}))
+    track = prepare.prepare_track(path, params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}}))
     assert len(track.y[1_000_000:1_100_000]) == 100_000
     assert len(track.y[500_000:500_010]) == 10  # one block and a snippet back: kept
     with pytest.raises(ValueError, match="read backwards"):
