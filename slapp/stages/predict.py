@@ -390,8 +390,8 @@ def _closing_lines(report: PredictReport, bundle: Bundle, plot_dir: Path | None)
             "with one sub-folder per class, then run the four scripts again",
             "a small collection (tens of tracks per class, few artists): keep the default "
             "\"backbone\": \"musicnn-msd\" (pretrained); with hundreds of tracks by many "
-            "artists per class, try \"crnn\" (trained from scratch; see README, 'Which "
-            "model')" if bundle.params.backbone.pretrained else
+            "artists per class, try \"crnn\" (trained from scratch; README: 'which model "
+            "to pick')" if bundle.params.backbone.pretrained else
             "a small collection (tens of tracks per class): set \"backbone\": "
             "\"musicnn-msd\" in the model section (a pretrained network; see README)"]
 

@@ -48,6 +48,7 @@ class ProcessReport:
     skipped_failed: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     seconds: float = 0.0
+    unit: str = "dB"  # of the features (the backbone's input)
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -69,10 +70,11 @@ class ProcessReport:
             lines.append(f"left out {len(self.skipped_failed)} tracks that failed in the "
                          "build (--skip-failed)")
         s = self.stats
+        u = self.unit
         lines.append(f"normalization '{s['method']}' from training snippets only: values "
-                     f"{s['min']:.1f} to {s['max']:.1f} dB; per-bin mean {min(s['mean']):.1f} "
-                     f"to {max(s['mean']):.1f} dB, std {min(s['std']):.2f} to "
-                     f"{max(s['std']):.2f} dB")
+                     f"{s['min']:.1f} to {s['max']:.1f} {u}; per-bin mean {min(s['mean']):.1f} "
+                     f"to {max(s['mean']):.1f} {u}, std {min(s['std']):.2f} to "
+                     f"{max(s['std']):.2f} {u}")
         size = sum(p.stat().st_size for p in self.arrays.root.glob("*.npy"))
         lines.append(f"arrays: {self.arrays.root} ({size / 1e6:.1f} MB); statistics: "
                      f"{self.arrays.stats_file}")
@@ -181,7 +183,8 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         chosen, failed = _included_tracks(layout, read_json(layout.split_file), skip_failed)
         _check_train_classes(chosen)
         signature = _inputs_signature(layout, info, params, chosen)
-        report = ProcessReport(arrays=arrays, skipped_failed=failed)
+        report = ProcessReport(arrays=arrays, skipped_failed=failed,
+                               unit=params.backbone.feature_unit)
         if _up_to_date(arrays, signature):
             report.up_to_date = True
             return report

@@ -26,6 +26,7 @@ class Backbone:
     augments: bool = False
     pretrained: bool = False  # learned from other music: better on artists not in training
     predict_max_snippets: int | None = None  # prediction's default cap per track (None: all)
+    feature_unit: str = "dB"  # of the model input, for the summaries
     summary_note: str = ""
 
     def check(self, params) -> None:

@@ -46,6 +46,7 @@ class Musicnn(Backbone):
     pretrained = True
     # the network costs ~20 ms a snippet: 28 spread over a 3-minute track label it as all
     # 90 do, in half the time (BENCHMARKS.md, "How many snippets a long track needs")
+    feature_unit = "(log10(1 + 10000 mel))"
     predict_max_snippets = 28  # 4 whole batches of 7 (a padded batch costs a full one)
 
     def __init__(self, name: str, checkpoint: str):
