@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Stage 3: train the CRNN on the processed arrays, evaluate it, write the model bundle."""
+"""Stage 3: train the model (model.backbone: by default a head on the pretrained musicnn,
+or the CRNN) on the processed arrays, evaluate it, write the model bundle."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from slapp.cli import make_parser, run_script, setup_logging
 
 def get_parser():
     parser = make_parser(
-        "Stage 3 of slapp. Trains the CRNN (model section of the parameters) on the arrays "
-        "of process_dataset.py - or, with model.backbone = musicnn-msd, a softmax head on "
-        "the frozen pretrained musicnn network, whose embeddings of the arrays are computed "
-        "once and reused - with Adam (training section), early stopping on the "
+        "Stage 3 of slapp. Trains the model that model.backbone names: by default "
+        "(musicnn-msd) a softmax head on the frozen pretrained musicnn network, whose "
+        "embeddings of the arrays of process_dataset.py are computed once and reused; with "
+        "model.backbone = crnn, the CRNN (model.crnn) on the arrays themselves - with Adam (training section), early stopping on the "
         "validation loss, learning-rate reduction on plateaus and a checkpoint of the best "
         "epoch; then evaluates on the validation and test tracks (snippet accuracy, track "
         "accuracy by summing snippet scores, macro-F1, confusion matrices, curves) and "

@@ -93,6 +93,9 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
     out = tmp_path / "out"
     info = json.loads((out / "build_info.json").read_text())
     assert info["n_frames"] == 187 and info["n_mels"] == 96
+    stats = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("normalization 'none'")]
+    assert len(stats) == 1 and "(log10(1 + 10000 mel)); per-bin mean" in stats[0], stats
     emb = out / "arrays" / f"embeddings-{backbone}"
     train_emb = np.load(emb / "train.npy")
     assert train_emb.shape == (len(np.load(out / "arrays" / "train_y.npy")), 200)
