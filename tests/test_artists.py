@@ -163,6 +163,39 @@ def test_stage_3_says_which_test_tracks_are_by_artists_heard_in_training(tmp_pat
     assert "warning: mid: 2 tracks, all by Duo" in text
 
 
+def test_predict_evaluate_says_which_tracks_are_by_artists_heard_in_training(tmp_path,
+                                                                             capsys):
+    """The bundle records its training artists; predict_track.py --evaluate splits its
+    figure by them (an untagged track counts as not heard)."""
+    import predict_track
+
+    music = tagged_collection(tmp_path / "music")
+    params = write_params(tmp_path / "p.json", music, tmp_path / "out", **TINY,
+                          split={"val_share": 0.2, "test_share": 0.2, "seed": 3})
+    run_stages(params, "build", "process", "train")
+    by_key = {f"{c}/{c}_{i}.mp3": a for c, names in ARTISTS.items()
+              for i, a in enumerate(names)}
+    in_train = {by_key[key] for parts in _split(tmp_path / "out").values()
+                for key in parts["train"]}
+    bundle = json.loads((tmp_path / "out" / "model" / "bundle.json").read_text())
+    assert bundle["training_artists"] == sorted(in_train, key=str.casefold)
+    write_audio(music / "treble" / "treble_untagged.mp3", tone(2.0, sr=22050, freq=1800.0),
+                22050)
+    capsys.readouterr()
+    out_json = tmp_path / "labels.json"
+    assert predict_track.main(["--params", str(params), "--quiet", "--evaluate",
+                               "--output", str(out_json), str(music)]) == 0
+    text = capsys.readouterr().out
+    labels = {Path(t["path"]).name: t["label"]
+              for t in json.loads(out_json.read_text())["tracks"]}
+    heard = {f"{c}_{i}.mp3" for c, names in ARTISTS.items()
+             for i, artist in enumerate(names) if artist in in_train}
+    right = {name for name, label in labels.items() if name.startswith(label + "_")}
+    assert len(labels) == 19 and 0 < len(heard) < 19
+    assert (f"  on {19 - len(heard)} tracks by artists not in training (or untagged): "
+            f"{len(right - heard)} right; on {len(heard)} by artists also in training: "
+            f"{len(right & heard)} right") in text
+
 def test_a_collection_without_any_artist_says_so_once(tmp_path, capsys):
     import build_dataset
 

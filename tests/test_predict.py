@@ -78,6 +78,8 @@ def test_evaluate_compares_labels_with_class_folders(trained, tmp_path, capsys):
     tracks = json.loads(out.read_text())["tracks"]
     right = sum(t["label"] == os.path.basename(os.path.dirname(t["path"])) for t in tracks)
     assert f"evaluated against folder names: {right} of 18 right ({right / 18:.2f})" in text
+    assert ("  the training tracks had no artist tags: if a class was mostly one artist, "
+            "this figure flatters; expect less on new music") in text
     assert "not evaluated (1): failed, or the folder is not a class" in text
     assert f"look at: {tmp_path / 'p' / 'confusion.png'}: confusion matrix" in text
     assert (tmp_path / "p" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
@@ -287,3 +289,15 @@ def test_the_scripts_give_freed_memory_back_to_the_system(monkeypatch):
     assert kept["default"] > 20 and kept["tuned"] < 3  # 25 MB freed: kept vs given back
     monkeypatch.setattr("ctypes.util.find_library", lambda name: "libnot-a-libc.so.9")
     assert cli.return_freed_memory() is False  # no such C library: said, not raised
+
+
+def test_a_bundle_without_its_training_artists_says_the_figure_may_flatter():
+    from slapp.stages.outputs import artists_note
+
+    assert artists_note(None) == (
+        "the bundle does not record its training artists (trained by an older slapp): if "
+        "these tracks' artists were in training, this figure flatters")
+    assert artists_note({"heard": {"count": 0, "right": 0},
+                         "unheard": {"count": 5, "right": 4}}) == (
+        "all 5 tracks are by artists not in training (or untagged): the figure to expect "
+        "on new music")

@@ -129,6 +129,23 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     save_figure(fig, path)
 
 
+def artist_line(split: dict | None) -> str:
+    """Whether a split's track accuracy was measured on artists heard in training."""
+    if not split:
+        return ("artists unknown (no artist tags): if a class is mostly one artist, this "
+                "figure flatters; expect less on new music")
+    heard, unheard = split["heard"], split["unheard"]
+    if not heard["count"]:
+        return (f"all {unheard['count']} tracks are by artists not in training (or "
+                "untagged): the figure to expect on new music")
+    parts = [f"on {unheard['count']} tracks by artists not in training (or untagged): "
+             f"{unheard['right']} right" if unheard["count"] else "no track by an artist "
+             "outside training",
+             f"on {heard['count']} by artists also in training: {heard['right']} right "
+             "(these say how well it knows those artists, not the genre)"]
+    return "; ".join(parts)
+
+
 def folder_truth(results, classes: list[str]) -> dict:
     """Compare labels with the class each track's folder names (``--evaluate``).
 
@@ -147,6 +164,25 @@ def folder_truth(results, classes: list[str]) -> dict:
         confusion[index[truth], index[r.label]] += 1
     return {"right": int(np.trace(confusion)), "count": int(confusion.sum()),
             "confusion": confusion.tolist(), "skipped": skipped}
+
+
+def split_by_artist(results, classes: list[str], training_artists: list[str]) -> dict:
+    """The tracks :func:`folder_truth` counts, split by whether the artist tag of each is
+    one of ``training_artists`` (case-blind; an untagged track counts as not heard):
+    ``{"heard"|"unheard": {"count", "right"}}``, as stage 3's ``track.artists``."""
+    from slapp.store.artists import read_artist
+
+    known = {a.casefold() for a in training_artists}
+    out = {"heard": {"count": 0, "right": 0}, "unheard": {"count": 0, "right": 0}}
+    for r in results:
+        truth = Path(r.path).parent.name
+        if r.error or truth not in classes:
+            continue
+        artist = read_artist(r.path)
+        side = out["heard" if artist and artist.casefold() in known else "unheard"]
+        side["count"] += 1
+        side["right"] += int(r.label == truth)
+    return out
 
 
 def confusion_lines(confusion: list[list[int]], classes: list[str], top: int = 3

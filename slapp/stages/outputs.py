@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slapp.stages.evaluate import confusion_lines
+from slapp.stages.evaluate import artist_line, confusion_lines
 from slapp.store.atomic import atomic_write
 
 OUTPUT_FORMATS = (".csv", ".json")
@@ -103,6 +103,7 @@ class PredictReport:
                 lines.append(f"evaluated against folder names: {t['right']} of {t['count']} "
                              f"right ({t['right'] / t['count']:.2f})"
                              + (f"; mistakes: {', '.join(mistakes)}" if mistakes else ""))
+                lines.append("  " + artists_note(t.get("artists")))
             if t["skipped"]:
                 lines.append(f"  not evaluated ({len(t['skipped'])}): failed, or the folder "
                              f"is not a class of the model ({', '.join(self.classes)})")
@@ -239,3 +240,14 @@ def plot_name(name: str, used: set[str]) -> str:
     return candidate
 
 
+def artists_note(artists: dict | list | None) -> str:
+    """Which artists an ``--evaluate`` figure is on. ``artists``: the heard/unheard counts
+    of :func:`~slapp.stages.evaluate.split_by_artist`; ``[]`` when no training track had
+    an artist; None for a bundle older than its record of training artists."""
+    if artists is None:
+        return ("the bundle does not record its training artists (trained by an older "
+                "slapp): if these tracks' artists were in training, this figure flatters")
+    if not artists:
+        return ("the training tracks had no artist tags: if a class was mostly one artist, "
+                "this figure flatters; expect less on new music")
+    return artist_line(artists)

@@ -39,7 +39,7 @@ from slapp.executor import InlineExecutor, TwoPhase, open_executor
 from slapp.models.backbones import get as get_backbone
 from slapp.params import PipelineParams
 from slapp.stages.bundle import Bundle, load_bundle
-from slapp.stages.evaluate import folder_truth, plot_confusion
+from slapp.stages.evaluate import folder_truth, plot_confusion, split_by_artist
 from slapp.stages.library import LibraryOptions, use_labels
 from slapp.stages.outputs import (OUTPUT_FORMATS, PartialFile, PredictReport, TrackResult,
                                   partial_path, plot_name, plot_timeline, run_signature,
@@ -355,6 +355,9 @@ def _predict(paths, bundle, options, output, plot_dir, evaluate, params, progres
         partial_path(output).unlink()
     if evaluate:
         report.truth = folder_truth(report.results, bundle.classes)
+        heard = bundle.info.get("training_artists")  # absent: a bundle older than the record
+        report.truth["artists"] = (split_by_artist(report.results, bundle.classes, heard)
+                                   if heard else heard)
     _closing_lines(report, bundle, plot_dir)
     report.seconds = time.monotonic() - started
     return report

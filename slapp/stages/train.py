@@ -31,8 +31,8 @@ from slapp.store.atomic import atomic_path, atomic_write, read_json, remove_temp
 from slapp.store.layout import ArraysLayout, BuildLayout, BundleLayout, TrainingLayout, output_layout
 from slapp.dsp.coverage import training_range
 from slapp.errors import StageError
-from slapp.stages.evaluate import (plot_confusion, plot_curves, report_text, split_metrics,
-                       write_confusion_csv)
+from slapp.stages.evaluate import (artist_line, plot_confusion, plot_curves, report_text,
+                                   split_metrics, write_confusion_csv)
 from slapp.models.keras_env import import_keras
 from slapp.store.lock import output_lock
 from slapp.params import PipelineParams
@@ -215,32 +215,37 @@ class TrainReport:
         return lines
 
 
-def artist_line(split: dict | None) -> str:
-    """Whether a split's track accuracy was measured on artists heard in training."""
-    if not split:
-        return ("artists unknown (no artist tags): if a class is mostly one artist, this "
-                "figure flatters; expect less on new music")
-    heard, unheard = split["heard"], split["unheard"]
-    if not heard["count"]:
-        return (f"all {unheard['count']} tracks are by artists not in training (or "
-                "untagged): the figure to expect on new music")
-    parts = [f"on {unheard['count']} tracks by artists not in training (or untagged): "
-             f"{unheard['right']} right" if unheard["count"] else "no track by an artist "
-             "outside training",
-             f"on {heard['count']} by artists also in training: {heard['right']} right "
-             "(these say how well it knows those artists, not the genre)"]
-    return "; ".join(parts)
+def _artists_and_tracks(params: PipelineParams, arrays: ArraysLayout
+                        ) -> tuple[dict[str, str | None] | None, list[dict]]:
+    """``(track key → artist of the build, or None when no track has one; the arrays'
+    tracks)``."""
+    info_file = output_layout(params).info_file
+    artists = read_json(info_file).get("artists") if info_file.exists() else None
+    if not artists or not any(artists.values()):
+        return None, []
+    return artists, read_json(arrays.tracks_file)["tracks"]
+
+
+def training_artists(params: PipelineParams, arrays: ArraysLayout) -> list[str]:
+    """The artists of the training tracks (each once, case-blind, sorted): what the
+    bundle records so that prediction can say which artists an accuracy is on; ``[]``
+    when no track has an artist."""
+    artists, tracks = _artists_and_tracks(params, arrays)
+    names: dict[str, str] = {}
+    for t in tracks:
+        artist = (artists or {}).get(t["key"])
+        if t["split"] == "train" and artist:
+            names.setdefault(artist.casefold(), artist)
+    return sorted(names.values(), key=str.casefold)
 
 
 def heard_tracks(params: PipelineParams, arrays: ArraysLayout
                  ) -> tuple[set[int] | None, list[str]]:
     """``(ids of evaluation tracks whose artist has a training track, or None when no
     track has an artist; lines on the training artists per class)``."""
-    info_file = output_layout(params).info_file
-    artists = read_json(info_file).get("artists") if info_file.exists() else None
-    if not artists or not any(artists.values()):
+    artists, tracks = _artists_and_tracks(params, arrays)
+    if artists is None:
         return None, []
-    tracks = read_json(arrays.tracks_file)["tracks"]
     trained = [t for t in tracks if t["split"] == "train"]
     heard = {artists[t["key"]].casefold() for t in trained if artists.get(t["key"])}
     ids = {t["id"] for t in tracks if t["split"] != "train" and artists.get(t["key"])
@@ -555,6 +560,7 @@ def _write_bundle(params: PipelineParams, model, arrays: ArraysLayout, classes: 
         "feature_settings": params.feature_settings(),
         "normalization": read_json(arrays.stats_file),
         "training_audio": training_range(_train_entries(output_layout(params))),
+        "training_artists": training_artists(params, arrays),
         "params": params.to_dict(), "signature": signature,
         "trained": {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "epochs": state["epoch"], "best_epoch": report.best_epoch,
