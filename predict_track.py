@@ -38,7 +38,7 @@ def get_parser():
                              "labels the same at twice the cost)")
     parser.add_argument("--max-snippets", type=int, metavar="N",
                         help="score at most N snippets per track, spread evenly over it "
-                             "(default: 30 for the musicnn backbones, every snippet for the "
+                             "(default: 28 for the musicnn backbones, every snippet for the "
                              "CRNN; 0: every snippet). A 30-second clip has 14 at --hop 2")
     parser.add_argument("--aggregate", choices=RULES, default=DEFAULTS.rule,
                         help="how snippet scores make a track label: sum of probabilities "

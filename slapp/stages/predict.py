@@ -36,7 +36,6 @@ from slapp.dsp.normalization import apply
 from slapp.dsp.slicing import select_snippets, track_starts
 from slapp.errors import AudioError, StageError
 from slapp.executor import InlineExecutor, TwoPhase, open_executor
-from slapp.models.backbones import get as get_backbone
 from slapp.params import PipelineParams
 from slapp.stages.bundle import Bundle, load_bundle
 from slapp.stages.evaluate import folder_truth, plot_confusion, split_by_artist
@@ -137,7 +136,7 @@ class Predictor:
         them): ``--max-snippets``, else the backbone's ``predict_max_snippets``."""
         cap = self.options.max_snippets
         if cap is None:
-            cap = get_backbone(self.params.model.backbone).predict_max_snippets
+            cap = self.params.backbone.predict_max_snippets
         return cap or None
 
     def prepare(self, path: Path) -> Prepared:

@@ -44,9 +44,9 @@ class Musicnn(Backbone):
     # their labels (BENCHMARKS.md, domain shifts)
     defaults = {"audio": {"trim_silence": True, "loudness_db": -20.0}}
     pretrained = True
+    feature_unit = "(log10(1 + 10000 mel))"
     # the network costs ~20 ms a snippet: 28 spread over a 3-minute track label it as all
     # 90 do, in half the time (BENCHMARKS.md, "How many snippets a long track needs")
-    feature_unit = "(log10(1 + 10000 mel))"
     predict_max_snippets = 28  # 4 whole batches of 7 (a padded batch costs a full one)
 
     def __init__(self, name: str, checkpoint: str):
