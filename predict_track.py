@@ -37,9 +37,9 @@ def get_parser():
                              "overlap for 3 s snippets; 1.0, the article's 2 s overlap, "
                              "labels the same at twice the cost)")
     parser.add_argument("--max-snippets", type=int, metavar="N",
-                        help="score at most N snippets per track, spread evenly over it "
-                             "(default: 28 for the musicnn backbones, every snippet for the "
-                             "CRNN; 0: every snippet). A 30-second clip has 14 at --hop 2")
+                        help="score at most N snippets per track, spread evenly over it, "
+                             "for speed (default: every snippet, as the method says; 0: "
+                             "every snippet). A 30-second clip has 15 at --hop 2")
     parser.add_argument("--aggregate", choices=RULES, default=DEFAULTS.rule,
                         help="how snippet scores make a track label: sum of probabilities "
                              "(default), mean of log-probabilities, or majority vote")

@@ -238,16 +238,18 @@ def test_max_snippets_scores_an_even_subset_of_the_same_snippets(trained, tmp_pa
                                [rows[r["start"]] for r in capped.timeline], atol=1e-6)
 
 
-def test_the_snippet_cap_defaults_to_the_backbones_and_is_validated(trained):
+def test_every_snippet_is_scored_by_default_and_the_cap_is_validated(trained, tmp_path):
+    """The method sums the scores of every snippet: no cap unless --max-snippets asks."""
     import slapp.stages.predict as predict
     from slapp.errors import StageError
-    from slapp.models.backbones import get
     from slapp.stages.bundle import load_bundle
 
-    bundle = load_bundle(trained[0] / "out" / "model")  # a CRNN: every snippet
-    assert predict.Predictor(bundle).max_snippets is None
+    bundle = load_bundle(trained[0] / "out" / "model")
+    track = write_audio(tmp_path / "long.wav", tone(40.0, sr=22050, seed=3), 22050)
+    default = predict.predict_tracks([str(track)], bundle, progress=False).results[0]
+    # 1 s snippets every 2 s over 40 s: starts 0, 2, ..., 38 and the tail snippet at 39 s
+    assert default.snippets == 21
     assert predict.Predictor(bundle, predict.PredictOptions(max_snippets=3)).max_snippets == 3
-    assert get("musicnn-msd").predict_max_snippets == 28  # 4 batches of 7
     with pytest.raises(StageError, match=r"--max-snippets value must be a whole number "
                                          r">= 0 \(0: every snippet\). Got -1 instead"):
         predict.PredictOptions(max_snippets=-1)

@@ -3,6 +3,8 @@
 Layout of ``<model_dir>`` (``paths.model_dir``, default ``<output_dir>/model``)::
 
     model.keras          the trained Keras model (best epoch)
+    model.onnx           its portable copy: prediction runs it on onnxruntime, without
+                         TensorFlow (checked against model.keras when written)
     bundle.json          version, class names, every audio/slicing/feature parameter,
                          normalisation statistics, all training parameters, training facts
     evaluation.json      validation/test metrics (snippet and track level)
@@ -38,23 +40,56 @@ BUNDLE_VERSION = 1
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the model, its classes, and the parameters it was trained with."""
+    """A loaded bundle: its network, classes, and the parameters it was trained with.
+
+    ``engine`` says how the network runs: ``"onnx"`` (the portable copy on onnxruntime;
+    TensorFlow is never imported) or ``"keras"`` (``model.keras`` through TensorFlow: a
+    bundle without a usable portable copy). :attr:`model` loads the Keras model on demand."""
 
     folder: Path
-    model: object
     classes: list[str]
     params: PipelineParams
     stats: dict
     info: dict
+    engine: str = "keras"
+    _model: object = field(default=None, repr=False, compare=False)
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def scorer(self, batch_size: int | None = None):
-        """The model as a :class:`~slapp.models.inference.Scorer`, traced once per bundle and
-        batch size (every later run with this loaded bundle reuses it)."""
-        if batch_size not in self._scorers:
-            from slapp.models.inference import Scorer
+    @property
+    def model(self):
+        """The Keras model (imports TensorFlow the first time)."""
+        if self._model is None:
+            self._model = _load_keras(BundleLayout(self.folder).model_file)
+        return self._model
 
-            self._scorers[batch_size] = Scorer(self.model, batch_size=batch_size)
+    def batch_size(self, requested: int | None = None) -> int:
+        """Snippets per network call: ``requested``, else the engine's measured default."""
+        if requested:
+            return requested
+        if self.engine == "onnx":
+            from slapp.models.portable import BATCH_SIZE
+
+            return BATCH_SIZE
+        from slapp.models.inference import batch_for_memory
+
+        return batch_for_memory(self.model)
+
+    def scorer(self, batch_size: int | None = None):
+        """The network as a callable ``x (n, n_frames, n_mels) -> probabilities (n,
+        n_classes)``, made once per bundle and batch size: an
+        :class:`~slapp.models.portable.OnnxScorer` or a traced Keras
+        :class:`~slapp.models.inference.Scorer`."""
+        if batch_size not in self._scorers:
+            if self.engine == "onnx":
+                from slapp.models.portable import OnnxScorer
+
+                scorer = OnnxScorer(BundleLayout(self.folder).portable_file,
+                                    batch_size=self.batch_size(batch_size))
+            else:
+                from slapp.models.inference import Scorer
+
+                scorer = Scorer(self.model, batch_size=batch_size)
+            self._scorers[batch_size] = scorer
         return self._scorers[batch_size]
 
 
@@ -62,6 +97,30 @@ def save_model(model, folder: Path) -> None:
     """Write ``model.keras`` atomically (Keras wants the ``.keras`` suffix on the temp)."""
     with atomic_path(BundleLayout(folder).model_file, suffix=".keras") as tmp:
         model.save(str(tmp))
+
+
+def save_portable(write, folder: Path, n_check: int) -> dict | None:
+    """Write ``model.onnx``, the portable copy of the bundle's network, by calling
+    ``write(path)`` (a backbone's ``write_portable``; returns the largest difference
+    from Keras on ``n_check`` snippets): ``{"file", "check_snippets", "max_difference"}``
+    for ``bundle.json``, or None (and a warning: prediction then uses TensorFlow) when it
+    cannot be made."""
+    path = BundleLayout(folder).portable_file
+    if path.exists():
+        path.unlink()  # never keep a copy of an older model
+    try:
+        diff = write(path)
+    except StageError as exc:
+        logger.warning("%s", exc)
+        return None
+    except Exception as exc:  # the converter meets a layer it cannot translate
+        logger.warning("could not write the portable model %s (%s: %s); prediction will "
+                       "use model.keras through TensorFlow", path, type(exc).__name__,
+                       str(exc).splitlines()[0][:160] if str(exc) else "")
+        return None
+    logger.info("wrote %s: onnxruntime gives the Keras probabilities on %d snippets within "
+                "%.1g", path, n_check, diff)
+    return {"file": path.name, "check_snippets": n_check, "max_difference": diff}
 
 
 def write_info(folder: Path, info: dict) -> None:
@@ -85,9 +144,11 @@ def invalidate(folder: Path) -> None:
         pass
 
 
-def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = None
-                ) -> Bundle:
-    """Load and check a bundle; ``current`` only serves to warn about differing settings."""
+def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = None,
+                engine: str = "auto") -> Bundle:
+    """Load and check a bundle; ``current`` only serves to warn about differing settings.
+    ``engine``: ``"auto"`` (the portable copy when it is usable) or ``"keras"`` (the Keras
+    model through TensorFlow: the reference that the portable copy is measured against)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StageError(f"Model bundle '{folder}' not found. Expected the folder "
@@ -111,29 +172,84 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
         raise StageError(f"Model bundle file '{info_path}' is damaged ({exc}). Retrain "
                          "it with train_crnn.py --retrain.") from None
     model_path = files.model_file
-    if not model_path.exists():
+    if not model_path.exists() and not files.portable_file.exists():
         raise StageError(f"Model bundle '{folder}' has no {model_path.name}. Retrain it with "
                          "train_crnn.py --retrain.")
-    from slapp.models.keras_env import import_keras
-
-    keras = import_keras()
-    try:
-        model = keras.models.load_model(model_path, compile=False)
-    except Exception:  # Keras raises many kinds (even "File not found") for a damaged file
-        size = model_path.stat().st_size
-        raise StageError(f"Model file '{model_path}' exists ({size} bytes) but cannot be "
-                         "read: it is damaged or incomplete (a copy cut short?). Copy the "
-                         "bundle again, or rebuild it with train_crnn.py --retrain.") from None
-    expected = (params.n_frames, params.features.n_mels)
-    if tuple(model.input_shape[1:]) != expected or model.output_shape[-1] != len(classes):
-        raise StageError(f"Model bundle '{folder}' is inconsistent: model input "
-                         f"{model.input_shape[1:]} / {model.output_shape[-1]} classes, but "
-                         f"its settings say {expected} / {len(classes)}.")
+    bundle = Bundle(folder=folder, classes=classes, params=params, stats=stats, info=info,
+                    engine="keras" if engine == "keras" else
+                    _engine(files, (params.n_frames, params.features.n_mels), len(classes)))
+    if bundle.engine == "keras":
+        if not model_path.exists():
+            raise StageError(f"Model bundle '{folder}' has no usable network: no "
+                             f"{model_path.name}, and {files.portable_file.name} cannot be "
+                             "used (see above). Retrain it with train_crnn.py --retrain.")
+        model = bundle.model
+        shape, width = tuple(model.input_shape[1:]), model.output_shape[-1]
+        expected = (params.n_frames, params.features.n_mels)
+        if shape != expected or width != len(classes):
+            raise StageError(f"Model bundle '{folder}' is inconsistent: model input {shape} / "
+                             f"{width} classes, but its settings say {expected} / "
+                             f"{len(classes)}.")
     if current is not None:
         diffs = changed_settings(params.feature_settings(), current.feature_settings())
         if diffs:
             logger.info("the bundle's feature settings differ from %s (bundle -> file: %s); "
                         "using the bundle's", current.source or "the parameters file",
                         "; ".join(diffs))
-    return Bundle(folder=folder, model=model, classes=classes, params=params, stats=stats,
-                  info=info)
+    return bundle
+
+
+def _load_keras(model_path: Path):
+    """The Keras model of ``model.keras``; a damaged file is a :class:`StageError`."""
+    from slapp.models.keras_env import import_keras
+
+    keras = import_keras()
+    try:
+        return keras.models.load_model(model_path, compile=False)
+    except Exception:  # Keras raises many kinds (even "File not found") for a damaged file
+        size = model_path.stat().st_size
+        raise StageError(f"Model file '{model_path}' exists ({size} bytes) but cannot be "
+                         "read: it is damaged or incomplete (a copy cut short?). Copy the "
+                         "bundle again, or rebuild it with train_crnn.py --retrain.") from None
+
+
+def _engine(files: BundleLayout, shape: tuple[int, int], n_classes: int) -> str:
+    """``"onnx"`` when the bundle's portable copy opens and matches its settings;
+    otherwise ``"keras"``, after a one-line note. A bundle made before the portable copy
+    gets one here, once (checked against ``model.keras``); a damaged one is left as it is."""
+    from slapp.models.portable import OnnxScorer
+
+    path = files.portable_file
+    if not path.exists():
+        return _convert(files, shape) if files.model_file.exists() else "keras"
+    try:
+        scorer = OnnxScorer(path, threads=1)
+    except StageError as exc:
+        logger.warning("%s Labelling through model.keras with TensorFlow instead (slower "
+                       "to start); delete '%s' to have it made again from model.keras.",
+                       exc, path)
+        return "keras"
+    if scorer.input_shape != shape or scorer.n_classes != n_classes:
+        logger.warning("Portable model '%s' takes %s and gives %d classes, but the bundle "
+                       "says %s and %d; labelling through model.keras instead. Delete it to "
+                       "have it made again.", path, scorer.input_shape, scorer.n_classes,
+                       shape, n_classes)
+        return "keras"
+    return "onnx"
+
+
+def _convert(files: BundleLayout, shape: tuple[int, int]) -> str:
+    """Write the portable copy of an older bundle from its ``model.keras`` (checked on
+    seeded random snippets): ``"onnx"``, or ``"keras"`` where that is not possible."""
+    from slapp.models.portable import export
+
+    logger.info("model bundle '%s' has no portable copy (model.onnx; bundles made before "
+                "slapp wrote one): making it once from model.keras", files.root)
+    x = np.random.default_rng(0).uniform(0.0, 4.0, (8, *shape)).astype(np.float32)
+    try:
+        export(_load_keras(files.model_file), files.portable_file, x)
+    except (StageError, OSError) as exc:
+        logger.warning("could not write '%s' (%s); labelling through model.keras",
+                       files.portable_file, exc)
+        return "keras"
+    return "onnx"

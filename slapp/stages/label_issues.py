@@ -75,7 +75,7 @@ def penultimate_scorer():
     """musicnn-MSD's input patches ``(n, 187, 96)`` → its penultimate embedding
     ``(n, 200)``, traced once at a fixed batch small enough for its activations
     (:class:`~slapp.models.inference.Scorer`)."""
-    from slapp.models.embed import LAYERS
+    from slapp.models.backbones.musicnn_msd import LAYERS
     from slapp.models.inference import Scorer
     from slapp.models.keras_env import import_keras
     from slapp.models.musicnn import load_backbone

@@ -2,9 +2,10 @@
 
 For each track: :func:`slapp.stages.prepare.prepare_track` (the build's decoding, checks
 and levelling) → snippets every ``hop_seconds`` covering the whole track (the last one ends
-at the track's end; a track shorter than a snippet is zero-padded), at most
-``max_snippets`` of them spread evenly over a long track → log-mel with the
-bundle's settings → the bundle's normalisation → class probabilities in batches → one
+at the track's end; a track shorter than a snippet is zero-padded), every one of them
+(or at most ``--max-snippets``, spread evenly) → log-mel with the
+bundle's settings → the bundle's normalisation → class probabilities in batches (the bundle's portable
+copy on onnxruntime: TensorFlow is not imported) → one
 label by :func:`slapp.dsp.aggregate.aggregate`. Snippets are featurised
 about ``CHUNK_SNIPPETS`` at a time (a whole number of inference batches), so a long track
 needs little memory.
@@ -66,8 +67,8 @@ class PredictOptions:
     rule: str = "sum"                         # one of dsp.aggregate.RULES
     min_seconds: float | None = None          # None: the bundle's slicing.min_track_seconds
     timeline: bool = False                    # keep per-snippet scores
-    max_snippets: int | None = None           # None: the backbone's; 0: every snippet
-    batch_size: int | None = None             # None: inference.batch_for_memory
+    max_snippets: int | None = None           # None or 0: every snippet
+    batch_size: int | None = None             # None: the engine's (Bundle.batch_size)
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -120,9 +121,7 @@ class Predictor:
     def chunk(self) -> int:
         """Snippets featurised and scored at a time: whole inference batches, about
         :data:`CHUNK_SNIPPETS` (no batch but a track's last is padded)."""
-        from slapp.models.inference import batch_for_memory
-
-        batch = self.options.batch_size or batch_for_memory(self.bundle.model)
+        batch = self.bundle.batch_size(self.options.batch_size)
         return batch * max(1, CHUNK_SNIPPETS // batch)
 
     @property
@@ -132,12 +131,9 @@ class Predictor:
 
     @property
     def max_snippets(self) -> int | None:
-        """At most this many snippets per track, spread evenly over it (None: all of
-        them): ``--max-snippets``, else the backbone's ``predict_max_snippets``."""
-        cap = self.options.max_snippets
-        if cap is None:
-            cap = self.params.backbone.predict_max_snippets
-        return cap or None
+        """At most this many snippets per track, spread evenly over it (``--max-snippets``;
+        None: every snippet, as the method says)."""
+        return self.options.max_snippets or None
 
     def prepare(self, path: Path) -> Prepared:
         """Decode, check, profile and level ``path``, choose its snippets and compute the

@@ -33,6 +33,7 @@ from slapp.store.lock import output_lock
 from slapp.dsp.normalization import RunningStats, apply
 from slapp.params import PipelineParams
 from slapp.store.split import SPLITS
+from slapp.stages.embed import embed_cached_tracks, read_embedding
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,18 @@ def _read(layout: BuildLayout, key: str, fingerprint: str, n: int, shape: tuple[
     return mel, starts
 
 
+def _with_embedding(read, layout: BuildLayout, backbone: str, layer: str, key: str, *,
+                    n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``read``'s ``(mel, starts)`` of a track and its cached embedding ``(n, width)``."""
+    mel, starts = read(key, n=n)
+    emb = read_embedding(layout, backbone, key, layer)
+    if len(emb) != len(mel):
+        raise StageError(f"Embedding file '{layout.embedding_file(backbone, key)}' has "
+                         f"{len(emb)} rows for {len(mel)} snippets. Delete it and run "
+                         "process_dataset.py again.")
+    return mel, starts, emb
+
+
 def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
                     progress: bool = True) -> ProcessReport:
     """Run stage 2 (see the module docstring)."""
@@ -182,7 +195,9 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         fingerprint = _check_fingerprint(info, params)
         chosen, failed = _included_tracks(layout, read_json(layout.split_file), skip_failed)
         _check_train_classes(chosen)
-        signature = _inputs_signature(layout, info, params, chosen)
+        layer = params.backbone.embedding_layer(params)
+        signature = {**_inputs_signature(layout, info, params, chosen),
+                     "embedding": f"{params.backbone.name}:{layer}" if layer else None}
         report = ProcessReport(arrays=arrays, skipped_failed=failed,
                                unit=params.backbone.feature_unit)
         if _up_to_date(arrays, signature):
@@ -192,6 +207,11 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         remove_temp_files(layout.tmp_dir)
         shape = (int(info["n_frames"]), int(info["n_mels"]))
         read = functools.partial(_read, layout, fingerprint=fingerprint, shape=shape)
+        if layer:
+            embed_cached_tracks(params, layout, [k for part in SPLITS for k, _, _ in
+                                                 chosen[part]], progress=progress)
+            read = functools.partial(_with_embedding, read, layout, params.backbone.name,
+                                     layer)
         report.stats = _train_statistics(chosen["train"], read, shape[1], params, progress)
         track_ids = {key: i for i, (key, _, _) in enumerate(
             t for part in SPLITS for t in chosen[part])}
@@ -272,24 +292,31 @@ def _write_arrays(layout: BuildLayout, chosen: dict, read, shape: tuple[int, int
                 continue
             order = (np.random.default_rng(seed).permutation(n_total) if part == "train"
                      else np.arange(n_total))
-            tmp = {kind: layout.tmp_dir / f"{part}_{kind}.npy{TMP_SUFFIX}"
-                   for kind in ARRAY_KINDS}
-            tmp_files.update({tmp[k]: arrays.array(part, k) for k in ARRAY_KINDS})
+            first = read(items[0][0], n=items[0][2])
+            kinds = ARRAY_KINDS + (("E",) if len(first) == 3 else ())
+            tmp = {kind: layout.tmp_dir / f"{part}_{kind}.npy{TMP_SUFFIX}" for kind in kinds}
+            tmp_files.update({tmp[k]: arrays.array(part, k) for k in kinds})
             columns = {"y": np.empty(n_total, np.int64), "track": np.empty(n_total, np.int32),
                        "start": np.empty(n_total, np.float32)}
             writer = _RowWriter(tmp["X"], n_total, shape)
+            emb_writer = (_RowWriter(tmp["E"], n_total, first[2].shape[1:])
+                          if "E" in kinds else None)
             offset = 0
             for key, name, n in tqdm(items, desc=f"write {part}", unit="track",
                                      disable=not progress):
-                mel, starts = read(key, n=n)
+                mel, starts, *emb = read(key, n=n)
                 pos = order[offset:offset + n]
                 writer.write(apply(mel, stats), pos)
+                if emb_writer is not None:
+                    emb_writer.write(emb[0], pos)
                 columns["y"][pos] = classes.index(name)
                 columns["track"][pos] = track_ids[key]
                 columns["start"][pos] = starts
                 report.per_class[part][name] += n
                 offset += n
             writer.close()
+            if emb_writer is not None:
+                emb_writer.close()
             for kind, values in columns.items():
                 _save_npy(tmp[kind], values)
         if arrays.manifest_file.exists():

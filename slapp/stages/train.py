@@ -395,8 +395,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         report.metrics = evaluate_splits(model, arrays, classes, params.training.batch_size,
                                          x_files, heard)
         report.seconds = time.monotonic() - started
-        _write_bundle(params, params.backbone.bundle_model(model, params), arrays, classes,
-                      state, signature, report)
+        _write_bundle(params, model, x_files, arrays, classes, state, signature, report)
         shutil.rmtree(layout.root)
     return report
 
@@ -540,14 +539,22 @@ def _fit(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
                   stopped=stopped, train_snippets=len(train_feed.labels))
 
 
-def _write_bundle(params: PipelineParams, model, arrays: ArraysLayout, classes: list[str],
-                  state: dict, signature: dict, report: TrainReport) -> None:
-    """The bundle: model, evaluation files, history, curves, then ``bundle.json``."""
+def _write_bundle(params: PipelineParams, trained, x_files: dict[str, Path],
+                  arrays: ArraysLayout, classes: list[str], state: dict, signature: dict,
+                  report: TrainReport) -> None:
+    """The bundle: model, its portable copy, evaluation files, history, curves, then
+    ``bundle.json``."""
+    model = params.backbone.bundle_model(trained, params)
     bundle_dir = params.model_dir
     history = state["history"]
     bundle_io.invalidate(bundle_dir)
     bundle_dir.mkdir(parents=True, exist_ok=True)
     bundle_io.save_model(model, bundle_dir)
+    check = _check_rows(arrays, x_files)
+    portable = bundle_io.save_portable(
+        lambda path: params.backbone.write_portable(trained, model, path, check,
+                                                    output_layout(params)),
+        bundle_dir, len(check[0]))
     for old in bundle_dir.glob("confusion_*"):
         old.unlink()
     _write_evaluation(bundle_dir, report.metrics, classes)
@@ -561,11 +568,27 @@ def _write_bundle(params: PipelineParams, model, arrays: ArraysLayout, classes: 
         "normalization": read_json(arrays.stats_file),
         "training_audio": training_range(_train_entries(output_layout(params))),
         "training_artists": training_artists(params, arrays),
-        "params": params.to_dict(), "signature": signature,
+        "params": params.to_dict(), "signature": signature, "portable": portable,
         "trained": {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "epochs": state["epoch"], "best_epoch": report.best_epoch,
                     "train_snippets": report.train_snippets,
                     "parameters": int(model.count_params())}})
+
+
+def _check_rows(arrays: ArraysLayout, x_files: dict[str, Path], most: int = 32
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``most`` of the bundle's own snippets (test, else validation, else training),
+    as the bundle's network takes them and as the trained model does (the same rows of
+    ``x_files``): the portable copy is checked on these."""
+    for part in ("test", "val", "train"):
+        path = arrays.array(part, "X")
+        if path.exists() and part in x_files:
+            x = np.load(path, mmap_mode="r")
+            if len(x):
+                inputs = np.load(x_files[part], mmap_mode="r")
+                return (np.asarray(x[:most], dtype=np.float32),
+                        np.asarray(inputs[:most], dtype=np.float32))
+    raise StageError(f"No snippets in '{arrays.root}' to check the portable model on.")
 
 
 def _train_entries(layout: BuildLayout) -> list[dict]:

@@ -52,6 +52,17 @@ class BuildLayout:
     def track_file(self, key: str) -> Path:
         return self.cache_dir / (key + ".npz")
 
+    def embedding_dir(self, backbone: str) -> Path:
+        """A frozen backbone's per-track embeddings (:mod:`slapp.stages.embed`)."""
+        return self.root / "embeddings" / backbone
+
+    def embedding_file(self, backbone: str, key: str) -> Path:
+        return self.embedding_dir(backbone) / (key + ".npz")
+
+    def backbone_file(self, backbone: str) -> Path:
+        """The frozen backbone as ONNX (:mod:`slapp.models.backbone_onnx`)."""
+        return self.embedding_dir(backbone) / "backbone.onnx"
+
     @property
     def arrays(self) -> ArraysLayout:
         return ArraysLayout(self.root / "arrays")
@@ -86,9 +97,6 @@ class ArraysLayout:
     def manifest_file(self) -> Path:
         return self.root / "process_manifest.json"
 
-    def embeddings(self, backbone: str) -> Path:
-        """Folder of a frozen backbone's embeddings of these arrays."""
-        return self.root / f"embeddings-{backbone}"
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,11 @@ class BundleLayout:
     @property
     def model_file(self) -> Path:
         return self.root / "model.keras"
+
+    @property
+    def portable_file(self) -> Path:
+        """The network's portable copy (ONNX), labelling without TensorFlow."""
+        return self.root / "model.onnx"
 
     @property
     def info_file(self) -> Path:

@@ -25,7 +25,6 @@ class Backbone:
     separate_cache: bool = True
     augments: bool = False
     pretrained: bool = False  # learned from other music: better on artists not in training
-    predict_max_snippets: int | None = None  # prediction's default cap per track (None: all)
     feature_unit: str = "dB"  # of the model input, for the summaries
     summary_note: str = ""
 
@@ -57,6 +56,11 @@ class Backbone:
             fmax=f.fmax)
         return self.compress(power, params)
 
+    def embedding_layer(self, params) -> str | None:
+        """The frozen backbone output that stage 2 caches per track and the head trains on
+        (``"penultimate"``/``"pooled"``), or None: the model trains on the features."""
+        return None
+
     def build_trainable(self, params, n_classes: int):
         """The Keras model stage 3 fits (on :meth:`training_inputs`)."""
         raise NotImplementedError
@@ -66,6 +70,16 @@ class Backbone:
         """``{part: .npy file}`` the trainable model reads per split: the arrays of stage
         2 by default."""
         return {part: arrays.array(part, "X") for part in parts}
+
+    def write_portable(self, trained, bundled, path: Path, check: tuple, layout) -> float:
+        """Write the ONNX copy of ``bundled`` (:meth:`bundle_model` of ``trained``) to
+        ``path``, checked on ``check`` = ``(snippets (n, n_frames, n_mels), the same rows
+        as`` ``trained`` ``takes them)``; returns the largest probability difference
+        (:mod:`slapp.models.portable`). ``layout``: the output folder's
+        :class:`~slapp.store.layout.BuildLayout`."""
+        from slapp.models.portable import export
+
+        return export(bundled, path, check[0])
 
     def bundle_model(self, trained, params):
         """The network the bundle holds: snippet features → class probabilities."""

@@ -1,8 +1,8 @@
 """musicnn trained on the Million Song Dataset (:mod:`slapp.models.musicnn`), frozen, with a
 softmax head on its 200-d "penultimate" embedding.
 
-Stage 3 runs the frozen network once over each split's arrays (:mod:`slapp.models.embed`) and
-trains the head on the embeddings; ``model.musicnn.fine_tune`` trains musicnn's own top layers
+Stage 2 embeds every cached snippet once, per track, on onnxruntime
+(:mod:`slapp.stages.embed`), and stage 3 trains the head on those embeddings; ``model.musicnn.fine_tune`` trains musicnn's own top layers
 (from the checkpoint) and the softmax on its 1506 pooled features instead. The bundle holds
 backbone and head as one model ``(batch, 187, 96)`` → ``(batch, n_classes)``.
 """
@@ -25,6 +25,7 @@ class MusicnnParams:
 
     fine_tune: bool = param(False, "bool", doc="also train musicnn's top layers")
 
+LAYERS = {"penultimate": 1, "pooled": 2}  # outputs of slapp.models.musicnn.build_backbone
 HEAD_DROPOUT = 0.5
 HEAD_L2 = 1e-3
 
@@ -45,9 +46,6 @@ class Musicnn(Backbone):
     defaults = {"audio": {"trim_silence": True, "loudness_db": -20.0}}
     pretrained = True
     feature_unit = "(log10(1 + 10000 mel))"
-    # the network costs ~20 ms a snippet: 28 spread over a 3-minute track label it as all
-    # 90 do, in half the time (BENCHMARKS.md, "How many snippets a long track needs")
-    predict_max_snippets = 28  # 4 whole batches of 7 (a padded batch costs a full one)
 
     def __init__(self, name: str, checkpoint: str):
         self.name, self.checkpoint = name, checkpoint
@@ -65,25 +63,42 @@ class Musicnn(Backbone):
         """Which backbone output the head reads: ``"penultimate"`` or ``"pooled"``."""
         return "pooled" if params.model.musicnn.fine_tune else "penultimate"
 
+    def embedding_layer(self, params) -> str:
+        return self.layer(params)
+
     def build_trainable(self, params, n_classes: int):
         if params.model.musicnn.fine_tune:
             return build_top_head(n_classes, checkpoint=self.checkpoint)
         return build_head(musicnn.EMBEDDING_SIZE, n_classes)
 
     def training_inputs(self, arrays, parts, params, *, progress=False) -> dict[str, Path]:
-        from slapp.models.embed import embed_arrays
+        """Stage 2's ``<part>_E.npy``: the cached embeddings, rows as in ``<part>_X.npy``."""
+        files = {part: arrays.array(part, "E") for part in parts}
+        if not files["train"].exists():
+            from slapp.errors import StageError
 
-        return embed_arrays(arrays, self.name, parts, checkpoint=self.checkpoint,
-                            layer=self.layer(params), progress=progress)
+            raise StageError(f"No embeddings in '{arrays.root}' ({files['train'].name}): the "
+                             "arrays were made by an older slapp. Run process_dataset.py "
+                             "again.")
+        return {part: f for part, f in files.items() if f.exists()}
+
+    def write_portable(self, trained, bundled, path: Path, check: tuple, layout) -> float:
+        """The head's export joined to the ONNX backbone that embedded the snippets:
+        musicnn itself never runs through TensorFlow in stage 3."""
+        from slapp.models.backbone_onnx import OUTPUTS, ensure_backbone
+        from slapp.models.portable import export_on_backbone
+
+        backbone = ensure_backbone(self.checkpoint, layout.backbone_file(self.name))
+        layer = "pooled" if trained.input_shape[-1] == musicnn.POOLED_SIZE else "penultimate"
+        return export_on_backbone(trained, backbone, OUTPUTS.index(layer), path, *check)
 
     def bundle_model(self, trained, params):
-        from slapp.models.embed import LAYERS
         from slapp.models.keras_env import import_keras
 
         keras = import_keras()
         backbone = musicnn.load_backbone(checkpoint=self.checkpoint)
         inputs = keras.Input(shape=(musicnn.N_FRAMES, musicnn.N_MELS), name="musicnn_mel")
-        embedding = backbone(inputs)[LAYERS[self.layer(params)]]
+        embedding = backbone(inputs)[LAYERS[self.layer(params)]]  # tags, penultimate, pooled
         return keras.Model(inputs, trained(embedding),
                            name=f"slapp_{self.checkpoint.lower()}")
 

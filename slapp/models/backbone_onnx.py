@@ -1,0 +1,83 @@
+"""A frozen musicnn backbone as ONNX: its embeddings without TensorFlow.
+
+The weights are TF1 checkpoints that only TensorFlow reads, so the ONNX file is made once
+per output folder by a short child process (``python -m slapp.models.backbone_onnx
+CHECKPOINT FILE``): the process that asks for it never imports TensorFlow, and the
+embedding workers it then starts (forked or on Dask) load onnxruntime alone.
+
+The file maps musicnn input patches ``(batch, 187, 96)`` to two outputs: ``penultimate``
+``(batch, 200)`` and ``pooled`` ``(batch, 1506)`` (:func:`slapp.models.musicnn.build_backbone`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from slapp.errors import StageError
+
+OUTPUTS = ("penultimate", "pooled")
+TOLERANCE = 1e-3  # largest difference accepted, relative to the largest embedding value
+
+
+def export_backbone(checkpoint: str, path: Path) -> float:
+    """Write ``checkpoint``'s backbone as ONNX to ``path`` (atomically), checked against
+    Keras on seeded random patches; returns the largest relative difference. Imports
+    TensorFlow: call it in a child process (:func:`ensure_backbone`)."""
+    from slapp.models import musicnn
+    from slapp.models.keras_env import import_keras
+    from slapp.models.portable import _quiet_export, open_session
+    from slapp.store.atomic import atomic_path
+
+    keras = import_keras()
+    backbone = musicnn.load_backbone(checkpoint=checkpoint)
+    model = keras.Model(backbone.input, [backbone.outputs[1], backbone.outputs[2]])
+    x = np.random.default_rng(0).uniform(0.0, 4.0, (4, musicnn.N_FRAMES, musicnn.N_MELS))
+    x = x.astype(np.float32)
+    expected = [np.asarray(o) for o in model(x, training=False)]
+    with atomic_path(path, suffix=".onnx") as tmp:
+        with _quiet_export():
+            model.export(str(tmp), format="onnx", verbose=False)
+        session = open_session(Path(tmp), threads=1)
+        got = session.run(None, {session.get_inputs()[0].name: x})
+        diff = max(float(np.max(np.abs(g - e)) / max(1e-6, float(np.max(np.abs(e)))))
+                   for g, e in zip(got, expected))
+        if not diff <= TOLERANCE:
+            raise StageError(f"The ONNX backbone differs from Keras by {diff:.2g} (relative); "
+                             "not written.")
+    return diff
+
+
+def ensure_backbone(checkpoint: str, path: Path) -> Path:
+    """``path``, made first if missing by a child process that imports TensorFlow (so
+    this one does not); its failure is a :class:`StageError` with the child's last line."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    done = subprocess.run([sys.executable, "-m", __name__, checkpoint, str(path.resolve())],
+                          capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[2])
+    if done.returncode != 0 or not path.exists():
+        lines = [ln for ln in (done.stderr or "").splitlines() if ln.strip()]
+        raise StageError(f"Cannot make the ONNX copy of the {checkpoint} backbone at '{path}': "
+                         f"{lines[-1] if lines else f'exit status {done.returncode}'}")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    checkpoint, path = argv
+    try:
+        export_backbone(checkpoint, Path(path))
+    except StageError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
