@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_dataset, run_stages, write_params
+from conftest import tone, write_audio, make_dataset, run_stages, write_params
 
 needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
                                    reason="musicnn weights not installed "
@@ -96,10 +96,20 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
     stats = [line for line in capsys.readouterr().out.splitlines()
              if line.startswith("normalization 'none'")]
     assert len(stats) == 1 and "(log10(1 + 10000 mel)); per-bin mean" in stats[0], stats
-    emb = out / "arrays" / f"embeddings-{backbone}"
-    train_emb = np.load(emb / "train.npy")
+    emb = out / "embeddings" / backbone  # one file per track, made by stage 2
+    train_emb = np.load(out / "arrays" / "train_E.npy")
     assert train_emb.shape == (len(np.load(out / "arrays" / "train_y.npy")), 200)
     assert np.isfinite(train_emb).all() and train_emb.std() > 0.01
+    # each shuffled row is its track's cached row for the snippet starting there
+    tracks = {t["id"]: t["key"] for t in
+              json.loads((out / "arrays" / "tracks.json").read_text())["tracks"]}
+    ids, starts = (np.load(out / "arrays" / f"train_{k}.npy") for k in ("track", "start"))
+    for row in (0, len(ids) // 2, len(ids) - 1):
+        key = tracks[int(ids[row])]
+        cached_starts = np.load(out / "cache" / f"{key}.npz")["starts"]
+        snippet = int(np.flatnonzero(cached_starts == starts[row])[0])
+        np.testing.assert_array_equal(train_emb[row],
+                                      np.load(emb / f"{key}.npz")["penultimate"][snippet])
     bundle = json.loads((out / "model" / "bundle.json").read_text())
     assert bundle["backbone"] == backbone
     assert bundle["trained"]["parameters"] > 700_000  # the frozen network is in the bundle
@@ -115,18 +125,21 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
     rows = [line for line in table.splitlines() if "treble_" in line]
     assert len(rows) == 4 and sum(" treble " in r for r in rows) >= 3
 
-    # retraining reuses the embeddings (same files, not recomputed) ...
-    import train_crnn
-
-    stamp = (emb / "train.npy").stat().st_mtime_ns
-    assert train_crnn.main(["--params", str(params), "--retrain", "--quiet"]) == 0
-    assert (emb / "train.npy").stat().st_mtime_ns == stamp
-    # ... unless the arrays they came from changed (another shuffle)
+    # another shuffle re-writes the arrays from the same per-track embeddings ...
+    stamps = {p: p.stat().st_mtime_ns for p in emb.glob("**/*.npz")}
+    assert len(stamps) == 12
     raw = json.loads(params.read_text())
     raw["process"] = {"seed": 5}
     params.write_text(json.dumps(raw))
     run_stages(params, "process", "train")
-    assert (emb / "train.npy").stat().st_mtime_ns != stamp
+    assert {p: p.stat().st_mtime_ns for p in emb.glob("**/*.npz")} == stamps
+    assert not np.array_equal(np.load(out / "arrays" / "train_E.npy"), train_emb)
+    # ... and a track whose audio changed is rebuilt, then embedded again
+    write_audio(music / "mid" / "mid_2.wav", tone(4.5, sr=22050, freq=300.0, seed=9), 22050)
+    run_stages(params, "build", "process")
+    again = emb / "mid" / "mid_2.wav.npz"
+    assert again.stat().st_mtime_ns != stamps[again]
+    assert sum(p.stat().st_mtime_ns != stamps[p] for p in stamps) == 1
 
 
 @needs_musicnn
@@ -188,3 +201,58 @@ def test_old_records_keep_meaning_what_they_meant():
                                  "audio": {"loudness_db": -20}}).feature_settings()
     assert levelled["audio"]["loudness_db"] == -20.0 and fingerprint(levelled) != \
         fingerprint(crnn)
+
+
+@needs_musicnn
+def test_kill_9_while_embedding_then_rerun_gives_the_same_arrays(tmp_path):
+    """Stage 2 embeds each cached track once: killed in the middle, a re-run embeds only
+    what is missing and writes the arrays an uninterrupted run writes."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, popen_script
+
+    music = make_dataset(tmp_path / "music", per_class=8, seconds=12.0)
+    settings = dict(model={"backbone": "musicnn-msd"}, workers=2,
+                    slicing={"snippet_seconds": 3.0, "overlap_seconds": 1.0,
+                             "max_snippets_per_track": None})
+    params = write_params(tmp_path / "p.json", music, tmp_path / "out", **settings)
+    run_stages(params, "build")
+    shutil.copytree(tmp_path / "out", tmp_path / "ref")
+    ref_params = write_params(tmp_path / "ref.json", music, tmp_path / "ref", **settings)
+    emb = tmp_path / "out" / "embeddings" / "musicnn-msd"
+
+    def embedded():
+        return sorted(emb.rglob("*.npz"))
+
+    stamps, kills = {}, 0
+    for n in (1, 8):
+        proc = popen_script([sys.executable, "process_dataset.py", "--params", str(params),
+                             "--quiet"], cwd=ROOT)
+        end = time.monotonic() + 120
+        while len(embedded()) < n and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        if len(embedded()) < 24:
+            kills += 1
+    assert kills >= 1, "every kill came after the last track was embedded"
+    stamps = {p: p.stat().st_mtime_ns for p in embedded()}
+    done = subprocess.run([sys.executable, "process_dataset.py", "--params", str(params)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(stamps)} already embedded" in done.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # kept, not redone
+    ref_emb = tmp_path / "ref" / "embeddings" / "musicnn-msd"
+    ref_emb.mkdir(parents=True)
+    shutil.copy(emb / "backbone.onnx", ref_emb)  # the same network, not exported again
+    run_stages(ref_params, "process")
+    for part in ("train", "val", "test"):
+        for kind in ("E", "X", "y"):
+            a = np.load(tmp_path / "out" / "arrays" / f"{part}_{kind}.npy")
+            b = np.load(tmp_path / "ref" / "arrays" / f"{part}_{kind}.npy")
+            assert np.array_equal(a, b), (part, kind)
+    assert not [p for p in (tmp_path / "out").rglob("*.slapp-tmp*")]

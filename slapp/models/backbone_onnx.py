@@ -55,9 +55,12 @@ def export_backbone(checkpoint: str, path: Path) -> float:
 def ensure_backbone(checkpoint: str, path: Path) -> Path:
     """``path``, made first if missing by a child process that imports TensorFlow (so
     this one does not); its failure is a :class:`StageError` with the child's last line."""
+    from slapp.store.atomic import remove_temp_files
+
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(path.parent)  # what a killed export left
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
     done = subprocess.run([sys.executable, "-m", __name__, checkpoint, str(path.resolve())],
                           capture_output=True, text=True, env=env,
