@@ -40,6 +40,12 @@ def get_parser():
                         help="score at most N snippets per track, spread evenly over it, "
                              "for speed (default: every snippet, as the method says; 0: "
                              "every snippet). A 30-second clip has 15 at --hop 2")
+    parser.add_argument("--engine", choices=("auto", "keras"), default="auto",
+                        help="how the network runs: auto (default) runs the bundle's "
+                             "portable copy model.onnx on onnxruntime, without TensorFlow "
+                             "(made once from model.keras for an older bundle); keras runs "
+                             "model.keras through TensorFlow (the reference: the same "
+                             "labels, a slower start)")
     parser.add_argument("--aggregate", choices=RULES, default=DEFAULTS.rule,
                         help="how snippet scores make a track label: sum of probabilities "
                              "(default), mean of log-probabilities, or majority vote")
@@ -120,7 +126,8 @@ def main(argv=None) -> int:
         current = None
         if args.model is None or Path(args.params).exists():
             current = load_params(args.params)
-        bundle = load_bundle(args.model or current.model_dir, current=current)
+        bundle = load_bundle(args.model or current.model_dir, current=current,
+                             engine=args.engine)
         report = predict_tracks(args.paths, bundle, options, output=args.output,
                                 plot_dir=args.plot, evaluate=args.evaluate, params=current,
                                 library=library, progress=not args.quiet)

@@ -61,6 +61,7 @@ class PredictReport:
     classes: list[str]
     bundle: Path
     seconds: float = 0.0
+    engine: str = "onnx"          # how the network ran (Bundle.engine)
     resumed: int = 0
     truth: dict | None = None     # --evaluate: evaluate.folder_truth
     look_at: list[str] = field(default_factory=list)  # files written for the user
@@ -89,7 +90,8 @@ class PredictReport:
         done = len(self.results) - len(self.failed)
         resumed = f" ({self.resumed} from the interrupted run)" if self.resumed else ""
         lines = [f"labelled {done} track(s){resumed}, failed {len(self.failed)}, in "
-                 f"{self.seconds:.1f} s with bundle {self.bundle}"]
+                 f"{self.seconds:.1f} s with bundle {self.bundle} ("
+                 + ("onnxruntime" if self.engine == "onnx" else "TensorFlow") + ")"]
         outside = [r for r in self.results if r.outside_training]
         if outside:
             lines.append(f"  {len(outside)} track(s) unlike the training audio (see their "

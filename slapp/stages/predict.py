@@ -192,6 +192,7 @@ class LabelTask:
     path: Path
     bundle_dir: Path
     options: PredictOptions
+    engine: str = "auto"  # "keras": the worker runs model.keras too (predict_track.py --engine)
 
 
 _PREDICTORS: dict[tuple, Predictor] = {}  # this process's loaded bundle, by (folder, options)
@@ -202,7 +203,8 @@ def _predictor(task: LabelTask) -> Predictor:
     key = (task.bundle_dir, task.options)
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
-        _PREDICTORS[key] = Predictor(load_bundle(task.bundle_dir), task.options)
+        engine = "keras" if task.engine == "keras" else "auto"
+        _PREDICTORS[key] = Predictor(load_bundle(task.bundle_dir, engine=engine), task.options)
     return _PREDICTORS[key]
 
 
@@ -257,7 +259,7 @@ def label_inputs(inputs: list, bundle: Bundle, options: PredictOptions, executor
     _PREDICTORS.clear()
     _PREDICTORS[(folder, options)] = Predictor(bundle, options)  # this process's copy
     # absolute, links not resolved: a link that loops is one failed track, not a crash
-    tasks = [LabelTask(name, Path(os.path.abspath(path)), folder, options)
+    tasks = [LabelTask(name, Path(os.path.abspath(path)), folder, options, bundle.engine)
              for name, path, error in inputs if not error and name not in done]
     rows: dict[str, TrackResult] = {}
     with _c_stderr_to_devnull(), tqdm(total=len(tasks), unit="track", desc="labelling",
@@ -335,7 +337,8 @@ def _predict(paths, bundle, options, output, plot_dir, evaluate, params, progres
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
     keeper = _Keeper(bundle.classes, plot_dir, partial)
-    report = PredictReport(results=[], classes=bundle.classes, bundle=bundle.folder)
+    report = PredictReport(results=[], classes=bundle.classes, bundle=bundle.folder,
+                           engine=bundle.engine)
     try:
         local = contextlib.nullcontext(InlineExecutor())
         with open_executor(params, in_process=True) if params else local as executor:
