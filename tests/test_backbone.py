@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,36 +19,71 @@ needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
                                           "(pip install --no-deps musicnn==0.1.0)")
 
 
-def test_backbone_fixes_its_input_settings(tmp_path):
+def test_backbone_fixes_its_input_settings_and_names_what_it_ignores(tmp_path, caplog):
     from slapp.params import params_from_dict
 
-    p = params_from_dict({"paths": {"input_dir": "x"}, "audio": {"sample_rate": 44100},
-                          "features": {"n_mels": 128}, "model": {"backbone": "musicnn-msd"},
-                          "slicing": {"overlap_seconds": 1.5}})
+    with caplog.at_level(logging.WARNING, logger="slapp"):
+        p = params_from_dict({"paths": {"input_dir": "x"}, "audio": {"sample_rate": 44100},
+                              "features": {"n_mels": 128}, "model": {"backbone": "musicnn-msd"},
+                              "slicing": {"overlap_seconds": 1.5}})
     assert (p.audio.sample_rate, p.features.n_mels, p.features.n_fft) == (16000, 96, 512)
     assert p.n_frames == 187 and p.process.normalization == "none"
     assert p.slicing.overlap_seconds == 1.5  # not the backbone's business
-    assert "audio.sample_rate: 44100 -> 16000" in p.backbone_overrides
+    assert p.ignored == ("audio.sample_rate 44100", "features.n_mels 128")
     assert p.feature_settings()["backbone"] == "musicnn-msd"
-    assert not any(o.startswith("features.n_fft") for o in p.backbone_overrides)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith(
+        "model.backbone 'musicnn-msd' ignores what the parameters file sets for "
+        "audio.sample_rate 44100, features.n_mels 128 (it fixes audio.sample_rate 16000")
     crnn = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}})
-    assert "backbone" not in crnn.feature_settings() and crnn.backbone_overrides == []
+    assert "backbone" not in crnn.feature_settings() and crnn.ignored == ()
 
 
-def test_the_default_is_musicnn_and_the_crnn_settings_in_the_file_are_not_reported(tmp_path):
-    """The committed file keeps the CRNN's input settings (for that backbone): loading it
-    with the default backbone replaces them without a note; a value the user changed that
-    the backbone replaces is noted."""
+def test_the_committed_file_shows_the_settings_in_force(caplog):
+    """Each backbone's own settings live in its section: loading the committed file with
+    either backbone ignores nothing, and switching the backbone switches the settings."""
     from slapp.params import DEFAULT_PARAMS_FILE, params_from_dict
 
     raw = json.loads((Path(__file__).resolve().parents[1] / DEFAULT_PARAMS_FILE).read_text())
     assert raw["model"]["backbone"] == "musicnn-msd"
-    p = params_from_dict(raw)
-    assert p.model.backbone == "musicnn-msd" and p.n_frames == 187
-    assert p.backbone_overrides == []
-    raw["features"]["n_mels"] = 128
-    assert params_from_dict(raw).backbone_overrides == ["features.n_mels: 128 -> 96"]
-    assert params_from_dict({"paths": {"input_dir": "x"}}).model.backbone == "musicnn-msd"
+    assert "features" not in raw and "sample_rate" not in raw["audio"]
+    with caplog.at_level(logging.INFO, logger="slapp"):
+        p = params_from_dict(raw)
+        raw["model"]["backbone"] = "crnn"
+        crnn = params_from_dict(raw)
+    assert not caplog.records
+    assert p.ignored == crnn.ignored == ()
+    assert (p.audio.trim_silence, p.audio.loudness_db, p.n_frames) == (True, -20.0, 187)
+    assert (crnn.audio.sample_rate, crnn.features.n_mels, crnn.process.normalization,
+            crnn.training.augment_gain_db) == (22050, 100, "standard", 6.0)
+    assert (crnn.audio.trim_silence, crnn.audio.loudness_db) == (False, None)
+    raw["model"]["crnn"]["features"]["n_mels"] = 128
+    assert params_from_dict(raw).features.n_mels == 128
+    raw["model"]["backbone"] = "musicnn-msd"
+    assert params_from_dict(raw).features.n_mels == 96  # the CRNN's, not in force
+
+
+def test_an_old_file_with_the_crnn_settings_on_top_still_loads(caplog):
+    from slapp.errors import ParameterError
+    from slapp.params import params_from_dict
+
+    old = {"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"},
+           "features": {"n_mels": 64}, "process": {"normalization": "minmax"}}
+    with caplog.at_level(logging.INFO, logger="slapp"):
+        p = params_from_dict(old)
+    assert (p.features.n_mels, p.process.normalization) == (64, "minmax")
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 1 and "features.n_mels, process.normalization" in notes[0]
+    assert "move them there" in notes[0]
+    with pytest.raises(ParameterError, match=r"Unknown parameter 'model.crnn.audio.mixdown'\. "
+                                             r"Expected one of: sample_rate \(set "
+                                             r"'audio.mixdown' instead"):
+        params_from_dict({"paths": {"input_dir": "x"},
+                          "model": {"crnn": {"audio": {"mixdown": "first"}}}})
+    with pytest.raises(ParameterError, match=r"'model.crnn.features.n_mels' parameter must be "
+                                             r"an int in the range \[1, 1024\]. Got 0"):
+        params_from_dict({"paths": {"input_dir": "x"},
+                          "model": {"crnn": {"features": {"n_mels": 0}}}})
 
 
 def test_a_bundle_record_without_a_backbone_is_a_crnn():

@@ -10,6 +10,9 @@ import numpy as np
 class Backbone:
     """One way of scoring snippets. Subclasses set ``name`` and override what differs.
 
+    - ``section``, ``owns``: the settings that shape only this backbone's input live in
+      the parameters file under ``model.<section>`` (``model.crnn.features.n_mels``);
+    - ``unused``: ``{section: keys}`` it does not read (a key set there is noted);
     - ``fixed_settings``: ``{section: {key: value}}`` of ``audio``/``slicing``/``features``/
       ``process`` values the backbone's input needs, whatever the JSON says;
     - ``defaults``: ``{section: {key: value}}`` used where the JSON does not set the key
@@ -20,6 +23,9 @@ class Backbone:
     """
 
     name: str = ""
+    section: str = ""  # its settings' section under ``model`` in the parameters file
+    owns: dict = {}  # {"features": ("n_mels", ...)}: settings under model.<section>.<sec>
+    unused: dict = {}  # {"training": (...)}: settings it neither fixes nor reads
     fixed_settings: dict = {}
     defaults: dict = {}
     separate_cache: bool = True

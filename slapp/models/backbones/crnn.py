@@ -37,6 +37,13 @@ class CrnnParams:
 
 class CRNN(Backbone):
     name = "crnn"
+    section = "crnn"
+    owns = {"audio": ("sample_rate",),
+            "features": ("n_fft", "hop_length", "n_mels", "fmin", "fmax", "log_reference",
+                         "log_amin", "dtype"),
+            "process": ("normalization",),
+            "training": ("augment_gain_db", "augment_time_masks", "augment_freq_masks",
+                         "augment_mixup_alpha", "augment_lowpass", "augment_lowpass_min_hz")}
     separate_cache = False  # the historical cache of log-mels
     augments = True
 

@@ -33,6 +33,12 @@ HEAD_L2 = 1e-3
 class Musicnn(Backbone):
     """A musicnn checkpoint of the ``musicnn`` wheel as a frozen backbone."""
 
+    section = "musicnn"
+    owns = {"audio": ("trim_silence", "loudness_db")}
+    unused = {"features": ("log_reference", "log_amin"),
+              "training": ("augment_gain_db", "augment_time_masks", "augment_freq_masks",
+                           "augment_mixup_alpha", "augment_lowpass", "augment_lowpass_min_hz")}
+
     fixed_settings = {
         "audio": {"sample_rate": musicnn.SAMPLE_RATE},
         "slicing": {"snippet_seconds": musicnn.PATCH_SECONDS},
