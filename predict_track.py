@@ -32,10 +32,10 @@ def get_parser():
     parser.add_argument("--model", metavar="BUNDLE", type=Path,
                         help="model bundle folder (default: paths.model_dir of the "
                              "parameters, i.e. output_dir/model)")
-    parser.add_argument("--hop", type=float, default=DEFAULTS.hop_seconds, metavar="SECONDS",
-                        help="seconds between snippet starts (default: %(default)s: 1 s "
-                             "overlap for 3 s snippets; 1.0, the article's 2 s overlap, "
-                             "labels the same at twice the cost)")
+    parser.add_argument("--hop", type=float, metavar="SECONDS",
+                        help="seconds between snippet starts (default: the bundle's slicing "
+                             "hop, snippet_seconds - overlap_seconds: 2 s by default; 1.0, "
+                             "the article's 2 s overlap, labels the same at twice the cost)")
     parser.add_argument("--max-snippets", type=int, metavar="N",
                         help="score at most N snippets per track, spread evenly over it, "
                              "for speed (default: every snippet, as the method says; 0: "

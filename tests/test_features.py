@@ -60,7 +60,7 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     starts = build_starts(track, params, key="song.mp3")
     built, times = track.features(starts, params)
     assert built.dtype == np.float16 and len(times) == 4  # 4 of 7 starts, spread
-    predictor = Predictor(Bundle(folder=tmp_path, model=None, classes=[], params=params,
+    predictor = Predictor(Bundle(folder=tmp_path, classes=[], params=params,
                                  stats={"method": "none"}, info={}),
                           PredictOptions(batch_size=4))
     prepared = predictor.prepare(path)  # what predict does with the file, from scratch

@@ -120,7 +120,8 @@ def test_long_stereo_44k_mp3_is_labelled(trained, tmp_path, capsys):
     assert _predict(trained, path, "--output", tmp_path / "o.json") == 0
     track = json.loads((tmp_path / "o.json").read_text())["tracks"][0]
     assert track["seconds"] == pytest.approx(75.0, abs=0.1)
-    assert track["snippets"] == 38  # 0, 2 ... 74 s (default hop 2 s), the last ending at 75 s
+    # the bundle's hop (1 s snippets, 0.5 s overlap): 0, 0.5 ... 74 s, the last ending at 75 s
+    assert track["snippets"] == 149
 
 
 def test_incomplete_or_missing_bundle_is_one_clear_error(trained, tmp_path, capsys):
@@ -247,8 +248,8 @@ def test_every_snippet_is_scored_by_default_and_the_cap_is_validated(trained, tm
     bundle = load_bundle(trained[0] / "out" / "model")
     track = write_audio(tmp_path / "long.wav", tone(40.0, sr=22050, seed=3), 22050)
     default = predict.predict_tracks([str(track)], bundle, progress=False).results[0]
-    # 1 s snippets every 2 s over 40 s: starts 0, 2, ..., 38 and the tail snippet at 39 s
-    assert default.snippets == 21
+    # 1 s snippets every 0.5 s (the bundle's hop) over 40 s: starts 0, 0.5, ..., 39 s
+    assert default.snippets == 79
     assert predict.Predictor(bundle, predict.PredictOptions(max_snippets=3)).max_snippets == 3
     with pytest.raises(StageError, match=r"--max-snippets value must be a whole number "
                                          r">= 0 \(0: every snippet\). Got -1 instead"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -47,3 +49,28 @@ def select_snippets(n_snippets: int, *, max_snippets: int | None, selection: str
             raise ValueError("selection='random' needs an rng")
         return np.sort(rng.choice(n_snippets, size=max_snippets, replace=False)).astype(np.int64)
     raise ValueError(f"selection={selection!r} must be 'even' or 'random'")
+
+
+@dataclass(frozen=True)
+class SnippetPlan:
+    """Which snippets of a track are used, in one place for the build, prediction, stage
+    3's evaluation and the audit (:meth:`slapp.params.PipelineParams.snippet_plan` makes
+    them): a snippet every ``hop_samples`` from 0; with ``tail``, one more ending at the
+    track's end when the hops miss it (labelling covers the whole track); at most
+    ``max_snippets`` of them (None: all) chosen by ``selection`` (``even`` or seeded
+    ``random``). A track shorter than one snippet has one, at 0 (zero-padded)."""
+
+    snippet_samples: int
+    hop_samples: int
+    tail: bool = True
+    max_snippets: int | None = None
+    selection: str = "even"
+
+    def starts(self, n_samples: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Start offsets ``(k,)`` int64 (samples) of the planned snippets of a track of
+        ``n_samples``; ``rng`` for ``selection="random"``."""
+        cut = track_starts if self.tail else snippet_starts
+        starts = cut(n_samples, snippet_samples=self.snippet_samples,
+                     hop_samples=self.hop_samples)
+        return starts[select_snippets(len(starts), max_snippets=self.max_snippets,
+                                      selection=self.selection, rng=rng)]

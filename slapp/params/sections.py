@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slapp.dsp.slicing import SnippetPlan
 from slapp.models import backbones
 from slapp.models.backbones.crnn import CrnnParams
 from slapp.models.backbones.musicnn_msd import MusicnnParams
@@ -156,6 +157,28 @@ class PipelineParams:
         """Samples between the starts of two consecutive snippets."""
         hop = self.slicing.snippet_seconds - self.slicing.overlap_seconds
         return int(round(hop * self.audio.sample_rate))
+
+    def snippet_plan(self, purpose: str, *, hop_seconds: float | None = None,
+                     max_snippets: int | None = None) -> SnippetPlan:
+        """The snippets used of each track (:class:`~slapp.dsp.slicing.SnippetPlan`),
+        every ``slicing`` hop (or ``hop_seconds``):
+
+        - ``"train"``: the build's cached snippets: whole hops only, at most
+          ``slicing.max_snippets_per_track`` chosen by ``slicing.selection``;
+        - ``"label"``: prediction's and stage 3's track figures: the whole track, its
+          tail included, every snippet unless ``max_snippets`` (``--max-snippets``);
+          the audit takes its few per track the same way.
+        """
+        hop = (self.hop_samples if hop_seconds is None
+               else max(1, int(round(hop_seconds * self.audio.sample_rate))))
+        if purpose == "train":
+            s = self.slicing
+            return SnippetPlan(self.snippet_samples, hop, tail=False,
+                               max_snippets=s.max_snippets_per_track, selection=s.selection)
+        if purpose == "label":
+            return SnippetPlan(self.snippet_samples, hop, tail=True,
+                               max_snippets=max_snippets or None)
+        raise ValueError(f"purpose={purpose!r} must be 'train' or 'label'")
 
     @property
     def n_frames(self) -> int:

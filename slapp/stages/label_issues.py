@@ -2,8 +2,9 @@
 ranked by confident learning.
 
 Every track is embedded once by musicnn-MSD (frozen, :mod:`slapp.models.musicnn`): up to
-:data:`PATCHES` 3-second patches spread over the track, through slapp's musicnn input path
-(16 kHz, levelled, trimmed), their 200-d "penultimate" features averaged. A logistic
+:data:`PATCHES` 3-second patches spread over the track (the ``"label"`` snippet plan that
+prediction uses, capped), through slapp's musicnn input path (16 kHz, levelled, trimmed),
+their 200-d "penultimate" features averaged. A logistic
 regression (scikit-learn) on these predicts each track from folds it was not trained on;
 the folds keep an artist's tracks together (so a track is not recognised by its artist),
 except for an artist who makes up most of a class, whose tracks are dealt one by one (a
@@ -34,6 +35,7 @@ from slapp.store.atomic import atomic_write
 logger = logging.getLogger(__name__)
 
 PATCHES = 10        # musicnn patches per track, spread evenly
+PLAN = f"label plan, at most {PATCHES}"  # in the cache names: other patches, another file
 MAX_FOLDS = 5
 C = 1.0             # logistic regression's inverse regularisation (bench/unheard_heads.py)
 OUTRIGHT = 0.01     # a track whose folder gets at most this, another class at least 0.5
@@ -66,7 +68,7 @@ def _cache_file(folder: Path, path: Path) -> Path:
     """The embedding's file: named by the file (links resolved: one file under several
     names is embedded once), its size and its modification time."""
     st = path.stat()
-    name = hashlib.sha1(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+    name = hashlib.sha1(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{PLAN}".encode()
                         ).hexdigest()[:20]
     return folder / f"{name}.npy"
 
@@ -89,16 +91,11 @@ def track_embedding(path: Path, params, scorer) -> np.ndarray:
     """The mean musicnn-MSD penultimate embedding ``(200,)`` float32 of up to
     :data:`PATCHES` 3-second patches spread evenly over ``path`` (``scorer``: see
     :func:`penultimate_scorer`)."""
-    from slapp.dsp.slicing import select_snippets, snippet_starts
     from slapp.models.backbones import snippet_features
     from slapp.stages.prepare import prepare_track
 
     track = prepare_track(path, params)
-    starts = snippet_starts(len(track.y), snippet_samples=params.snippet_samples,
-                            hop_samples=params.snippet_samples)
-    if len(starts) == 0:
-        starts = np.zeros(1, np.int64)
-    starts = starts[select_snippets(len(starts), max_snippets=PATCHES)]
+    starts = params.snippet_plan("label", max_snippets=PATCHES).starts(len(track.y))
     x, _ = snippet_features(track.y, starts, params)
     return scorer(x.astype(np.float32)).mean(axis=0)
 

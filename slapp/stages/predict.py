@@ -1,9 +1,10 @@
 """Stage 4, ``predict_track.py``: label whole tracks of any length with a model bundle.
 
 For each track: :func:`slapp.stages.prepare.prepare_track` (the build's decoding, checks
-and levelling) → snippets every ``hop_seconds`` covering the whole track (the last one ends
-at the track's end; a track shorter than a snippet is zero-padded), every one of them
-(or at most ``--max-snippets``, spread evenly) → log-mel with the
+and levelling) → the ``"label"`` snippet plan of the bundle's parameters
+(:meth:`~slapp.params.PipelineParams.snippet_plan`: a snippet every slicing hop, 2 s by
+default, or ``--hop``, covering the whole track, the last one ending at its end; every one
+of them, or at most ``--max-snippets`` spread evenly) → features with the
 bundle's settings → the bundle's normalisation → class probabilities in batches (the bundle's portable
 copy on onnxruntime: TensorFlow is not imported) → one
 label by :func:`slapp.dsp.aggregate.aggregate`. Snippets are featurised
@@ -34,7 +35,6 @@ from tqdm import tqdm
 from slapp.dsp.aggregate import RULES, aggregate
 from slapp.dsp.coverage import range_notes
 from slapp.dsp.normalization import apply
-from slapp.dsp.slicing import select_snippets, track_starts
 from slapp.errors import AudioError, StageError
 from slapp.executor import InlineExecutor, TwoPhase, open_executor
 from slapp.params import PipelineParams
@@ -51,9 +51,6 @@ from slapp.store.lock import file_lock
 
 logger = logging.getLogger(__name__)
 
-# seconds between snippet starts: 2 s labels as well as 1 s (the article's) at half the cost
-# (BENCHMARKS.md, "Prediction hop": 5 artist-keeping folds, CRNN and musicnn)
-DEFAULT_HOP_SECONDS = 2.0
 CHUNK_SNIPPETS = 64  # about this many snippets featurised and scored at a time (~3 MB):
                      # rounded down to whole inference batches (CRNN 60, musicnn 63)
 
@@ -63,7 +60,7 @@ class PredictOptions:
     """How tracks are labelled; validated here, used by the script, the loop and the
     resume signature alike."""
 
-    hop_seconds: float = DEFAULT_HOP_SECONDS  # seconds between snippet starts
+    hop_seconds: float | None = None          # None: the bundle's slicing hop (2 s)
     rule: str = "sum"                         # one of dsp.aggregate.RULES
     min_seconds: float | None = None          # None: the bundle's slicing.min_track_seconds
     timeline: bool = False                    # keep per-snippet scores
@@ -74,7 +71,8 @@ class PredictOptions:
         if self.rule not in RULES:
             raise StageError(f"Unknown aggregation '{self.rule}'. Expected one of "
                              f"{', '.join(RULES)}.")
-        if not (isinstance(self.hop_seconds, (int, float)) and self.hop_seconds > 0):
+        if self.hop_seconds is not None and not (isinstance(self.hop_seconds, (int, float))
+                                                 and self.hop_seconds > 0):
             raise StageError("The --hop value must be a positive number of seconds. Got "
                              f"{self.hop_seconds} instead.")
         if self.min_seconds is not None and not self.min_seconds >= 0:
@@ -142,10 +140,9 @@ class Predictor:
         track = prepare_track(path, p, min_seconds=self.min_seconds)
         unlike = range_notes(bandwidth_hz=track.bandwidth_hz, loudness_db=track.loudness_db,
                              trained=self.bundle.info.get("training_audio"), params=p)
-        hop = max(1, int(round(self.options.hop_seconds * p.audio.sample_rate)))
-        starts = track_starts(len(track.y), snippet_samples=p.snippet_samples,
-                              hop_samples=hop)
-        starts = starts[select_snippets(len(starts), max_snippets=self.max_snippets)]
+        plan = p.snippet_plan("label", hop_seconds=self.options.hop_seconds,
+                              max_snippets=self.max_snippets)
+        starts = plan.starts(len(track.y))
         return Prepared(track=track, unlike=tuple(unlike), starts=starts,
                         first=self.model_input(track, starts[:self.chunk]))
 

@@ -13,7 +13,6 @@ import numpy as np
 from slapp.dsp.audio import (SOUNDFILE_KINDS, Decoded, check_regular_file, decode, sniff,
                              soundfile_info)
 from slapp.dsp.levels import bandwidth_hz, loudness_db, prepare_waveform
-from slapp.dsp.slicing import select_snippets, snippet_starts
 from slapp.errors import AudioError
 from slapp.models.backbones import snippet_features
 from slapp.params import PipelineParams
@@ -160,11 +159,7 @@ def track_rng(seed: int, key: str) -> np.random.Generator:
 
 
 def build_starts(track: PreparedTrack, params: PipelineParams, *, key: str) -> np.ndarray:
-    """The build's snippet starts (samples of ``track.y``): every ``slicing`` hop, at most
-    ``max_snippets_per_track`` of them chosen by ``slicing.selection``."""
-    s = params.slicing
-    starts = snippet_starts(len(track.y), snippet_samples=params.snippet_samples,
-                            hop_samples=params.hop_samples)
-    chosen = select_snippets(len(starts), max_snippets=s.max_snippets_per_track,
-                             selection=s.selection, rng=track_rng(s.seed, key))
-    return starts[chosen]
+    """The build's snippet starts (samples of ``track.y``): the ``"train"`` snippet plan,
+    its random selection seeded per track."""
+    return params.snippet_plan("train").starts(len(track.y),
+                                               rng=track_rng(params.slicing.seed, key))
