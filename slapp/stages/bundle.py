@@ -20,6 +20,8 @@ parameters file (when they differ, the bundle wins and says so).
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ import numpy as np
 from slapp.store.atomic import atomic_path, read_json, write_json
 from slapp.store.cache import changed_settings
 from slapp.errors import ParameterError, StageError
-from slapp.store.layout import BundleLayout
+from slapp.store.layout import ArraysLayout, BundleLayout
 from slapp.params import PipelineParams, params_from_dict
 
 logger = logging.getLogger(__name__)
@@ -121,6 +123,33 @@ def save_portable(write, folder: Path, n_check: int) -> dict | None:
     logger.info("wrote %s: onnxruntime gives the Keras probabilities on %d snippets within "
                 "%.1g", path, n_check, diff)
     return {"file": path.name, "check_snippets": n_check, "max_difference": diff}
+
+
+def history_csv(history: list[dict]) -> bytes:
+    """The per-epoch rows of a training as CSV (``history.csv``)."""
+    keys = ["epoch"] + sorted({k for row in history for k in row} - {"epoch"})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow(row)
+    return buf.getvalue().encode("utf-8")
+
+
+def check_rows(arrays: ArraysLayout, x_files: dict[str, Path], most: int = 32
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``most`` of the bundle's own snippets (test, else validation, else training),
+    as the bundle's network takes them and as the trained model does (the same rows of
+    ``x_files``): the portable copy is checked on these."""
+    for part in ("test", "val", "train"):
+        path = arrays.array(part, "X")
+        if path.exists() and part in x_files:
+            x = np.load(path, mmap_mode="r")
+            if len(x):
+                inputs = np.load(x_files[part], mmap_mode="r")
+                return (np.asarray(x[:most], dtype=np.float32),
+                        np.asarray(inputs[:most], dtype=np.float32))
+    raise StageError(f"No snippets in '{arrays.root}' to check the portable model on.")
 
 
 def write_info(folder: Path, info: dict) -> None:

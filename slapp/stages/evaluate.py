@@ -1,4 +1,4 @@
-"""Evaluation of a trained model on one split: snippet level and track level.
+"""Figures of a labelling: metrics, confusion matrices, curves, artist lines.
 
 Track-level labels come from summing each track's snippet scores (the divide & conquer
 step, :func:`slapp.dsp.aggregate.aggregate`). Metrics are scikit-learn's; figures matplotlib's
@@ -17,46 +17,44 @@ from slapp.dsp.aggregate import aggregate_tracks
 from slapp.store.atomic import atomic_write
 
 
-def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
-                  classes: list[str], heard: set[int] | None = None) -> dict:
-    """Metrics of ``(n_snippets, n_classes)`` probabilities against int ``labels``.
-
-    Returns a JSON-ready dict: ``snippet`` and ``track`` blocks with accuracy, macro-F1,
-    counts, the per-class report and the confusion matrix (rows true, columns predicted).
-    With ``heard`` (ids of tracks whose artist also has a training track), the track block
-    also has ``artists``: ``{"heard"|"unheard": {"count", "right"}}``.
-    """
+def label_metrics(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1, count, the per-class report and the confusion matrix (rows
+    true, columns predicted) of int labels ``predicted`` against ``truth`` (JSON-ready)."""
     from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix,
                                  f1_score)
 
+    index = list(range(len(classes)))
+    if not len(truth):
+        return {"count": 0, "accuracy": 0.0, "macro_f1": 0.0, "report": {},
+                "confusion": [[0] * len(classes) for _ in classes]}
+    return {"count": int(len(truth)),
+            "accuracy": float(accuracy_score(truth, predicted)),
+            "macro_f1": float(f1_score(truth, predicted, labels=index, average="macro",
+                                       zero_division=0)),
+            "report": classification_report(truth, predicted, labels=index,
+                                            target_names=classes, output_dict=True,
+                                            zero_division=0),
+            "confusion": confusion_matrix(truth, predicted, labels=index).tolist()}
+
+
+def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
+                  classes: list[str]) -> dict:
+    """``snippet`` and ``track`` :func:`label_metrics` of ``(n_snippets, n_classes)``
+    probabilities against int ``labels``, a track's label from the sum of its snippets'
+    scores (the cached snippets only: stage 3 labels its tracks through prediction, see
+    :mod:`slapp.stages.held_out`)."""
     labels = np.asarray(labels)
     ids, track_scores = aggregate_tracks(probs, track_ids, "sum")
     track_labels = np.array([labels[np.asarray(track_ids) == t][0] for t in ids])
-    out = {}
-    index = list(range(len(classes)))
-    for level, truth, pred in (("snippet", labels, probs.argmax(axis=1)),
-                               ("track", track_labels, track_scores.argmax(axis=1))):
-        out[level] = {
-            "count": int(len(truth)),
-            "accuracy": float(accuracy_score(truth, pred)),
-            "macro_f1": float(f1_score(truth, pred, labels=index, average="macro",
-                                       zero_division=0)),
-            "report": classification_report(truth, pred, labels=index, target_names=classes,
-                                            output_dict=True, zero_division=0),
-            "confusion": confusion_matrix(truth, pred, labels=index).tolist(),
-        }
-    if heard is not None:
-        right = track_scores.argmax(axis=1) == track_labels
-        known = np.array([int(t) in heard for t in ids], dtype=bool)
-        out["track"]["artists"] = {
-            name: {"count": int(mask.sum()), "right": int(right[mask].sum())}
-            for name, mask in (("heard", known), ("unheard", ~known))}
-    return out
+    return {"snippet": label_metrics(labels, probs.argmax(axis=1), classes),
+            "track": label_metrics(track_labels, track_scores.argmax(axis=1), classes)}
 
 
 def report_text(metrics: dict, classes: list[str]) -> str:
     """A per-class precision/recall/F1 table at track level (plain text)."""
     rep = metrics["track"]["report"]
+    if not rep:
+        return "(no track could be labelled)"
     width = max(12, *(len(c) for c in classes))
     lines = [f"{'class':<{width}}  precision  recall  f1-score  tracks"]
     for name in classes + ["macro avg"]:
