@@ -30,9 +30,9 @@ def labels(model_dir: str, paths: list[str], bf16: bool) -> list[str]:
 
     bundle = load_bundle(model_dir)
     if bf16:  # the bundle's cached Scorer (the one predict uses), in bfloat16
-        from slapp.models.inference import Scorer
+        from keras_options import option_scorer
 
-        bundle._scorers[None] = Scorer(bundle.model, bfloat16=True)
+        bundle._scorers[None] = option_scorer(bundle.model, bfloat16=True)
     report = predict_tracks(paths, bundle=bundle, progress=False)
     return [r.label for r in report.results]
 

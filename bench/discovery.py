@@ -4,7 +4,7 @@ and of reading every track's artist tag.
 
 Makes N symbolic links to the real clips of gtzan-mini (10 classes, N/10 each) under a
 temp folder, then times, in a fresh process each, ``find_tracks`` alone and
-``find_tracks`` + the artist tags (:func:`slapp.stages.build.collection_artists`), with
+``find_tracks`` + the artist tags (:func:`slapp.store.split_policy.collection_artists`), with
 the peak RSS of each process. A baseline in the same run: ``os.walk`` over the same tree
 with nothing else.
 
@@ -29,8 +29,8 @@ JOBS = {
     "find_tracks": "import sys; from slapp.store.discovery import find_tracks; "
                    "find_tracks(sys.argv[1])",
     "find_tracks + artist tags": "import sys; from slapp.store.discovery import find_tracks; "
-                                 "from slapp.stages.build import collection_artists; "
-                                 "collection_artists(find_tracks(sys.argv[1]), None)",
+                                 "from slapp.store.split_policy import collection_artists; "
+                                 "collection_artists(find_tracks(sys.argv[1]).files, None)",
 }
 
 

@@ -5,7 +5,7 @@ Each track is 126 random unit "seconds" of 60 dimensions (what the audit keeps p
 clip: a gain-free spectral shape every quarter of a second); one track in 100 is a noisy
 copy (noise 1 % of the signal) of the one before it. Random seconds are the hard case for
 a search: nothing clusters. Prints the time of
-:func:`slapp.stages.audit.find_duplicates`, how many of the planted copies it found, and
+:func:`slapp.dsp.duplicates.find_duplicates`, how many of the planted copies it found, and
 the process's peak memory (the tracks themselves included: about 30 KB each).
 
 Usage: python bench/duplicate_search.py --tracks 1000 [--seed 0]
@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--tracks", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from slapp.stages.audit import find_duplicates
+    from slapp.dsp.duplicates import find_duplicates
 
     rng = np.random.default_rng(args.seed)
     shapes, planted = {}, set()

@@ -41,6 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def make_tracks(data: Path, folder: Path, n: int) -> list[Path]:
@@ -92,11 +93,12 @@ def eager(model, x, batch=64):
 
 def floors(bundle, xs, repeat: int) -> dict[str, float]:
     """Seconds for all tracks per way of calling the network (median of ``repeat``)."""
+    from keras_options import option_scorer
     from slapp.models.inference import Scorer
 
     ways = {"eager model(x), batch 64": lambda x: eager(bundle.model, x),
             "model.predict": lambda x: bundle.model.predict(x, batch_size=64, verbose=0)}
-    plain, jit = Scorer(bundle.model), Scorer(bundle.model, jit=True)
+    plain, jit = Scorer(bundle.model), option_scorer(bundle.model, jit=True)
     ways[f"Scorer (traced once, batch {plain.batch_size})"] = plain
     ways["Scorer + XLA"] = jit
     for fn in ways.values():  # tracing and compiling are not the floor
@@ -112,6 +114,7 @@ def bf16_child(model_dir: str, tracks: list[str], repeat: int, out: str) -> None
     """In its own process: the bfloat16 floor, and its probabilities beside float32's."""
     import numpy as np
 
+    from keras_options import option_scorer
     from slapp.stages.bundle import load_bundle
     from slapp.models.inference import Scorer
     from slapp.stages.predict import Predictor
@@ -120,7 +123,7 @@ def bf16_child(model_dir: str, tracks: list[str], repeat: int, out: str) -> None
     predictor = Predictor(bundle)
     xs = inputs_of(predictor, [Path(t) for t in tracks])
     full = [Scorer(bundle.model)(x) for x in xs]
-    scorer = Scorer(bundle.model, bfloat16=True)
+    scorer = option_scorer(bundle.model, bfloat16=True)
     scorer(xs[0])
     seconds = statistics.median(timed(lambda: [scorer(x) for x in xs]) for _ in range(repeat))
     half = [scorer(x) for x in xs]

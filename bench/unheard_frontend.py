@@ -22,7 +22,7 @@ leave-artists-out fold; the one-artist classes contribute clips of their artist)
 - ``msd-head``: musicnn's own frozen back end (its 200-d penultimate) → dropout 0.5 →
   softmax with L2 1e-3: what ``model.backbone: musicnn-msd`` trains;
 - ``msd-vgg``, ``mtt-vgg``: the same head on the wheel's VGG-like taggers' 256-d "pool5"
-  (:mod:`slapp.models.musicnn_vgg`); ``msd+msd-vgg``: on both embeddings side by side.
+  (bench/musicnn_vgg.py); ``msd+msd-vgg``: on both embeddings side by side.
 
 Tracks are labelled by the sum of patch probabilities. Reported: per-genre recall on the
 unheard set and their mean, for ``--seeds`` seeds each.
@@ -45,6 +45,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 POOL = 4  # frames averaged per step of the back end
 
@@ -189,7 +190,7 @@ def main() -> int:
         if vgg_store.exists():
             vgg_train, vgg_unheard = pickle.loads(vgg_store.read_bytes())
         else:
-            from slapp.models.musicnn_vgg import load_vgg
+            from musicnn_vgg import load_vgg
 
             networks = {c: load_vgg(c) for c in ("MSD_vgg", "MTT_vgg")}
             vgg_train = embed_vgg(Path(args.train), params, networks, 1.5)

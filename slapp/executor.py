@@ -1,8 +1,10 @@
 """Where per-track work runs: one small interface, two engines (``engine.kind``).
 
 An executor runs ``fn(task)`` for every task and yields the results as they finish, in
-any order. ``fn`` takes everything it needs in its task (no module globals), so the same
-function runs in this machine's process pool or on any Dask worker.
+any order. ``fn`` takes everything it needs in its task, so the same function runs in
+this machine's process pool or on any Dask worker; what is costly to load (a bundle, an
+ONNX session) a process keeps in a module-level cache keyed by the task's fields, loaded
+once per process.
 
 - :class:`LocalExecutor` (``local``, the default): a process pool of ``workers``
   processes (:class:`concurrent.futures.ProcessPoolExecutor`); each dies with the parent

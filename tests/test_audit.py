@@ -163,7 +163,7 @@ def test_the_split_file_without_leaks_moves_each_group_to_its_majority_side(tmp_
 
 
 def test_the_duplicate_search_finds_copies_among_many_and_ignores_silence():
-    from slapp.stages.audit import find_duplicates
+    from slapp.dsp.duplicates import find_duplicates
 
     rng = np.random.default_rng(0)
 

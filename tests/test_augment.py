@@ -39,12 +39,23 @@ def test_masks_zero_whole_bands():
 
 
 def test_mixup_mixes_inputs_and_labels_alike():
-    x, y = _batch()
+    """Each output row is lam·x[i] + (1-lam)·x[j], and its label lam·y[i] + (1-lam)·y[j]
+    with the same lam and the same partner j."""
+    x, y = _batch(n=8, classes=8)  # one class per snippet: a label names its partner
     out, out_y = augment_batch(x, y, np.random.default_rng(3), Augmentation(mixup_alpha=0.4),
                                np.ones(16, np.float32))
-    assert np.allclose(out_y.sum(axis=1), 1.0)
-    assert (out_y.max(axis=1) >= 0.5 - 1e-6).all()  # each snippet keeps most of itself
-    assert not np.allclose(out, x)
+    mixed = 0
+    for i in range(len(x)):
+        lam = out_y[i, i]
+        assert lam >= 0.5 - 1e-6  # each snippet keeps most of itself
+        others = [j for j in range(len(x)) if j != i and out_y[i, j] > 0]
+        partner = others[0] if others else i
+        assert len(others) <= 1
+        np.testing.assert_allclose(out_y[i, partner] if others else 1.0 - lam, 1.0 - lam,
+                                   atol=1e-6)
+        np.testing.assert_allclose(out[i], lam * x[i] + (1 - lam) * x[partner], atol=1e-5)
+        mixed += bool(others)
+    assert mixed >= 4  # most rows did mix
 
 
 def test_same_generator_same_batch_and_off_is_identity():
@@ -53,7 +64,11 @@ def test_same_generator_same_batch_and_off_is_identity():
     a = augment_batch(x, y, np.random.default_rng([0, 4, 2]), aug, np.ones(16, np.float32))
     b = augment_batch(x, y, np.random.default_rng([0, 4, 2]), aug, np.ones(16, np.float32))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    c = augment_batch(x, y, np.random.default_rng([0, 4, 3]), aug, np.ones(16, np.float32))
+    assert not np.array_equal(a[0], c[0])  # another generator: another batch
+    off = augment_batch(x, y, np.random.default_rng(5), Augmentation(), np.ones(16, np.float32))
     assert not Augmentation().active
+    assert np.array_equal(off[0], x) and np.array_equal(off[1], y)
 
 
 def test_feed_gives_the_same_augmented_batches_after_a_resume(tmp_path):

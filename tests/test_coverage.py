@@ -70,20 +70,28 @@ def _params(**audio):
     return params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}, "audio": audio})
 
 
+def _notes(params, **kw):
+    from slapp.dsp.coverage import model_band_hz
+
+    return range_notes(**kw, band_hz=model_band_hz(params.audio.sample_rate,
+                                                   params.features.fmax),
+                       levelled=params.audio.loudness_db is not None)
+
+
 def test_range_notes_count_only_what_the_model_sees():
     trained = training_range([{"bandwidth_hz": 10000.0, "loudness_db": -20.0,
                                "source_rate": 22050},
                               {"bandwidth_hz": 11000.0, "loudness_db": -12.0}])
     assert trained["bandwidth_hz"]["min"] == 10000.0
     full = _params()
-    assert range_notes(bandwidth_hz=7800, loudness_db=-15, trained=trained, params=full)
-    assert not range_notes(bandwidth_hz=9500, loudness_db=-15, trained=trained, params=full)
+    assert _notes(full, bandwidth_hz=7800, loudness_db=-15, trained=trained)
+    assert not _notes(full, bandwidth_hz=9500, loudness_db=-15, trained=trained)
     # with features.fmax = 8000 the model never looks above 8 kHz: 7.8 kHz is fine
     low = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"},
                            "features": {"fmax": 8000}})
-    assert not range_notes(bandwidth_hz=7800, loudness_db=-15, trained=trained, params=low)
+    assert not _notes(low, bandwidth_hz=7800, loudness_db=-15, trained=trained)
     # loudness: outside [-23, -9] dBFS is noted, unless every track is levelled anyway
-    assert range_notes(bandwidth_hz=10500, loudness_db=-30, trained=trained, params=full)
-    assert not range_notes(bandwidth_hz=10500, loudness_db=-30, trained=trained,
-                           params=_params(loudness_db=-20.0))
-    assert range_notes(bandwidth_hz=7800, loudness_db=-15, trained=None, params=full) == []
+    assert _notes(full, bandwidth_hz=10500, loudness_db=-30, trained=trained)
+    assert not _notes(_params(loudness_db=-20.0), bandwidth_hz=10500, loudness_db=-30,
+                      trained=trained)
+    assert _notes(full, bandwidth_hz=7800, loudness_db=-15, trained=None) == []

@@ -1,16 +1,29 @@
 import numpy as np
 
-from slapp.dsp.features import log_mel, n_frames
+from slapp.dsp.features import mel_power, n_frames, power_to_db, snippet_mel_power
 
 from conftest import tone
 
 KW = dict(sample_rate=22050, n_fft=2048, hop_length=512, n_mels=100)
 
 
+def crnn_features(y: np.ndarray, seconds: float = 3.0) -> np.ndarray:
+    """The CRNN's features of the one snippet at the start of ``y`` (22.05 kHz), as the
+    build and prediction compute them: ``(130, 100)`` dB."""
+    power = snippet_mel_power(y, np.array([0]), n_frames=130,
+                              snippet_samples=int(seconds * 22050), **KW)
+    return power_to_db(power)[0]
+
+
+def log_mel(snippets: np.ndarray, **kw) -> np.ndarray:
+    """A reference: each snippet's own centred STFT (zero-padded at its edges), in dB."""
+    power = mel_power(snippets, **kw)
+    return power_to_db(power).transpose(0, 2, 1)
+
+
 def test_shape_units_and_dtype():
-    snippets = tone(3.0, sr=22050)[:, 0][None, :66150].repeat(2, axis=0)
-    mel = log_mel(snippets, **KW)
-    assert mel.shape == (2, 130, 100) == (2, n_frames(66150, hop_length=512), 100)
+    mel = crnn_features(tone(3.0, sr=22050)[:, 0])
+    assert mel.shape == (130, 100) == (n_frames(66150, hop_length=512), 100)
     assert mel.dtype == np.float32
     assert mel.min() >= -100.0 - 1e-3  # floor = 10 log10(amin=1e-10)
 
@@ -18,22 +31,19 @@ def test_shape_units_and_dtype():
 def test_fixed_reference_keeps_loudness():
     # a per-snippet max reference would make these identical; a fixed one keeps 20 dB
     y = tone(3.0, sr=22050, seed=3)[:66150, 0]
-    loud, quiet = log_mel(np.stack([y, 0.1 * y]), **KW)
+    loud, quiet = crnn_features(y), crnn_features(0.1 * y)
     strong = loud > loud.max() - 30  # bins well above the floor
     assert np.allclose((loud - quiet)[strong], 20.0, atol=0.05)
 
 
 def test_energy_lands_in_the_right_band():
-    low = tone(3.0, sr=22050, freq=200)[:66150, 0]
-    high = tone(3.0, sr=22050, freq=5000)[:66150, 0]
-    mel = log_mel(np.stack([low, high]), **KW)
-    assert mel[0].mean(axis=0).argmax() < mel[1].mean(axis=0).argmax()
+    low = crnn_features(tone(3.0, sr=22050, freq=200)[:66150, 0])
+    high = crnn_features(tone(3.0, sr=22050, freq=5000)[:66150, 0])
+    assert low.mean(axis=0).argmax() < high.mean(axis=0).argmax()
 
 
 def test_silence_is_the_floor():
-    mel = log_mel(np.zeros((1, 4096), np.float32), sample_rate=16000, n_fft=512,
-                  hop_length=256, n_mels=32, amin=1e-10)
-    assert np.allclose(mel, -100.0)
+    assert np.allclose(crnn_features(np.zeros(66150, np.float32)), -100.0)
 
 
 def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path):
@@ -42,7 +52,6 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     function), with silence trimming and loudness levelling on."""
     from conftest import write_audio
     from slapp.stages.bundle import Bundle
-    from slapp.dsp.levels import prepare_waveform
     from slapp.params import params_from_dict
     from slapp.stages.predict import PredictOptions, Predictor
     from slapp.stages.prepare import build_starts, prepare_track
@@ -73,7 +82,7 @@ def test_snippets_cut_from_one_spectrogram_match_their_own_away_from_the_edges()
     """Frame-space snippets equal a per-snippet STFT except in the frames whose window
     reaches past the snippet (there the track's real neighbouring audio is used instead
     of zeros); any start is moved back to a whole frame."""
-    from slapp.dsp.features import frame_starts, snippet_mel_power
+    from slapp.dsp.features import frame_starts
 
     y = tone(10.0, sr=22050, seed=4)[:, 0]
     starts = np.array([0, 22050, 44100, 150000])
@@ -91,7 +100,7 @@ def test_snippets_cut_from_one_spectrogram_match_their_own_away_from_the_edges()
 def test_a_frame_has_one_value_whichever_snippets_ask_for_it():
     """Blocks are a fixed grid: the same frame computed for predict's 1 s hop and for the
     build's chosen snippets is bit for bit the same, across block boundaries too."""
-    from slapp.dsp.features import BLOCK_FRAMES, snippet_mel_power
+    from slapp.dsp.features import BLOCK_FRAMES
 
     y = tone(40.0, sr=22050, seed=5)[:, 0]
     kw = dict(n_frames=130, snippet_samples=66150, sample_rate=22050, n_fft=2048,
@@ -103,8 +112,6 @@ def test_a_frame_has_one_value_whichever_snippets_ask_for_it():
 
 
 def test_a_short_track_is_one_zero_padded_snippet():
-    from slapp.dsp.features import snippet_mel_power
-
     y = tone(1.5, sr=22050, seed=6)[:, 0]
     power = snippet_mel_power(y, np.array([0]), n_frames=130, snippet_samples=66150,
                               sample_rate=22050, n_fft=2048, hop_length=512, n_mels=100)

@@ -373,9 +373,12 @@ def test_a_stale_owner_name_is_never_shown(tmp_path, monkeypatch):
     assert "(it has not written its name: it may be on another machine)" in str(info.value)
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "text"])
+@pytest.mark.parametrize("damage, how", [("truncated", "--engine keras"),
+                                         ("empty", "--engine keras"), ("text", "no onnx")])
 def test_a_damaged_model_file_says_it_exists_but_cannot_be_read(trained, tmp_path, capsys,
-                                                                damage):
+                                                                damage, how):
+    """model.keras is read by --engine keras, and to make the portable copy of a bundle
+    that has none; the portable copy alone labels without it."""
     import predict_track
 
     root, _ = trained
@@ -385,8 +388,13 @@ def test_a_damaged_model_file_says_it_exists_but_cannot_be_read(trained, tmp_pat
     data = model.read_bytes()
     model.write_bytes({"truncated": data[:len(data) // 2], "empty": b"",
                        "text": b"not a model"}[damage])
-    code = predict_track.main(["--quiet", "--model", str(bundle), "--params",
-                               str(tmp_path / "none.json"), str(root / "music" / "bass")])
+    args = ["--quiet", "--model", str(bundle), "--params", str(tmp_path / "none.json"),
+            str(root / "music" / "bass")]
+    assert predict_track.main(args) == 0  # the portable copy labels
+    capsys.readouterr()
+    if how == "no onnx":
+        (bundle / "model.onnx").unlink()
+    code = predict_track.main(args + (["--engine", "keras"] if how != "no onnx" else []))
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
     assert (f"Model file '{model}' exists ({model.stat().st_size} bytes) but cannot be read: "

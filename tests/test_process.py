@@ -108,15 +108,26 @@ def test_rerun_does_nothing(built, capsys):
     assert "nothing to do" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("method", ["minmax", "nonzero_minmax"])
-def test_minmax_methods(built, method):
-    tmp, _ = built
-    p = json.loads((tmp / "p.json").read_text())
-    p["process"] = {"normalization": method}
-    (tmp / "p.json").write_text(json.dumps(p))
-    process(load_params(tmp / "p.json"), progress=False)
-    X = np.load(tmp / "out" / "arrays" / "train_X.npy")
-    assert X.min() >= 0 and abs(X.max() - 1) < 1e-5
+def test_minmax_methods_differ_on_the_log_floor():
+    """minmax stretches [min, max] to [0, 1], the floor (silence, padding) included;
+    nonzero_minmax takes its minimum above the floor, so music uses the whole range and
+    the floor is clipped to 0."""
+    from slapp.dsp.normalization import RunningStats, apply
+
+    floor = -100.0
+    music = np.linspace(-60.0, 20.0, 4 * 8, dtype=np.float32).reshape(1, 4, 8)
+    padded = np.concatenate([music, np.full((1, 2, 8), floor, np.float32)], axis=1)
+    results = {}
+    for method in ("minmax", "nonzero_minmax"):
+        acc = RunningStats(n_mels=8, floor_db=floor + 1e-3)
+        acc.update(padded)
+        stats = acc.finish(method)
+        results[method] = apply(padded, stats)
+    plain, nonzero = results["minmax"], results["nonzero_minmax"]
+    np.testing.assert_allclose([plain.min(), plain.max()], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(plain[0, :4].min(), 40 / 120, atol=1e-6)  # music: 1/3 up
+    np.testing.assert_allclose([nonzero[0, :4].min(), nonzero.max()], [0.0, 1.0], atol=1e-6)
+    assert np.all(nonzero[0, 4:] == 0.0)  # the floor clipped, not below 0
 
 
 def test_empty_test_split(tmp_path):

@@ -32,29 +32,29 @@ def training_range(entries: list[dict]) -> dict | None:
                              "max": round(float(loud.max()), 2)} if len(loud) else None)}
 
 
-def model_band_hz(params) -> float:
-    """The highest frequency the features look at: ``features.fmax`` or Nyquist."""
-    nyquist = params.audio.sample_rate / 2
-    return nyquist if params.features.fmax is None else min(params.features.fmax, nyquist)
+def model_band_hz(sample_rate: int, fmax: float | None) -> float:
+    """The highest frequency (Hz) the features look at: ``fmax`` or Nyquist."""
+    nyquist = sample_rate / 2
+    return nyquist if fmax is None else min(fmax, nyquist)
 
 
 def range_notes(*, bandwidth_hz: float, loudness_db: float, trained: dict | None,
-                params) -> list[str]:
+                band_hz: float, levelled: bool) -> list[str]:
     """Notes for a track whose bandwidth or loudness lies outside ``trained`` (a
     :func:`training_range`); empty when it is inside or nothing was recorded.
 
-    Bandwidth counts only up to what the model sees (:func:`model_band_hz`); loudness only
-    when ``audio.loudness_db`` does not level every track anyway."""
+    Bandwidth counts only up to ``band_hz``, what the model sees (:func:`model_band_hz`);
+    loudness only when the tracks are not all ``levelled`` to one loudness anyway."""
     if not trained:
         return []
     notes = []
-    known = min(trained["bandwidth_hz"]["p05"], model_band_hz(params))
+    known = min(trained["bandwidth_hz"]["p05"], band_hz)
     if bandwidth_hz < BANDWIDTH_TOLERANCE * known:
         notes.append(f"content stops at {bandwidth_hz / 1000:.1f} kHz; the model was "
                      f"trained on audio up to {known / 1000:.1f} kHz: this label is less "
                      "reliable")
     loud = trained.get("loudness_db")
-    if loud and params.audio.loudness_db is None and np.isfinite(loudness_db):
+    if loud and not levelled and np.isfinite(loudness_db):
         lo, hi = loud["min"] - LOUDNESS_MARGIN_DB, loud["max"] + LOUDNESS_MARGIN_DB
         if not lo <= loudness_db <= hi:
             notes.append(f"loudness {loudness_db:.0f} dBFS is outside the training range "

@@ -19,26 +19,6 @@ def n_frames(snippet_samples: int, *, hop_length: int) -> int:
     return 1 + snippet_samples // hop_length
 
 
-def log_mel(snippets: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int,
-            n_mels: int, fmin: float = 0.0, fmax: float | None = None,
-            reference: float = 1.0, amin: float = 1e-10) -> np.ndarray:
-    """Log-mel power spectrogram in dB of each snippet.
-
-    Parameters
-    ----------
-    snippets : np.ndarray [shape=(n_snippets, n_samples)], float32 waveform in [-1, 1].
-
-    Returns
-    -------
-    np.ndarray [shape=(n_snippets, n_frames, n_mels)], float32 dB relative to
-    ``reference`` power, floored at ``10·log10(amin / reference)``.
-    """
-    power = mel_power(snippets, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
-                      n_mels=n_mels, fmin=fmin, fmax=fmax)
-    db = 10.0 * np.log10(np.maximum(power, amin) / reference)
-    return np.ascontiguousarray(db.transpose(0, 2, 1), dtype=np.float32)
-
-
 def mel_power(snippets: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int,
               n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
     """Mel power spectrogram (centred STFT, zero-padded edges) of each snippet.

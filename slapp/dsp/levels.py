@@ -132,15 +132,17 @@ def levelling_gain(level_db: float, target_db: float) -> np.float32 | None:
     return np.float32(10 ** ((target_db - level_db) / 20))
 
 
-def prepare_waveform(y: np.ndarray, audio) -> tuple[np.ndarray, int]:
-    """``(waveform the features are computed from, the sample of y where it starts)``, as
-    ``audio`` (an :class:`~slapp.params.AudioParams`) asks: silence trimmed, loudness
-    levelled. Snippet times add the offset, so they stay times in the file."""
+def prepare_waveform(y: np.ndarray, *, sample_rate: int, trim_silence: bool,
+                     silence_threshold_db: float, loudness_db: float | None
+                     ) -> tuple[np.ndarray, int]:
+    """``(waveform the features are computed from, the sample of y where it starts)`` of
+    ``y`` ``(n_samples,)`` at ``sample_rate`` Hz: silence below ``silence_threshold_db``
+    trimmed when ``trim_silence``, levelled to ``loudness_db`` (dBFS; None: as it is).
+    Snippet times add the offset, so they stay times in the file."""
     start, end = 0, len(y)
-    if audio.trim_silence:
-        start, end = trim_bounds(y, sample_rate=audio.sample_rate,
-                                 threshold_db=audio.silence_threshold_db)
+    if trim_silence:
+        start, end = trim_bounds(y, sample_rate=sample_rate, threshold_db=silence_threshold_db)
     y = y[start:end]
-    if audio.loudness_db is not None:
-        y = normalize_loudness(y, sample_rate=audio.sample_rate, target_db=audio.loudness_db)
+    if loudness_db is not None:
+        y = normalize_loudness(y, sample_rate=sample_rate, target_db=loudness_db)
     return y, start

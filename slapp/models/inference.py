@@ -1,12 +1,12 @@
-"""Running a bundle's network on snippet batches: traced once, one fixed batch shape.
+"""Running a Keras network on snippet batches (the reference engine: a bundle without a
+usable portable copy, ``predict_track.py --engine keras``, training's evaluation).
 
 Calling a Keras model eagerly (``model(x)``) runs it layer by layer from Python on every
 call; ``model.predict`` rebuilds its data pipeline on every call. :class:`Scorer` wraps the
 network in one ``tf.function`` with a fixed input shape ``(batch_size, n_frames, n_mels)``:
 it is traced on the first batch and reused for every later batch of every track (a short
-last batch is zero-padded, its padding rows dropped). Options measured in
-``bench/predict_speed.py``: XLA compilation (``jit``) and bfloat16 matrix arithmetic
-through oneDNN (``bfloat16``, CPUs with AVX-512 BF16 / AMX).
+last batch is zero-padded, its padding rows dropped). XLA and bfloat16 were measured in
+``bench/predict_speed.py`` (``bench/keras_options.py``) and not adopted.
 """
 
 from __future__ import annotations
@@ -51,23 +51,18 @@ class Scorer:
     ``(n, n_frames, n_mels)`` (already normalised), ``batch_size`` rows per call (default:
     :func:`batch_for_memory`)."""
 
-    def __init__(self, model, *, batch_size: int | None = None, jit: bool = False,
-                 bfloat16: bool = False):
+    def __init__(self, model, *, batch_size: int | None = None):
         from slapp.models.keras_env import import_keras
 
         import_keras()
         import tensorflow as tf
 
-        if bfloat16:  # process-wide: oneDNN rewrites float32 graphs to bfloat16
-            tf.config.optimizer.set_experimental_options(
-                {"auto_mixed_precision_onednn_bfloat16": True})
         self.model = model
         self.batch_size = batch_size or batch_for_memory(model)
         self.shape = (self.batch_size, *model.input_shape[1:])
         self.n_classes = int(model.output_shape[-1])
-        self._fn = tf.function(lambda x: model(x, training=False), jit_compile=jit,
+        self._fn = tf.function(lambda x: model(x, training=False),
                                input_signature=[tf.TensorSpec(self.shape, tf.float32)])
-
         self._batch = np.zeros(self.shape, np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

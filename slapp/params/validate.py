@@ -133,8 +133,9 @@ def build(cls, raw: dict, prefix: str, base: Path):
     return cls(**kwargs)
 
 
-def check_consistency(p: PipelineParams) -> None:
-    """Rules that involve more than one parameter."""
+def check_consistency(p) -> None:
+    """Rules that involve more than one parameter of ``p`` (a
+    :class:`~slapp.params.sections.PipelineParams`)."""
     s, f, a = p.slicing, p.features, p.audio
     if s.overlap_seconds >= s.snippet_seconds:
         raise fail("slicing.overlap_seconds",

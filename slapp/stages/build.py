@@ -23,12 +23,12 @@ from slapp.store.atomic import read_json, remove_temp_files, write_json
 from slapp.store.layout import BuildLayout, output_layout
 from slapp.store.discovery import Dataset, find_tracks
 from slapp.executor import open_executor
-from slapp.errors import AudioError, DatasetError, StageError
+from slapp.errors import AudioError, StageError
 from slapp.store.lock import output_lock
 from slapp.params import PipelineParams
-from slapp.store.artists import (artist_warnings, class_artists, group_key, read_artist,
-                                  read_groups_file)
-from slapp.store.split import SPLITS, check_split, make_split, seen_artists, split_of
+from slapp.store.split import SPLITS, split_of
+from slapp.store.split_policy import (collection_artists, collection_lines, prepare_split,
+                                      split_method, split_origin)
 from slapp.stages.prepare import build_starts, prepare_track
 
 logger = logging.getLogger(__name__)
@@ -179,114 +179,6 @@ def _run_tracks(tasks: list[TrackTask], executor, *, progress: bool,
 # --- the stage -------------------------------------------------------------------------
 
 
-def _split_origin(params: PipelineParams) -> dict:
-    s = params.split
-    if s.file is not None:
-        return {"file": str(s.file)}
-    origin = {"method": s.method, "seed": s.seed, "val_share": s.val_share,
-              "test_share": s.test_share}
-    if s.groups_file is not None:
-        origin["groups_file"] = str(s.groups_file)
-    return origin
-
-
-def collection_artists(dataset: Dataset, groups_file: Path | None) -> dict[str, str | None]:
-    """Track key → artist: ``groups_file``'s (when it names the track), else the tag's."""
-    artists = {key: read_artist(path) for key, path in dataset.files.items()}
-    if groups_file is not None:
-        if not groups_file.is_file():
-            raise DatasetError(f"Groups file '{groups_file}' (split.groups_file) does not "
-                               "exist. Expected a CSV with columns path,artist.")
-        artists.update(read_groups_file(groups_file, list(dataset.files)))
-    return artists
-
-
-def split_method(params: PipelineParams, artists: dict[str, str | None]) -> tuple[str, str]:
-    """``(method, why)``: ``auto`` becomes ``artist`` when at least half the tracks have an
-    artist, else ``random``."""
-    s = params.split
-    if s.file is not None:
-        return "file", f"from split.file {s.file}"
-    known = sum(a is not None for a in artists.values())
-    share = f"{known} of {len(artists)} tracks have an artist"
-    if s.method != "auto":
-        return s.method, f"split.method {s.method!r}; {share}"
-    if known * 2 >= len(artists):
-        return "artist", f"split.method 'auto': {share}"
-    return "random", (f"split.method 'auto': only {share}, too few to keep artists apart; "
-                      "add artist tags or split.groups_file")
-
-
-def collection_lines(split: dict, artists: dict[str, str | None], method: str, why: str
-                     ) -> list[str]:
-    """What the summary says of the collection: artists per class, warnings for classes
-    of one or two artists, how the split was made and whether its test tracks are by
-    artists heard in training."""
-    per_class = class_artists({c: [k for p in s.values() for k in p] for c, s in split.items()},
-                              artists)
-    known = any(artists.values())
-    lines = ["artists per class: " + ", ".join(
-        f"{c} {len(v['artists'])}" + (f" (+{v['tracks'] - v['tagged']} untagged)"
-                                      if v["tagged"] < v["tracks"] else "")
-        for c, v in per_class.items())] if known else [
-        f"artists: none of the {len(artists)} tracks has an artist tag, so slapp cannot "
-        "tell whether a class is mostly one artist (add artist tags or split.groups_file)"]
-    lines += [f"warning: {line}" for line in artist_warnings(per_class)]
-    seen = seen_artists(split, artists)["test"]
-    leaked = {c: len(k) for c, k in seen.items() if k}
-    n_test = sum(len(s["test"]) for s in split.values())
-    where = {"artist": "by artist",
-             "random": "track-wise at random", "blocks": "track-wise in name blocks",
-             "file": "as the split file says"}[method]
-    lines.append(f"split {where} ({why})" + (": no artist is on two sides" + (
-        ", except in classes with too few artists" if leaked else "")
-        if method == "artist" else ""))
-    if leaked:
-        lines.append(f"  {sum(leaked.values())} of {n_test} test tracks are by artists that "
-                     "are also in training (" + ", ".join(f"{c} {n}" for c, n in
-                                                         leaked.items())
-                     + "): accuracy on them says how well the model knows those artists, "
-                     "not the genre")
-    elif n_test and known:
-        lines.append(f"  all {n_test} test tracks are by artists not in training (or "
-                     "untagged)")
-    return lines
-
-
-def _prepare_split(params: PipelineParams, dataset: Dataset, layout: BuildLayout,
-                   info: dict | None, resplit: bool, method: str,
-                   artists: dict[str, str | None]) -> dict:
-    """Reuse, validate or make the split; write it atomically. Returns the split."""
-    origin = _split_origin(params)
-    if params.split.file is not None:
-        source = params.split.file
-        if not source.is_file():
-            raise DatasetError(f"Split file '{source}' (split.file) does not exist. Expected "
-                               "a JSON file: class -> {train, val, test} -> track paths.")
-        split = check_split(read_json(source), dataset.tracks, source=str(source))
-    elif layout.split_file.exists() and not resplit:
-        old = (info or {}).get("split_origin")
-        if old is not None and old != origin:
-            changes = "; ".join(cache.changed_settings({"split": old}, {"split": origin}))
-            raise StageError(
-                f"The split parameters changed since '{layout.split_file}' was made ({changes})."
-                " Run with --resplit to make a new split (cached features are kept), or "
-                "restore the old values.")
-        try:
-            split = check_split(read_json(layout.split_file), dataset.tracks,
-                                source=str(layout.split_file))
-        except DatasetError as exc:
-            raise DatasetError(f"{exc} If the input folder changed on purpose, run with "
-                               "--resplit to split it again (cached features are kept).") from None
-    else:
-        s = params.split
-        split = make_split(dataset.tracks, val_share=s.val_share, test_share=s.test_share,
-                           seed=s.seed, method=method,
-                           groups={k: group_key(a, k) for k, a in artists.items()})
-    write_json(layout.split_file, split, tmp_dir=layout.tmp_dir)
-    return split
-
-
 def _check_cache_settings(layout: BuildLayout, info: dict | None, settings: dict,
                           fingerprint: str, rebuild: bool) -> None:
     if rebuild:
@@ -382,16 +274,16 @@ def _split_and_record(params: PipelineParams, dataset: Dataset, layout: BuildLay
                       info: dict | None, resplit: bool) -> tuple[dict, list[str]]:
     """Read the artists, make or reuse the split and write ``build_info.json`` (before any
     audio work). Returns ``(split, the summary's lines on the collection)``."""
-    artists = collection_artists(dataset, params.split.groups_file)
-    method, why = split_method(params, artists)
-    split = _prepare_split(params, dataset, layout, info, resplit, method, artists)
+    artists = collection_artists(dataset.files, params.split.groups_file)
+    method, why = split_method(params.split, artists)
+    split = prepare_split(params.split, dataset.tracks, layout, info, resplit, method, artists)
     settings = params.feature_settings()
     write_json(layout.info_file, {
         "stage": "build_dataset", "cache_format": cache.CACHE_FORMAT,
         "input_dir": str(dataset.root), "classes": list(dataset.classes),
         "fingerprint": cache.fingerprint(settings), "feature_settings": settings,
         "n_frames": params.n_frames, "n_mels": params.features.n_mels,
-        "split_origin": _split_origin(params), "split_method": method,
+        "split_origin": split_origin(params.split), "split_method": method,
         "artists": artists}, tmp_dir=layout.tmp_dir)
     return split, collection_lines(split, artists, method, why)
 

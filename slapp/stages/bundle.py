@@ -275,8 +275,9 @@ def _convert(files: BundleLayout, shape: tuple[int, int]) -> str:
     logger.info("model bundle '%s' has no portable copy (model.onnx; bundles made before "
                 "slapp wrote one): making it once from model.keras", files.root)
     x = np.random.default_rng(0).uniform(0.0, 4.0, (8, *shape)).astype(np.float32)
+    model = _load_keras(files.model_file)  # a damaged model.keras: its own one-line error
     try:
-        export(_load_keras(files.model_file), files.portable_file, x)
+        export(model, files.portable_file, x)
     except (StageError, OSError) as exc:
         logger.warning("could not write '%s' (%s); labelling through model.keras",
                        files.portable_file, exc)

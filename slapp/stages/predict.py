@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from slapp.dsp.aggregate import RULES, aggregate
-from slapp.dsp.coverage import range_notes
+from slapp.dsp.coverage import model_band_hz, range_notes
 from slapp.dsp.normalization import apply
 from slapp.errors import AudioError, StageError
 from slapp.executor import InlineExecutor, TwoPhase, open_executor
@@ -139,7 +139,9 @@ class Predictor:
         p = self.params
         track = prepare_track(path, p, min_seconds=self.min_seconds)
         unlike = range_notes(bandwidth_hz=track.bandwidth_hz, loudness_db=track.loudness_db,
-                             trained=self.bundle.info.get("training_audio"), params=p)
+                             trained=self.bundle.info.get("training_audio"),
+                             band_hz=model_band_hz(p.audio.sample_rate, p.features.fmax),
+                             levelled=p.audio.loudness_db is not None)
         plan = p.snippet_plan("label", hop_seconds=self.options.hop_seconds,
                               max_snippets=self.max_snippets)
         starts = plan.starts(len(track.y))

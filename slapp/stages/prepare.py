@@ -94,7 +94,10 @@ def prepare_track(path: str | os.PathLike, params: PipelineParams, *,
     seconds = len(decoded.y) / a.sample_rate
     bandwidth = bandwidth_hz(decoded.y, sample_rate=a.sample_rate)
     loudness = loudness_db(decoded.y, sample_rate=a.sample_rate)
-    y, offset = prepare_waveform(decoded.y, a)
+    y, offset = prepare_waveform(decoded.y, sample_rate=a.sample_rate,
+                                 trim_silence=a.trim_silence,
+                                 silence_threshold_db=a.silence_threshold_db,
+                                 loudness_db=a.loudness_db)
     return PreparedTrack(y=y, offset=offset, seconds=seconds, sample_rate=a.sample_rate,
                          source_rate=decoded.source_rate,
                          source_channels=decoded.source_channels, bandwidth_hz=bandwidth,

@@ -50,7 +50,6 @@ class TrainReport:
     epochs_run: int = 0
     best_epoch: int | None = None
     metrics: dict = field(default_factory=dict)
-    classes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     evaluate_only: bool = False
     train_snippets: int = 0
@@ -159,7 +158,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
     arrays, manifest = _load_arrays(params)
     classes = list(manifest["classes"])
     layout = output_layout(params).training
-    report = TrainReport(bundle_dir=params.model_dir, classes=classes)
+    report = TrainReport(bundle_dir=params.model_dir)
     signature = _signature(params, manifest["inputs"], classes)
     with output_lock(Path(params.paths.output_dir), "train_crnn.py"):
         remove_temp_files(params.model_dir)  # what a kill during a bundle write left
@@ -375,12 +374,12 @@ def model_summary(params: PipelineParams) -> str:
     return note + "\n".join(lines)
 
 
-def evaluate_bundle(params: PipelineParams, *, model_dir: Path | None = None) -> TrainReport:
+def evaluate_bundle(params: PipelineParams) -> TrainReport:
     """``--evaluate-only``: evaluate the bundle on the current val/test arrays and tracks
     and rewrite its evaluation files (the arrays must have the bundle's classes and
     shapes)."""
     started = time.monotonic()
-    folder = Path(model_dir or params.model_dir)
+    folder = params.model_dir
     arrays, manifest = _load_arrays(params)
     with output_lock(Path(params.paths.output_dir), "train_crnn.py --evaluate-only"):
         loaded = bundle_io.load_bundle(folder, current=params)
@@ -392,7 +391,7 @@ def evaluate_bundle(params: PipelineParams, *, model_dir: Path | None = None) ->
         if list(manifest["snippet_shape"]) != list(loaded.info.get("snippet_shape", [])):
             raise StageError("The arrays were made with other feature settings than the "
                              "bundle's. Expected the settings it was trained with.")
-        report = TrainReport(bundle_dir=folder, classes=classes, evaluate_only=True)
+        report = TrainReport(bundle_dir=folder, evaluate_only=True)
         heard, report.artists = _heard(params, arrays)
         report.metrics = evaluate_held_out(loaded, loaded.scorer(), arrays, {},
                                            params.paths.input_dir, heard)

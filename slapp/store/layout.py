@@ -7,12 +7,17 @@
       build_info.json            classes, feature settings + fingerprint, split origin
       build_manifest.json        per-track status, split, audio profile (end of each run)
       cache/<key>.npz            one track: mel (n, n_frames, n_mels), starts (n,) seconds
-      arrays/                    stage 2: <part>_{X,y,track,start}.npy, normalization.json,
-                                 tracks.json, classes.json, process_manifest.json (last)
-        embeddings-<backbone>/   stage 3, frozen backbones: <part>.npy + <part>.json
+      embeddings/<backbone>/     pretrained backbones (stage 2): backbone.onnx, and per
+                                 track <key>.npz: penultimate, pooled (n, width), source
+      arrays/                    stage 2: <part>_{X,y,track,start}.npy (and <part>_E.npy,
+                                 the embeddings, for a pretrained backbone),
+                                 normalization.json, tracks.json, classes.json,
+                                 process_manifest.json (last)
       training/                  stage 3's work files while it runs (state.json, weights)
       model/                     the bundle (paths.model_dir may put it elsewhere)
       .tmp/                      temp files of atomic writes; emptied at each start
+      audit.json, audit.csv, audit_map.png, audit_split.json, audit/embeddings/
+                                 the collection audit (AuditLayout)
 """
 
 from __future__ import annotations
@@ -159,6 +164,34 @@ class BundleLayout:
     def confusion_file(self, part: str, ext: str) -> Path:
         """``confusion_<part>.<ext>``: a split's track-level confusion matrix (csv, png)."""
         return self.root / f"confusion_{part}.{ext}"
+
+
+@dataclass(frozen=True)
+class AuditLayout:
+    """The collection audit's files in the output folder ``root``."""
+
+    root: Path
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.root / "audit" / "embeddings"
+
+    @property
+    def split_file(self) -> Path:
+        """A split that keeps every duplicate group on one side."""
+        return self.root / "audit_split.json"
+
+    @property
+    def map_file(self) -> Path:
+        return self.root / "audit_map.png"
+
+    @property
+    def json_file(self) -> Path:
+        return self.root / "audit.json"
+
+    @property
+    def csv_file(self) -> Path:
+        return self.root / "audit.csv"
 
 
 def output_layout(params) -> BuildLayout:

@@ -102,7 +102,7 @@ def build_crnn(n_frames: int, n_mels: int, n_classes: int, params):
     for i, units in enumerate(params.recurrent_units, start=1):
         last = i == len(params.recurrent_units)
         x = recurrent(units, return_sequences=not last, name=f"{params.recurrent}{i}")(x)
-    x = layers.Dropout(params.recurrent_dropout, name="dropout_gru")(x)
+    x = layers.Dropout(params.recurrent_dropout, name="dropout_recurrent")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32",
                            name="probabilities")(x)
     return keras.Model(inputs, outputs, name="slapp_crnn")
