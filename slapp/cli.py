@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from slapp.errors import SlappError
 from slapp.params import DEFAULT_PARAMS_FILE
+from slapp.store.discovery import shown
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
@@ -23,6 +24,14 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar; only warnings, errors and the summary")
     return parser
+
+
+class _ShownFormatter(logging.Formatter):
+    """One log record, one line: control characters in what it names (a file name with a
+    line break, an escape sequence in a tag) are shown as escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record))
 
 
 class _TqdmHandler(logging.Handler):
@@ -37,7 +46,7 @@ class _TqdmHandler(logging.Handler):
 
 def setup_logging(quiet: bool = False) -> None:
     handler = _TqdmHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(_ShownFormatter("%(levelname)s: %(message)s"))
     root = logging.getLogger("slapp")
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -104,7 +113,7 @@ def _run(job: Callable[[], int | None]) -> int:
     try:
         return job() or 0
     except SlappError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc)}", file=sys.stderr)
         return 1
     except OSError as exc:  # the disk or the file system, not the input: say which file
         where = f"'{exc.filename}': " if exc.filename else ""

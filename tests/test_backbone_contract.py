@@ -79,3 +79,13 @@ def test_backbone_end_to_end_predict_reproduces_evaluation(name, recurrent, tmp_
     assert checked == len(x) and len(files) == 3  # every test snippet, one track per class
     ev = json.loads((out / "model" / "evaluation.json").read_text())
     assert ev["test"]["snippet"]["count"] == len(x)
+    # stage 3's track figures are prediction's, with its defaults, track by track
+    default = predict_tracks([str(music / key) for key in files], bundle,
+                             progress=False).results
+    assert {k: v["label"] for k, v in ev["test"]["track"]["tracks"].items()} == \
+        {key: r.label for key, r in zip(files, default)}
+    for key, r in zip(files, default):
+        assert ev["test"]["track"]["tracks"][key]["confidence"] == pytest.approx(
+            r.confidence, abs=1e-6)
+    right = sum(key.split("/")[0] == r.label for key, r in zip(files, default))
+    assert ev["test"]["track"]["accuracy"] == pytest.approx(right / len(files))

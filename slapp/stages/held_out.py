@@ -71,6 +71,8 @@ def track_figures(bundle: Bundle, arrays: ArraysLayout, input_dir: Path, parts,
         pred = np.array([classes.index(r.label) for _, r in done], dtype=np.int64)
         out[part] = label_metrics(truth, pred, classes)
         out[part]["labelled_as"] = "predict_track.py: every snippet, sum of snippet scores"
+        out[part]["tracks"] = {t["key"]: {"label": r.label, "confidence": r.confidence}
+                               for t, r in done}
         if heard is not None:
             known = np.array([t["key"] in heard for t, _ in done], dtype=bool)
             right = truth == pred

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from slapp.store.discovery import shown
 from slapp.errors import StageError
 from slapp.stages.playlists import write_playlists
 from slapp.stages.tags import apply_tags, plan_tags
@@ -72,8 +73,9 @@ def _tags(results, options: LibraryOptions) -> list[str]:
     lines = []
     for c in changing:
         old = "; ".join(c.old.get("genre", [])) or "(none)"
-        lines.append(f"  tag {c.path}: genre {old} -> {c.label} ({c.confidence:.2f})")
-    lines += [f"  not tagged: {c.path}: {c.refused}" for c in refused]
+        lines.append(f"  tag {shown(c.path)}: genre {shown(old)} -> {c.label} "
+                     f"({c.confidence:.2f})")
+    lines += [f"  not tagged: {shown(c.path)}: {shown(c.refused)}" for c in refused]
     head = (f"genre tags: {len(changing)} to change, {len(plan) - len(changing) - len(refused)}"
             f" already right, {len(refused)} refused, {below} below --min-confidence "
             f"{options.min_confidence:g}")

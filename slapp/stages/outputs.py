@@ -15,6 +15,7 @@ import numpy as np
 
 from slapp.stages.evaluate import artist_line, confusion_lines
 from slapp.store.atomic import atomic_write
+from slapp.store.discovery import shown
 
 OUTPUT_FORMATS = (".csv", ".json")
 
@@ -74,16 +75,17 @@ class PredictReport:
 
     def table(self) -> str:
         """One line per track: path, label, confidence, top 3 (or the failure)."""
-        width = min(60, max([len(r.path) for r in self.results] + [5]))
+        width = min(60, max([len(shown(r.path)) for r in self.results] + [5]))
         lines = [f"{'track':<{width}}  {'label':<12} {'conf':>5}  top 3"]
         for r in self.results:
-            name = r.path if len(r.path) <= width else "…" + r.path[-(width - 1):]
+            path = shown(r.path)
+            name = path if len(path) <= width else "…" + path[-(width - 1):]
             if r.error:
-                lines.append(f"{name:<{width}}  FAILED: {r.error}")
+                lines.append(f"{name:<{width}}  FAILED: {shown(r.error)}")
             else:
                 top = ", ".join(f"{c} {s:.2f}" for c, s in r.top(3))
                 lines.append(f"{name:<{width}}  {r.label:<12} {r.confidence:5.2f}  {top}")
-                lines += [f"{'':<{width}}  note: {note}" for note in r.notes]
+                lines += [f"{'':<{width}}  note: {shown(note)}" for note in r.notes]
         return "\n".join(lines)
 
     def summary(self) -> list[str]:
@@ -97,7 +99,7 @@ class PredictReport:
             lines.append(f"  {len(outside)} track(s) unlike the training audio (see their "
                          "notes): their labels are less reliable")
         for r in self.failed:
-            lines.append(f"  failed: {r.path}: {r.error}")
+            lines.append(f"  failed: {shown(r.path)}: {shown(r.error)}")
         if self.truth is not None:
             t = self.truth
             if t["count"]:

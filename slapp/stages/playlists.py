@@ -2,7 +2,10 @@
 
 Paths are relative to the playlist's folder (so the folder can move with the music), in
 UTF-8 (``.m3u8``), each entry preceded by ``#EXTINF:<seconds>,<name> (<confidence>)``;
-tracks are sorted by confidence, highest first.
+tracks are sorted by confidence, highest first. A file name is data, never lines: a name
+holding a line break or another control character (Linux allows them) is written as an
+absolute ``file://`` URI with percent-escapes (which VLC, mpv and foobar2000 open), and
+its title line shows the escapes, so no entry can add lines to a playlist.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import os
 from pathlib import Path
 
 from slapp.store.atomic import atomic_write
+from slapp.store.discovery import has_control, shown
 
 CHECK = "check-these"  # the playlist of uncertain tracks
 
 
 def _entry(result, folder: Path) -> str:
     rel = os.path.relpath(Path(result.path).resolve(), folder.resolve())
+    if has_control(rel):
+        rel = Path(result.path).resolve().as_uri()  # percent-escaped: one line
     seconds = int(round(result.seconds or -1))
-    name = Path(result.path).stem
+    name = shown(Path(result.path).stem)
     return f"#EXTINF:{seconds},{name} ({result.label} {result.confidence:.2f})\n{rel}\n"
 
 

@@ -35,6 +35,23 @@ def readable_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028",
+                 0x2029: "\\u2029"})
+
+
+def shown(text: str) -> str:
+    """``text`` for a terminal or a log line: control characters (a newline in a file
+    name, an escape sequence in a tag) become visible escapes (``\\n``, ``\\x1b``), so a
+    name can neither break a line nor drive the terminal."""
+    return str(text).translate(_CONTROL)
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`shown` would escape."""
+    return shown(text) != text
+
+
 @dataclass(frozen=True)
 class Dataset:
     """The tracks of an input folder.
