@@ -83,10 +83,16 @@ def get_parser():
                      help="also write the confidence (tag SLAPP_CONFIDENCE)")
     lib.add_argument("--tags-journal", type=Path, metavar="FILE.json",
                      help="where --apply keeps the old values (default: "
-                          "slapp-tags-<date>-<time>.json here)")
-    lib.add_argument("--undo-tags", type=Path, metavar="JOURNAL",
-                     help="put back the tags a --write-tags --apply run changed, "
-                          "exactly (no PATH needed)")
+                          "slapp-tags-<date>-<time>.json in your state folder, "
+                          "~/.local/state/slapp/tag-journals on Linux; the run prints it)")
+    lib.add_argument("--undo-tags", type=Path, metavar="JOURNAL", nargs="?", const=True,
+                     help="put back the tags a --write-tags --apply run changed, in every "
+                          "file that still holds what slapp wrote (a file whose tag you "
+                          "changed since is left as it is and named); without JOURNAL: "
+                          "list the recent journals (no PATH needed)")
+    lib.add_argument("--force", action="store_true",
+                     help="with --undo-tags: put the old values back even in files changed "
+                          "since slapp wrote them")
     lib.add_argument("--playlists", type=Path, metavar="DIR",
                      help="write DIR/<label>.m3u8 per label (best first, paths relative "
                           "to DIR) and DIR/check-these.m3u8")
@@ -108,14 +114,9 @@ def main(argv=None) -> int:
         from slapp.params import load_params
         from slapp.stages.bundle import load_bundle
         from slapp.stages.predict import predict_tracks
-        from slapp.stages.tags import undo_tags
 
         if args.undo_tags is not None:
-            restored, failed = undo_tags(args.undo_tags)
-            print(f"restored the tags of {restored} file(s) from {args.undo_tags}")
-            for path, why in failed:
-                print(f"  failed: {path}: {why}")
-            return EXIT_SOME_FAILED if failed else 0
+            return _undo(args.undo_tags, args.force)
         options = PredictOptions(hop_seconds=args.hop, rule=args.aggregate,
                                  min_seconds=args.min_seconds, timeline=args.timeline,
                                  max_snippets=args.max_snippets)
@@ -136,6 +137,33 @@ def main(argv=None) -> int:
         return EXIT_SOME_FAILED if report.failed else 0
 
     return run_script(job)
+
+
+def _undo(journal: Path | bool, force: bool) -> int:
+    """``--undo-tags [JOURNAL] [--force]``: undo one journal, or list the recent ones."""
+    from slapp.store.discovery import shown
+    from slapp.stages.tags import journal_folder, recent_journals, undo_tags
+
+    if journal is True:  # --undo-tags alone
+        found = recent_journals()
+        if not found:
+            print(f"no tag journals in {journal_folder()}")
+            return 0
+        print(f"recent tag journals in {journal_folder()} (newest first):")
+        for path, written, files in found:
+            print(f"  {written}  {files} file(s)  predict_track.py --undo-tags {path}")
+        return 0
+    done = undo_tags(journal, force=force)
+    print(f"restored the tags of {done.restored} file(s) from {journal}"
+          + (f"; {done.unchanged} file(s) the run had not changed" if done.unchanged else ""))
+    if done.left:
+        print(f"left {len(done.left)} file(s) as they are: they changed since slapp wrote "
+              "them (--force puts the old values back anyway)")
+    for path, why in done.left:
+        print(f"  left: {shown(path)}: {shown(why)}")
+    for path, why in done.failed:
+        print(f"  failed: {shown(path)}: {shown(why)}")
+    return EXIT_SOME_FAILED if done.left or done.failed else 0
 
 
 if __name__ == "__main__":

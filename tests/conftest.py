@@ -83,6 +83,15 @@ def write_params(path: Path, input_dir: Path, output_dir: Path, **overrides) -> 
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _state_folder(tmp_path_factory):
+    """Tag journals and other per-user state go to a temporary folder, not the home of
+    whoever runs the tests (subprocesses inherit it)."""
+    import os
+
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+
+
 @pytest.fixture
 def dataset(tmp_path) -> Path:
     return make_dataset(tmp_path / "music")

@@ -125,7 +125,8 @@ def test_genre_tags_are_written_read_back_and_undone_with_the_audio_untouched(tm
         assert audio_bytes(path) == raw
         assert path.stat().st_mtime_ns == mtime and stat.S_IMODE(path.stat().st_mode) == mode
     assert [e["done"] for e in json.loads(journal.read_text())["files"]] == [True, True]
-    assert undo_tags(journal) == (2, [])
+    undone = undo_tags(journal)
+    assert (undone.restored, undone.left, undone.failed) == (2, [], [])
     assert genre_of(tagged) == ["Jazz"] and genre_of(bare) is None
     for path, (y, raw, mtime, _) in before.items():
         np.testing.assert_array_equal(pcm(path), y)
@@ -156,7 +157,8 @@ def test_a_run_killed_halfway_leaves_whole_files_and_undo_or_rerun_finishes(tmp_
     assert [e["done"] for e in json.loads(journal.read_text())["files"]] == [True, False,
                                                                              False]
     assert not list(tmp_path.glob(".*slapp-tmp*"))
-    assert undo_tags(journal) == (3, [])
+    undone = undo_tags(journal)
+    assert (undone.restored, undone.unchanged, undone.left) == (1, 2, [])
     assert [genre_of(f) for f in files] == [["Pop"]] * 3
     again = plan_tags([result(f, "metal", 0.9) for f in files], min_confidence=0.5)
     assert apply_tags(again, tmp_path / "j2.json") == (3, [])
@@ -202,8 +204,8 @@ def test_the_cli_dry_run_writes_nothing_then_apply_and_undo(trained, tmp_path, c
     journal = tmp_path / "journal.json"
     assert predict_track.main(base + ["--write-tags", "--apply", "--tags-journal",
                                       str(journal)]) == 0
-    assert (f"genre tags written to 1 file(s); to undo: predict_track.py --undo-tags "
-            f"{journal}") in capsys.readouterr().out
+    assert (f"genre tags written to 1 file(s); the old values are in {journal}; to undo: "
+            f"predict_track.py --undo-tags {journal}") in capsys.readouterr().out
     assert genre_of(song) == [label]
     assert predict_track.main(["--undo-tags", str(journal)]) == 0
     assert f"restored the tags of 1 file(s) from {journal}" in capsys.readouterr().out
@@ -281,3 +283,63 @@ def test_the_page_is_one_file_with_the_table_data_and_relative_audio(tmp_path):
     assert [t["check"] for t in tracks] == [False, True] and tracks[0]["tl"] == [[0, 0.8]]
     assert "Against the folder names: 1 of 2 right (0.50)" in text
     assert "http://" not in text and "https://" not in text  # nothing from the network
+
+
+def _set_genre(path: Path, value: str) -> None:
+    import mutagen
+
+    f = mutagen.File(path, easy=True)
+    f.tags["genre"] = [value]
+    f.save()
+
+
+def test_undo_puts_back_only_what_slapp_wrote(tmp_path):
+    """A genre the user set after slapp's, or a file changed since, is left as it is and
+    named; the other files are restored; --force overwrites."""
+    files = [make_file(tmp_path / f"t{i}.mp3", genre="Pop", seed=i) for i in range(3)]
+    plan = plan_tags([result(f, "metal", 0.9) for f in files], min_confidence=0.5)
+    journal = tmp_path / "j.json"
+    assert apply_tags(plan, journal) == (3, [])
+    _set_genre(files[0], "Doom Jazz")  # the user's own later edit
+    with open(files[1], "ab") as f:  # the file changed since (same tags)
+        f.write(b"\0" * 128)
+    undone = undo_tags(journal)
+    assert undone.restored == 1 and undone.failed == []
+    assert undone.left == [
+        (str(files[0].resolve()), "its genre Doom Jazz is not what slapp wrote (genre "
+                                  "metal): changed since, by you or another program"),
+        (str(files[1].resolve()), "the file changed since slapp wrote its tags (its size "
+                                  "or modification time)")]
+    assert [genre_of(f) for f in files] == [["Doom Jazz"], ["metal"], ["Pop"]]
+    forced = undo_tags(journal, force=True)
+    assert (forced.restored, forced.unchanged, forced.left) == (2, 1, [])
+    assert [genre_of(f) for f in files] == [["Pop"]] * 3
+
+
+def test_the_journal_lands_in_the_state_folder_and_undo_lists_it(trained, tmp_path, capsys,
+                                                                monkeypatch):
+    import shutil
+
+    import predict_track
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    root, params = trained
+    music = tmp_path / "music"
+    shutil.copytree(root / "music" / "mid", music / "mid")
+    song = write_audio(music / "mid" / "song.mp3", tone(3.0, sr=22050, freq=440.0), 22050)
+    assert predict_track.main(["--params", str(params), "--quiet", str(music),
+                               "--min-confidence", "0", "--write-tags", "--apply"]) == 0
+    out = capsys.readouterr().out
+    journals = list((tmp_path / "state" / "slapp" / "tag-journals").glob("slapp-tags-*.json"))
+    assert len(journals) == 1 and f"the old values are in {journals[0]}" in out
+    assert predict_track.main(["--undo-tags"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].startswith("recent tag journals in ")
+    assert listed[1].endswith(f"1 file(s)  predict_track.py --undo-tags {journals[0]}")
+    _set_genre(song, "Mine")
+    assert predict_track.main(["--undo-tags", str(journals[0])]) == 3
+    out = capsys.readouterr().out
+    assert "restored the tags of 0 file(s)" in out
+    assert "left 1 file(s) as they are: they changed since slapp wrote them" in out
+    assert f"  left: {song.resolve()}: its genre Mine is not what slapp wrote" in out
+    assert genre_of(song) == ["Mine"]

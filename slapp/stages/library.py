@@ -3,14 +3,13 @@ playlists (:mod:`slapp.stages.playlists`) and a page to read (:mod:`slapp.stages
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from slapp.store.discovery import shown
 from slapp.errors import StageError
 from slapp.stages.playlists import write_playlists
-from slapp.stages.tags import apply_tags, plan_tags
+from slapp.stages.tags import apply_tags, new_journal_path, plan_tags
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,8 @@ class LibraryOptions:
 
     @property
     def journal_file(self) -> Path:
-        return self.journal or Path(f"slapp-tags-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        """``--tags-journal``, else a new file in the user's state folder."""
+        return self.journal or new_journal_path()
 
 
 def use_labels(report, options: LibraryOptions) -> list[str]:
@@ -83,5 +83,6 @@ def _tags(results, options: LibraryOptions) -> list[str]:
         return [head + " (dry run: add --apply to write them)", *lines]
     journal = options.journal_file
     done, failed = apply_tags(plan, journal, with_confidence=options.confidence_tag)
-    return [head, *lines, f"genre tags written to {done} file(s); to undo: predict_track.py "
-            f"--undo-tags {journal}"] + [f"  failed: {p}: {why}" for p, why in failed]
+    return [head, *lines, f"genre tags written to {done} file(s); the old values are in "
+            f"{journal}; to undo: predict_track.py --undo-tags {journal}"] + [
+        f"  failed: {shown(p)}: {shown(why)}" for p, why in failed]

@@ -8,8 +8,13 @@ changes it. Safe by construction:
   re-read and checked, then renamed over the original (atomic: a kill leaves the old file
   or the new one, never half of one); the audio frames are copied byte for byte;
 - a journal of every old value is written (atomically) *before* any file changes, and
-  marks each file done as it goes; :func:`undo_tags` puts back exactly what was there
-  (no genre tag at all, for a file that had none);
+  marks each file done as it goes (with its size and time after the write);
+  :func:`undo_tags` puts back exactly what was there (no genre tag at all, for a file
+  that had none) — but only where the file still holds what slapp wrote: a tag the user
+  (or another program) changed since, or a file changed since, is left as it is, named,
+  unless ``force``;
+- journals go to a per-user state folder (:func:`journal_folder`, platformdirs) unless a
+  path is given, so they are found again (:func:`recent_journals`);
 - the file keeps its modification time and permissions; files that are read-only, have
   other hard links (the rename would separate them) or cannot be re-read are refused.
 """
@@ -168,14 +173,82 @@ def apply_tags(plan: list[TagChange], journal: Path, *, with_confidence: bool = 
             failed.append((entry["path"], f"{type(exc).__name__}: {exc}"))
             continue
         entry["done"] = True
+        entry["after"] = _stamp(Path(entry["path"]))
         write_json(journal, record)
     return sum(e["done"] for e in entries), failed
 
 
-def undo_tags(journal: Path) -> tuple[int, list[tuple[str, str]]]:
-    """Put back the old tag values ``journal`` recorded, for every file it lists (a file
-    a killed run never reached gets its old values again: no harm). Returns ``(files
-    restored, [(path, why it failed)])``."""
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def journal_folder() -> Path:
+    """Where ``--apply`` keeps its journals by default: the user's state folder
+    (``~/.local/state/slapp/tag-journals`` on Linux; ``$XDG_STATE_HOME`` honoured)."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("slapp")) / "tag-journals"
+
+
+def new_journal_path() -> Path:
+    return journal_folder() / f"slapp-tags-{time.strftime('%Y%m%d-%H%M%S')}.json"
+
+
+def recent_journals(most: int = 10) -> list[tuple[Path, str, int]]:
+    """``(journal, when written, files it changed)``, newest first, of the default folder."""
+    out = []
+    for path in sorted(journal_folder().glob("slapp-tags-*.json"),
+                       key=lambda p: p.stat().st_mtime, reverse=True)[:most]:
+        try:
+            record = read_json(path)
+            out.append((path, str(record.get("written", "?")),
+                        sum(bool(e.get("done")) for e in record.get("files", []))))
+        except (StageError, AttributeError):
+            out.append((path, "unreadable", 0))
+    return out
+
+
+@dataclass
+class Undone:
+    """What :func:`undo_tags` did: files restored; files the run had not changed; files
+    left as they are because they changed since slapp wrote them (path, why); failures."""
+
+    restored: int = 0
+    unchanged: int = 0
+    left: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+
+
+def _described(values: dict) -> str:
+    return "genre " + ("; ".join(values.get(GENRE, [])) or "(none)")
+
+
+def _undo_one(entry: dict, keys: tuple[str, ...], force: bool, done: Undone) -> None:
+    path = Path(entry["path"])
+    old = {k: entry["old"][k] for k in keys if k in entry["old"]}
+    new = {k: entry["new"][k] for k in keys if k in entry["new"]}
+    current = _current(_open(path), keys)
+    if current == old:
+        done.unchanged += 1
+        return
+    if not force and current != new:
+        done.left.append((str(path), f"its {_described(current)} is not what slapp wrote "
+                                     f"({_described(new)}): changed since, by you or "
+                                     "another program"))
+        return
+    if not force and entry.get("after") and _stamp(path) != entry["after"]:
+        done.left.append((str(path), "the file changed since slapp wrote its tags (its "
+                                     "size or modification time)"))
+        return
+    _rewrite(path, old, keys)
+    done.restored += 1
+
+
+def undo_tags(journal: Path, *, force: bool = False) -> Undone:
+    """Put back the old tag values ``journal`` recorded, in every file that still holds
+    what slapp wrote there; a file changed since is left as it is (``force``: put the old
+    values back anyway). A file a killed run never reached is counted as unchanged."""
     try:
         record = read_json(journal)
     except StageError as exc:
@@ -184,14 +257,14 @@ def undo_tags(journal: Path) -> tuple[int, list[tuple[str, str]]]:
         raise StageError(f"'{journal}' is not a slapp tag journal (expected the file "
                          "predict_track.py --write-tags --apply wrote).")
     keys = tuple(record["keys"])
-    restored, failed = 0, []
+    done = Undone()
     for entry in record["files"]:
-        path = Path(entry["path"])
         try:
-            _rewrite(path, entry["old"], keys)
-            restored += 1
+            _undo_one(entry, keys, force, done)
         except FileNotFoundError:
-            failed.append((str(path), "the file is gone"))
+            done.failed.append((entry["path"], "the file is gone"))
         except (OSError, StageError) as exc:
-            failed.append((str(path), str(exc)))
-    return restored, failed
+            done.failed.append((entry["path"], str(exc)))
+        except Exception as exc:  # mutagen's own errors
+            done.failed.append((entry["path"], f"{type(exc).__name__}: {exc}"))
+    return done
