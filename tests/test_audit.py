@@ -67,8 +67,9 @@ def test_planted_faults_are_found_and_clean_tracks_are_not(tmp_path, capsys):
     for keys, g in groups.items():
         assert g["leak"] == (len({side[k] for k in keys}) > 1 and
                              "train" in {side[k] for k in keys})
-    assert any(s.startswith("techno: 5 of 5 files are 16000 Hz mono") and
-               "a model can tell techno by its encoding" in s for s in audit["shortcuts"])
+    assert any(s.startswith("techno: 5 of 5 techno tracks are 16000 Hz mono") and
+               "no other track is" in s and "a model can tell techno by its encoding" in s
+               for s in audit["shortcuts"])
     assert "duplicates: 2 group(s)" in out
     fixed = json.loads((tmp_path / "out" / "audit_split.json").read_text())
     fixed_side = {k: s for parts in fixed.values() for s, keys in parts.items() for k in keys}
@@ -204,3 +205,25 @@ def test_a_track_its_folder_is_contradicted_outright_is_flagged_even_where_clean
                                            tmp_path, progress=False)
     assert found.issues == [{"key": "b/b3", "class": "b", "sounds_like": "a",
                              "p_class": 0.005, "p_sounds_like": 0.9}]
+
+
+def test_a_small_class_with_a_few_exceptions_is_a_shortcut_by_its_counts():
+    """10 of the 11 jazz tracks are 44.1 kHz stereo (one reggae clip moved in), none of the
+    92 others is: the rule on the counts names it, with them; a value spread over classes
+    is not named."""
+    from slapp.stages.audit import _categorical
+
+    tracks = {f"jazz/{i}": {"class": "jazz", "source": "44100 Hz stereo"} for i in range(10)}
+    tracks["jazz/moved"] = {"class": "jazz", "source": "22050 Hz mono"}
+    for c in range(9):
+        for i in range(92 // 9 + (c < 92 % 9)):
+            tracks[f"c{c}/{i}"] = {"class": f"c{c}", "source": "22050 Hz mono"}
+    assert sum(t["class"] != "jazz" for t in tracks.values()) == 92
+    lines = _categorical(tracks, "source", "sample rate and channels")
+    assert len(lines) == 1
+    assert lines[0].startswith("jazz: 10 of 11 jazz tracks are 44100 Hz stereo; no other "
+                               "track is (p = ")
+    assert lines[0].endswith("a model can tell jazz by its sample rate and channels")
+    for i in range(0, 92, 10):  # the same value in every class now: no shortcut
+        tracks[f"c{i % 9}/{i // 9}"]["source"] = "44100 Hz stereo"
+    assert _categorical(tracks, "source", "sample rate and channels") == []
