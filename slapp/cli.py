@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
+from slapp import signals
 from slapp.errors import SlappError
 from slapp.params import DEFAULT_PARAMS_FILE
 from slapp.store.discovery import shown
@@ -53,21 +54,9 @@ def setup_logging(quiet: bool = False) -> None:
     root.propagate = False
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``docker stop``, systemd, a cluster scheduler), raised where Ctrl-C's
-    KeyboardInterrupt would be: every stage stops the same way."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def interrupted_status() -> int:
     """The exit status of a run that stopped early: 143 after SIGTERM, 130 after Ctrl-C."""
-    return 143 if _terminated.is_set() else 130
-
-
-_terminated = threading.Event()
+    return 143 if signals.terminated() else 130
 
 
 TRIM_THRESHOLD = 128 * 1024  # bytes of free heap top glibc keeps before giving it back
@@ -93,20 +82,27 @@ def run_script(job: Callable[[], int | None]) -> int:
     """Run ``job``; a :class:`SlappError` becomes ``error: ...`` and exit status 1;
     Ctrl-C and SIGTERM a one-line message and status 130 / 143."""
     return_freed_memory()
-    previous = None
+    signals.clear()
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_sigint)
     try:
         return _run(job)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _on_sigterm(signum, frame):
-    _terminated.set()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough; finish cleanly
-    _terminate(signum, frame)
+    raise signals.request_stop(terminate=True)
+
+
+def _on_sigint(signum, frame):
+    """Ctrl-C: Python's KeyboardInterrupt, and a record of it (:mod:`slapp.signals`)."""
+    raise signals.request_stop(terminate=False)
 
 
 def _run(job: Callable[[], int | None]) -> int:
@@ -122,7 +118,7 @@ def _run(job: Callable[[], int | None]) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        what = "stopped (SIGTERM)" if _terminated.is_set() else "interrupted"
+        what = "stopped (SIGTERM)" if signals.terminated() else "interrupted"
         print(f"\n{what}: finished work is saved; run the same command again to "
               "continue where it stopped", file=sys.stderr)
         return interrupted_status()

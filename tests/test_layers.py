@@ -1,6 +1,6 @@
 """The package's layers: a module imports only from its own layer or the layers below.
 
-errors, spec < dsp (pure signal work) < store (files) < models (networks) < params, executor
+errors, spec, signals < dsp (pure signal work) < store (files) < models (networks) < params, executor
 < stages (the four stages and what they share) < cli, demo (doors for users)
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "slapp"
-LAYERS = [("errors", "spec"), ("dsp",), ("store",), ("models",), ("params", "executor"),
+LAYERS = [("errors", "spec", "signals"), ("dsp",), ("store",), ("models",), ("params", "executor"),
           ("stages",), ("cli", "demo", "__init__")]
 
 

@@ -249,3 +249,55 @@ def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig
     np.testing.assert_allclose([float(r["learning_rate"]) for r in rows], expected, rtol=1e-5)
     assert json.loads((out / "model" / "bundle.json").read_text())["trained"]["best_epoch"] == 1
     assert not any(TMP_SUFFIX in p.name for p in out.rglob("*"))
+
+
+LOST_CTRL_C = r"""
+import os, signal, sys
+import slapp.stages.train as train
+
+real = train._callbacks
+
+
+class Finaliser:
+    def __del__(self):  # Ctrl-C arrives while Python runs a finaliser, as TF's often do
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10000):
+            pass  # the handler runs here: its KeyboardInterrupt is 'ignored' by Python
+
+
+class LoseCtrlC(train.keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            Finaliser()
+
+
+def callbacks(*args, **kw):
+    found, judge = real(*args, **kw)
+    return [LoseCtrlC(), *found], judge
+
+
+train._callbacks = callbacks
+import train_crnn
+sys.exit(train_crnn.main(sys.argv[1:]))
+"""
+
+
+def test_a_ctrl_c_python_loses_in_a_finaliser_still_stops_training(trained, tmp_path):
+    """The cause of a Ctrl-C lost once in this suite: a KeyboardInterrupt raised inside a
+    finaliser is printed and dropped by Python. The handler's record stops the run at the
+    next batch, after the finished epochs are saved."""
+    root, _ = trained
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out, ignore=shutil.ignore_patterns("model"))
+    params = write_params(tmp_path / "p.json", root / "music", out, model=TINY["model"],
+                          training={"batch_size": 8, "epochs": 12, "learning_rate": 0.01,
+                                    "early_stopping_patience": 30})
+    done = subprocess.run([sys.executable, "-c", LOST_CTRL_C, "--params", str(params)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert "Exception ignored" in done.stderr and "KeyboardInterrupt" in done.stderr
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert "interrupted: finished work is saved" in done.stderr
+    state = json.loads((out / "training" / "state.json").read_text())
+    assert state["epoch"] in (2, 3) and not state["finished"]  # stopped within a batch
+    assert not (out / "model" / "bundle.json").exists()

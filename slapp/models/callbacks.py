@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slapp import signals
 from slapp.errors import StageError
 from slapp.models.keras_env import import_keras
 from slapp.store.atomic import atomic_path, read_json, write_json
@@ -101,6 +102,20 @@ class LowerRateWhenStale(keras.callbacks.Callback):
         wait = self.judge.wait
         if wait and wait % self.patience == 0:
             rate.assign(float(rate.numpy()) * self.factor)
+
+
+class StopRequests(keras.callbacks.Callback):
+    """Raise a Ctrl-C or SIGTERM that Python lost in a finaliser (:mod:`slapp.signals`)
+    at the next batch: training stops within one batch of the request."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        signals.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        signals.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        signals.check()
 
 
 class TrainingBackup(keras.callbacks.Callback):

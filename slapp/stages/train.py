@@ -25,7 +25,8 @@ import numpy as np
 from slapp.dsp.coverage import training_range
 from slapp.errors import StageError
 from slapp.models.callbacks import (MIN_DELTA, BestEpoch, EpochSummary, LowerRateWhenStale,
-                                    StopWhenStale, TrainingBackup, read_state, write_state)
+                                    StopRequests, StopWhenStale, TrainingBackup, read_state,
+                                    write_state)
 from slapp.models.keras_env import import_keras
 from slapp.params import PipelineParams
 from slapp.stages import bundle as bundle_io
@@ -230,8 +231,9 @@ def _feeds(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path
 def _callbacks(params: PipelineParams, layout: TrainingLayout, signature: dict,
                state: dict | None, monitor: str) -> tuple[list, BestEpoch]:
     """``(callbacks, the judge)``: the judge of the best epoch first, then early stopping and
-    the learning-rate schedule that read it, the CSV log, the epoch lines, and the backup
-    that makes them resumable (last)."""
+    the learning-rate schedule that read it, the CSV log, the epoch lines, the backup that
+    makes them resumable, and last the check for a Ctrl-C that Python lost (after the
+    backup: a finished epoch is saved before the run stops)."""
     t = params.training
     judge = BestEpoch(layout.best_weights, monitor=monitor)
     if state:  # the CSV log must hold exactly the finished epochs
@@ -244,7 +246,8 @@ def _callbacks(params: PipelineParams, layout: TrainingLayout, signature: dict,
     return [judge, StopWhenStale(judge, t.early_stopping_patience),
             LowerRateWhenStale(judge, t.reduce_lr_patience, t.reduce_lr_factor),
             keras.callbacks.CSVLogger(str(layout.history_file), append=True),
-            EpochSummary(t.epochs, judge), TrainingBackup(layout, signature, judge)], judge
+            EpochSummary(t.epochs, judge), TrainingBackup(layout, signature, judge),
+            StopRequests()], judge
 
 
 @dataclass(frozen=True)
