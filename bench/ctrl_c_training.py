@@ -15,7 +15,6 @@ Usage: python bench/ctrl_c_training.py [--runs 200] [--work /tmp/slapp-ctrlc] [-
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import signal
