@@ -27,9 +27,10 @@ from slapp.store.atomic import atomic_path
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4   # largest probability difference accepted between Keras and onnxruntime
-# snippets per onnxruntime call: the fastest on 2 cores for musicnn and the CRNN (bench/
-# onnx_engine.py); small batches also keep the activations (~30 MB a musicnn snippet) small
-BATCH_SIZE = 4
+# snippets per onnxruntime call: 1 and 2 were the fastest for musicnn on 2 cores (9.4 ms a
+# snippet; 4: 10.4 ms, 8: 11.0 ms; bench/lean_engine.py), and small batches keep the
+# activations (~30 MB a musicnn snippet) small
+BATCH_SIZE = 2
 
 
 def session_options(threads: int | None = None):
