@@ -18,50 +18,17 @@ beets writes (``import.write``; ``-w``/``-W``). Items already labelled by the sa
 are skipped (``--force`` labels them again). ``--pretend`` shows what would change;
 ``--undo`` puts the previous values back, except where the field no longer holds slapp's
 label (you changed it since: it is left and listed). Items below ``min_confidence`` keep
-their field; ``beet ls slapp_check:1`` lists them.
+their field; ``beet ls slapp_check:1`` lists them. The work is
+:mod:`slapp.stages.beets_library`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
-from pathlib import Path
 
 from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
-
-FIELDS = ("slapp_confidence", "slapp_model", "slapp_previous", "slapp_check", "slapp_label")
-SEPARATOR = "; "  # how beets shows a multi-valued field as one string
-
-
-def default_field() -> str:
-    """``genres`` (a list, beets >= 2.?) where beets has it, else ``genre``."""
-    from beets.library import Item
-
-    return "genres" if "genres" in Item._fields else "genre"
-
-
-def get_value(item, field: str) -> str:
-    """The field as one string (a list joined by ``"; "``; empty: ``""``)."""
-    value = item.get(field)
-    if isinstance(value, (list, tuple)):
-        return SEPARATOR.join(str(v) for v in value)
-    return str(value or "")
-
-
-def set_value(item, field: str, value: str) -> None:
-    """Set the field from one string: a list field gets its parts."""
-    if isinstance(item.get(field), (list, tuple)) or field == "genres":
-        item[field] = [v for v in value.split(SEPARATOR) if v]
-    else:
-        item[field] = value
-
-
-def bundle_id(folder: Path) -> str:
-    """A short id of a bundle: its ``bundle.json`` (written last, dated) hashed."""
-    return hashlib.sha256((folder / "bundle.json").read_bytes()).hexdigest()[:12]
 
 
 class SlappPlugin(BeetsPlugin):
@@ -69,13 +36,13 @@ class SlappPlugin(BeetsPlugin):
 
     def __init__(self) -> None:
         super().__init__()
+        from slapp.stages.beets_library import default_field
+
         self.config.add({"model": None, "field": default_field(), "min_confidence": 0.5,
                          "auto": False})
         self._bundle = None
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
-
-    # --- commands ------------------------------------------------------------------------
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("slapp", help="label items with a slapp model bundle")
@@ -92,19 +59,28 @@ class SlappPlugin(BeetsPlugin):
         cmd.func = self.command
         return [cmd]
 
+    def _options(self, write: bool, force: bool = False, pretend: bool = False):
+        from slapp.stages.beets_library import LabelOptions
+
+        return LabelOptions(field=self.config["field"].as_str(),
+                            min_confidence=self.config["min_confidence"].as_number(),
+                            write=write, force=force, pretend=pretend)
+
     def command(self, lib, opts, args) -> None:
+        from slapp.stages.beets_library import label_items, undo_items
+
         items = list(lib.items(args))
-        write = ui.should_write(opts.write)
+        options = self._options(ui.should_write(opts.write), opts.force, opts.pretend)
         if opts.undo:
-            self.undo(items, write=write, pretend=opts.pretend)
+            undo_items(items, options, self._log)
         else:
-            self.label(items, write=write, force=opts.force, pretend=opts.pretend)
+            label_items(items, self.bundle(), options, self._log)
 
     def imported(self, session, task) -> None:
-        self.label(list(task.imported_items()), write=ui.should_write(), force=False,
-                   pretend=False)
+        from slapp.stages.beets_library import label_items
 
-    # --- labelling -----------------------------------------------------------------------
+        label_items(list(task.imported_items()), self.bundle(),
+                    self._options(ui.should_write()), self._log)
 
     def bundle(self):
         """The configured bundle, loaded once; a missing or bad one is a one-line error."""
@@ -121,91 +97,3 @@ class SlappPlugin(BeetsPlugin):
             except SlappError as exc:
                 raise ui.UserError(f"slapp: {exc}") from None
         return self._bundle
-
-    def label(self, items, *, write: bool, force: bool, pretend: bool) -> None:
-        from slapp.stages.predict import predict_tracks
-        from slapp.store.discovery import shown
-
-        bundle = self.bundle()
-        ident = bundle_id(bundle.folder)
-        field = self.config["field"].as_str()
-        floor = self.config["min_confidence"].as_number()
-        todo = [i for i in items if force or i.get("slapp_model") != ident]
-        self._log.info("{} item(s) to label, {} already labelled by bundle {}", len(todo),
-                       len(items) - len(todo), ident)
-        if not todo:
-            return
-        paths = [os.fsdecode(i.path) for i in todo]
-        own = logging.getLogger("slapp.stages.predict")  # its error lines: said below, once
-        own.disabled = True
-        try:
-            report = predict_tracks(paths, bundle, progress=False)
-        finally:
-            own.disabled = False
-        changed = unsure = failed = 0
-        for item, result in zip(todo, report.results):
-            name = shown(os.fsdecode(item.path))
-            if result.error:
-                failed += 1
-                self._log.error("{}: {}", name, shown(result.error))
-                continue
-            old = get_value(item, field)
-            sure = result.confidence >= floor
-            verb = "would set" if pretend else "set"
-            if not sure:
-                unsure += 1
-                self._log.info("{}: {} {:.2f} is below min_confidence {}: {} left as it is",
-                               name, result.label, result.confidence, floor, field)
-            else:
-                changed += old != result.label
-                self._log.info("{}: {} {} -> {} ({:.2f})", name, verb, old or "(none)",
-                               result.label, result.confidence)
-            if pretend:
-                continue
-            if sure:
-                if not item.get("slapp_model"):
-                    item["slapp_previous"] = old  # the value before slapp, kept once
-                set_value(item, field, result.label)
-            item["slapp_label"] = result.label
-            item["slapp_confidence"] = round(result.confidence, 4)
-            item["slapp_model"] = ident
-            item["slapp_check"] = 0 if sure else 1
-            self._commit(item, write and sure)
-        self._log.info("{} {} item(s), {} below min_confidence (beet ls slapp_check:1),"
-                       " {} failed", "would change" if pretend else "changed", changed,
-                       unsure, failed)
-
-    def _commit(self, item, write: bool) -> None:
-        """Write the file's tags (when beets writes) and then the database, or neither."""
-        if write and not item.try_write():
-            item.load()  # the file kept its tags: so does the database
-            return
-        item.store()
-
-    def undo(self, items, *, write: bool, pretend: bool) -> None:
-        from slapp.store.discovery import shown
-
-        field = self.config["field"].as_str()
-        labelled = [i for i in items if i.get("slapp_model")]
-        restored = left = 0
-        for item in labelled:
-            name = shown(os.fsdecode(item.path))
-            current = get_value(item, field)
-            if item.get("slapp_check") == 0 and current != item.get("slapp_label"):
-                left += 1
-                self._log.warning("{}: {} is {!r}, not slapp's {!r}: changed since; left as "
-                                  "it is", name, field, current, item.get("slapp_label"))
-                continue
-            previous = item.get("slapp_previous", "")
-            self._log.info("{}: {} {} -> {}", name, "would put back" if pretend else
-                           "put back", current or "(none)", previous or "(none)")
-            if pretend:
-                continue
-            if item.get("slapp_check") == 0:
-                set_value(item, field, previous)
-            for key in FIELDS:
-                if key in item:
-                    del item[key]
-            self._commit(item, write)
-            restored += 1
-        self._log.info("undone {} item(s), left {} changed since", restored, left)
