@@ -10,6 +10,7 @@ from pathlib import Path
 
 from slapp.dsp.slicing import SnippetPlan
 from slapp.models import backbones
+from slapp.models.backbones.base import InputSpec
 from slapp.models.backbones.crnn import CrnnParams
 from slapp.models.backbones.musicnn_msd import MusicnnParams
 from slapp.spec import param, section
@@ -184,7 +185,17 @@ class PipelineParams:
     def n_frames(self) -> int:
         """Spectrogram frames per snippet, as the backbone computes them: 130 for 3 s at
         22050/512 (centred STFT); 187 for musicnn (its 3-second patch)."""
-        return self.backbone.n_frames(self)
+        return self.backbone.n_frames(self.input_spec)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The audio and feature settings in force, as plain values: what a backbone's
+        input is computed from (the backbones read nothing else of the parameters for it)."""
+        f = self.features
+        return InputSpec(sample_rate=self.audio.sample_rate,
+                         snippet_samples=self.snippet_samples, n_fft=f.n_fft,
+                         hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax,
+                         log_reference=f.log_reference, log_amin=f.log_amin)
 
     @property
     def backbone(self) -> backbones.Backbone:

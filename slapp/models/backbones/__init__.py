@@ -56,7 +56,7 @@ def snippet_features(y: np.ndarray, sample_starts: np.ndarray, params
 
     hop = params.features.hop_length
     first = frame_starts(sample_starts, hop_length=hop)
-    return get(params.model.backbone).features(y, first, params), first * hop
+    return get(params.model.backbone).features(y, first, params.input_spec), first * hop
 
 
 __all__ = ["Backbone", "MODULES", "NAMES", "get", "snippet_features"]

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a backbone's input is computed from: the audio and feature settings in force
+    (:attr:`slapp.params.PipelineParams.input_spec`), plain values only."""
+
+    sample_rate: int
+    snippet_samples: int
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    fmin: float = 0.0
+    fmax: float | None = None
+    log_reference: float = 1.0
+    log_amin: float = 1e-10
 
 
 class Backbone:
@@ -38,29 +55,29 @@ class Backbone:
         """Refuse parameter combinations this backbone cannot work with
         (:class:`~slapp.errors.ParameterError`)."""
 
-    def n_frames(self, params) -> int:
+    def n_frames(self, spec: InputSpec) -> int:
         """Spectrogram frames per snippet."""
         raise NotImplementedError
 
-    def compress(self, power: np.ndarray, params) -> np.ndarray:
+    def compress(self, power: np.ndarray, spec: InputSpec) -> np.ndarray:
         """Mel power ``(n_snippets, n_frames, n_mels)`` → the model input, same shape,
         float32."""
         raise NotImplementedError
 
-    def features(self, y: np.ndarray, first_frames: np.ndarray, params) -> np.ndarray:
+    def features(self, y: np.ndarray, first_frames: np.ndarray, spec: InputSpec
+                 ) -> np.ndarray:
         """The model input of the snippets of ``y`` ``(n_samples,)`` that start on frames
         ``first_frames`` ``(n_snippets,)``, cut from one mel spectrogram of the track
-        (:func:`slapp.dsp.features.snippet_mel_power`, ``params.features`` settings):
-        ``(n_snippets, n_frames, n_mels)`` float32."""
+        (:func:`slapp.dsp.features.snippet_mel_power`): ``(n_snippets, n_frames, n_mels)``
+        float32."""
         from slapp.dsp.features import snippet_mel_power
 
-        f = params.features
         power = snippet_mel_power(
-            y, first_frames, n_frames=self.n_frames(params),
-            snippet_samples=params.snippet_samples, sample_rate=params.audio.sample_rate,
-            n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels, fmin=f.fmin,
-            fmax=f.fmax)
-        return self.compress(power, params)
+            y, first_frames, n_frames=self.n_frames(spec),
+            snippet_samples=spec.snippet_samples, sample_rate=spec.sample_rate,
+            n_fft=spec.n_fft, hop_length=spec.hop_length, n_mels=spec.n_mels,
+            fmin=spec.fmin, fmax=spec.fmax)
+        return self.compress(power, spec)
 
     def embedding_layer(self, params) -> str | None:
         """The frozen backbone output that stage 2 caches per track and the head trains on

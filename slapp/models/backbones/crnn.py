@@ -63,12 +63,11 @@ class CRNN(Backbone):
                 f"({time_pool}) is at most the {params.n_frames} frames of a snippet. Got "
                 f"{json.dumps([list(v) for v in pools])} (a list) instead.")
 
-    def n_frames(self, params) -> int:
-        return n_frames(params.snippet_samples, hop_length=params.features.hop_length)
+    def n_frames(self, spec) -> int:
+        return n_frames(spec.snippet_samples, hop_length=spec.hop_length)
 
-    def compress(self, power: np.ndarray, params) -> np.ndarray:
-        f = params.features
-        return power_to_db(power, reference=f.log_reference, amin=f.log_amin)
+    def compress(self, power: np.ndarray, spec) -> np.ndarray:
+        return power_to_db(power, reference=spec.log_reference, amin=spec.log_amin)
 
     def build_trainable(self, params, n_classes: int):
         return build_crnn(params.n_frames, params.features.n_mels, n_classes,

@@ -58,10 +58,10 @@ class Musicnn(Backbone):
         self.summary_note = (f"(the head that training fits, on the frozen {name} embedding;"
                              " the bundle holds the backbone and this head)")
 
-    def n_frames(self, params) -> int:
+    def n_frames(self, spec) -> int:
         return musicnn.N_FRAMES
 
-    def compress(self, power: np.ndarray, params) -> np.ndarray:
+    def compress(self, power: np.ndarray, spec) -> np.ndarray:
         return musicnn.compress(power)
 
     @staticmethod
