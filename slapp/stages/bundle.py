@@ -204,9 +204,12 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
     if not model_path.exists() and not files.portable_file.exists():
         raise StageError(f"Model bundle '{folder}' has no {model_path.name}. Retrain it with "
                          "train_crnn.py --retrain.")
+    found = "keras" if engine == "keras" else _engine(
+        files, (params.n_frames, params.features.n_mels), len(classes))
     bundle = Bundle(folder=folder, classes=classes, params=params, stats=stats, info=info,
-                    engine="keras" if engine == "keras" else
-                    _engine(files, (params.n_frames, params.features.n_mels), len(classes)))
+                    engine="keras" if found == "keras" else "onnx")
+    if found not in ("keras", "onnx"):  # the session opened to check it: the one to use
+        bundle._scorers[None] = found
     if bundle.engine == "keras":
         if not model_path.exists():
             raise StageError(f"Model bundle '{folder}' has no usable network: no "
@@ -242,9 +245,10 @@ def _load_keras(model_path: Path):
                          "bundle again, or rebuild it with train_crnn.py --retrain.") from None
 
 
-def _engine(files: BundleLayout, shape: tuple[int, int], n_classes: int) -> str:
-    """``"onnx"`` when the bundle's portable copy opens and matches its settings;
-    otherwise ``"keras"``, after a one-line note. A bundle made before the portable copy
+def _engine(files: BundleLayout, shape: tuple[int, int], n_classes: int):
+    """The portable copy's :class:`~slapp.models.portable.OnnxScorer` (or ``"onnx"``, made
+    just now) when it opens and matches the bundle's settings; otherwise ``"keras"``,
+    after a one-line note. A bundle made before the portable copy
     gets one here, once (checked against ``model.keras``); a damaged one is left as it is."""
     from slapp.models.portable import OnnxScorer
 
@@ -252,7 +256,7 @@ def _engine(files: BundleLayout, shape: tuple[int, int], n_classes: int) -> str:
     if not path.exists():
         return _convert(files, shape) if files.model_file.exists() else "keras"
     try:
-        scorer = OnnxScorer(path, threads=1)
+        scorer = OnnxScorer(path)
     except StageError as exc:
         logger.warning("%s Labelling through model.keras with TensorFlow instead (slower "
                        "to start); delete '%s' to have it made again from model.keras.",
@@ -264,7 +268,7 @@ def _engine(files: BundleLayout, shape: tuple[int, int], n_classes: int) -> str:
                        "have it made again.", path, scorer.input_shape, scorer.n_classes,
                        shape, n_classes)
         return "keras"
-    return "onnx"
+    return scorer
 
 
 def _convert(files: BundleLayout, shape: tuple[int, int]) -> str:
