@@ -28,6 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def musicnn_mel(snippets):
+    """musicnn's input of 16 kHz snippets ``(n, n_samples)``: ``log10(10000 · mel + 1)``
+    of a 96-band mel power spectrogram (n_fft 512, hop 256), ``(n, frames, 96)`` float32."""
+    from slapp.dsp.features import mel_power
+    from slapp.models.musicnn import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, compress
+
+    power = mel_power(snippets, sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
+                      n_mels=N_MELS)
+    return compress(power.transpose(0, 2, 1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "gtzan-mini"))
@@ -40,7 +51,7 @@ def main() -> int:
 
     from slapp.dsp.audio import decode
     from slapp.models.keras_env import import_keras
-    from slapp.models.musicnn import N_FRAMES, checkpoint_prefix, load_backbone, musicnn_mel
+    from slapp.models.musicnn import N_FRAMES, checkpoint_prefix, load_backbone
     from slapp.dsp.slicing import snippet_starts
 
     import_keras()
@@ -106,3 +117,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -211,7 +211,7 @@ def test_a_small_class_with_a_few_exceptions_is_a_shortcut_by_its_counts():
     """10 of the 11 jazz tracks are 44.1 kHz stereo (one reggae clip moved in), none of the
     92 others is: the rule on the counts names it, with them; a value spread over classes
     is not named."""
-    from slapp.stages.audit import _categorical
+    from slapp.stages.shortcuts import categorical
 
     tracks = {f"jazz/{i}": {"class": "jazz", "source": "44100 Hz stereo"} for i in range(10)}
     tracks["jazz/moved"] = {"class": "jazz", "source": "22050 Hz mono"}
@@ -219,11 +219,11 @@ def test_a_small_class_with_a_few_exceptions_is_a_shortcut_by_its_counts():
         for i in range(92 // 9 + (c < 92 % 9)):
             tracks[f"c{c}/{i}"] = {"class": f"c{c}", "source": "22050 Hz mono"}
     assert sum(t["class"] != "jazz" for t in tracks.values()) == 92
-    lines = _categorical(tracks, "source", "sample rate and channels")
+    lines = categorical(tracks, "source", "sample rate and channels")
     assert len(lines) == 1
     assert lines[0].startswith("jazz: 10 of 11 jazz tracks are 44100 Hz stereo; no other "
                                "track is (p = ")
     assert lines[0].endswith("a model can tell jazz by its sample rate and channels")
     for i in range(0, 92, 10):  # the same value in every class now: no shortcut
         tracks[f"c{i % 9}/{i // 9}"]["source"] = "44100 Hz stereo"
-    assert _categorical(tracks, "source", "sample rate and channels") == []
+    assert categorical(tracks, "source", "sample rate and channels") == []

@@ -37,7 +37,7 @@ def _original_outputs(prefix: str, x: np.ndarray, outputs=(
 
 @pytest.fixture(scope="module")
 def batch():
-    from slapp.models.musicnn import N_FRAMES, SAMPLE_RATE, musicnn_mel
+    from slapp.models.musicnn import N_FRAMES, SAMPLE_RATE
 
     rng = np.random.default_rng(7)
     t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
@@ -62,7 +62,6 @@ def test_rebuild_matches_original_graph(batch):
 
 
 def test_input_is_float32_and_finite_for_loud_audio():
-    from slapp.models.musicnn import musicnn_mel
 
     loud = np.ones((1, 48000), np.float32)  # full-scale DC: float16 log10(1e4·mel) overflows
     loud[0, ::2] = -1.0
@@ -79,3 +78,14 @@ def test_weights_are_frozen_and_loaded():
     differ = [a.name for a, b in zip(loaded.weights, fresh.weights)
               if not np.allclose(np.asarray(a), np.asarray(b))]
     assert len(differ) >= 60  # every kernel, bias and BatchNorm statistic came from the file
+
+
+def musicnn_mel(snippets):
+    """musicnn's input of 16 kHz snippets ``(n, n_samples)``: ``log10(10000 · mel + 1)``
+    of a 96-band mel power spectrogram (n_fft 512, hop 256), ``(n, frames, 96)`` float32."""
+    from slapp.dsp.features import mel_power
+    from slapp.models.musicnn import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, compress
+
+    power = mel_power(snippets, sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
+                      n_mels=N_MELS)
+    return compress(power.transpose(0, 2, 1))

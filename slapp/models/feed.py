@@ -74,3 +74,15 @@ class SnippetFeed(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch += 1
         self._order = self._epoch_order()
+
+
+def class_weights(labels: np.ndarray, n_classes: int, how: str) -> np.ndarray | None:
+    """Per-class weights ``(n_classes,)`` for ``how`` = ``"balanced"`` (inverse frequency
+    of ``labels``), or None (``"none"``)."""
+    if how == "none":
+        return None
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(n_classes)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights.astype(np.float32)

@@ -85,26 +85,6 @@ def checkpoint_reader(prefix: str):
                          f"{str(exc).splitlines()[0][:200]}") from None
 
 
-def musicnn_mel(snippets: np.ndarray) -> np.ndarray:
-    """musicnn's input of each 16 kHz snippet: ``log10(10000 · mel + 1)`` of a 96-band mel
-    power spectrogram (n_fft 512, hop 256), in float32 (musicnn's own float16 overflows).
-
-    Parameters
-    ----------
-    snippets : np.ndarray [shape=(n_snippets, n_samples)], float32 waveform at 16 kHz.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_snippets, 1 + n_samples // 256, 96)], float32 (187 frames are used
-    per 3-second patch).
-    """
-    from slapp.dsp.features import mel_power
-
-    power = mel_power(snippets, sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH,
-                      n_mels=N_MELS)
-    return compress(power.transpose(0, 2, 1))
-
-
 def compress(power: np.ndarray) -> np.ndarray:
     """musicnn's compression ``log10(10000 · power + 1)``, float32, same shape."""
     return np.ascontiguousarray(np.log10(10000.0 * power + 1.0), dtype=np.float32)

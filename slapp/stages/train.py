@@ -131,16 +131,6 @@ def _load_arrays(params: PipelineParams) -> tuple[ArraysLayout, dict]:
     return arrays, manifest
 
 
-def _class_weights(labels: np.ndarray, n_classes: int, how: str) -> np.ndarray | None:
-    if how == "none":
-        return None
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    weights = np.ones(n_classes)
-    weights[present] = counts[present].sum() / (present.sum() * counts[present])
-    return weights.astype(np.float32)
-
-
 def compile_model(model, params: PipelineParams) -> None:
     model.compile(optimizer=keras.optimizers.Adam(params.training.learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
@@ -203,7 +193,7 @@ def _interrupted_state(layout: TrainingLayout, signature: dict, *, discard: bool
 def _feeds(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
            n_classes: int, first_epoch: int):
     """``(train feed, validation feed or None)``: augmented, shuffled per epoch."""
-    from slapp.models.feed import SnippetFeed
+    from slapp.models.feed import SnippetFeed, class_weights
 
     t = params.training
     labels = np.load(arrays.array("train", "y"))
@@ -220,7 +210,7 @@ def _feeds(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path
                             fmin=f.fmin, fmax=f.fmax)
     train = SnippetFeed(x_files["train"], labels, n_classes, t.batch_size,
                         shuffle_seed=t.seed, first_epoch=first_epoch,
-                        class_weights=_class_weights(labels, n_classes, t.class_weights),
+                        class_weights=class_weights(labels, n_classes, t.class_weights),
                         augmentation=augmentation, db_scale=scale, lowpass_bins=bins)
     if "val" not in x_files or not x_files["val"].exists():
         return train, None
