@@ -64,7 +64,8 @@ def one_run(work: Path, params: Path, rng: random.Random) -> str:
     if not running or (proc.returncode == -signal.SIGINT and finished):
         return "late"  # done before the signal, or it came while Python was exiting
     if proc.returncode == 0:
-        return "lost"
+        where = "a finaliser dropped it" if "Exception ignored" in err else "?"
+        return f"lost ({where}; bundle {'written' if finished else 'not written'})"
     if proc.returncode != 130:
         return f"bad: exit {proc.returncode}: {err.strip().splitlines()[-1:]}"
     if finished:
@@ -92,7 +93,8 @@ def main() -> int:
             print(f"run {i}: {result}", flush=True)
     print(f"{args.runs} runs in {time.monotonic() - started:.0f} s: "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    print(f"lost Ctrl-C: {counts.get('lost', 0)} of "
+    lost = sum(v for k, v in counts.items() if k.startswith("lost"))
+    print(f"lost Ctrl-C: {lost} of "
           f"{args.runs - counts.get('late', 0)} delivered while training ran")
     return 0
 

@@ -107,7 +107,9 @@ def _on_sigint(signum, frame):
 
 def _run(job: Callable[[], int | None]) -> int:
     try:
-        return job() or 0
+        status = job() or 0
+        signals.check()  # a Ctrl-C that Python lost in a finaliser still counts
+        return status
     except SlappError as exc:
         print(f"error: {shown(exc)}", file=sys.stderr)
         return 1

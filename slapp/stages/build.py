@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from slapp import signals
 from slapp.dsp.audio import check_regular_file
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json
@@ -165,6 +166,7 @@ def _run_tracks(tasks: list[TrackTask], executor, *, progress: bool,
                     desc="build", dynamic_ncols=True, smoothing=0.1)
     with tqdm(**bar_args) as bar:
         for result in executor.map_unordered(build_track, tasks, on_lost=_lost):
+            signals.check()  # a Ctrl-C lost in a finaliser: stop at the next track
             if result["status"] == "write_error":
                 raise StageError(result["reason"] + ". Free space or fix permissions, then "
                                  "run again: finished tracks are kept.")

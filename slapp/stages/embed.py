@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from slapp import signals
 from slapp.errors import StageError
 from slapp.executor import open_executor
 from slapp.models.backbone_onnx import OUTPUTS, ensure_backbone
@@ -130,6 +131,7 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
             disable=not progress, dynamic_ncols=True) as bar:
         executor.check_shared(layout.root)
         for result in executor.map_unordered(embed_track, tasks, on_lost=_lost):
+            signals.check()  # a Ctrl-C lost in a finaliser: stop at the next track
             if result["status"] == "write_error":
                 raise StageError(result["reason"] + ". Free space or fix permissions, then "
                                  "run again: embedded tracks are kept.")

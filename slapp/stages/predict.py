@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from slapp import signals
 from slapp.dsp.aggregate import RULES, aggregate
 from slapp.dsp.coverage import model_band_hz, range_notes
 from slapp.dsp.normalization import apply
@@ -264,6 +265,7 @@ def label_inputs(inputs: list, bundle: Bundle, options: PredictOptions, executor
     with _c_stderr_to_devnull(), tqdm(total=len(tasks), unit="track", desc="labelling",
                                       disable=not progress or len(tasks) < 2) as bar:
         for row in executor.map_unordered(label_task, tasks, on_lost=_lost):
+            signals.check()  # a Ctrl-C lost in a finaliser: stop at the next track
             result = TrackResult.from_row(row)
             rows[result.path] = result
             keeper.keep(result)
