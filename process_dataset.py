@@ -12,10 +12,14 @@ def get_parser():
     parser = make_parser(
         "Stage 2 of slapp. Reads the split and the feature cache of build_dataset.py, "
         "computes normalisation statistics from the training snippets only "
-        "(process.normalization), and writes per split X / y / track / start .npy arrays "
-        "(training snippets shuffled with process.seed) to paths.output_dir/arrays, "
-        "chunk by chunk so datasets larger than RAM work. A re-run with nothing changed "
-        "does nothing; an interrupted run leaves no file a later stage trusts.")
+        "(model.crnn.process.normalization), and writes per split X / y / track / start "
+        ".npy arrays (training snippets shuffled with process.seed) to "
+        "paths.output_dir/arrays, chunk by chunk so datasets larger than RAM work. With a "
+        "pretrained backbone (the default musicnn-msd) it first embeds each cached track "
+        "once, on all cores, through onnxruntime (output_dir/embeddings/; Ctrl-C and run "
+        "again: only the rest is embedded) and adds the E arrays the head trains on. A "
+        "re-run with nothing changed does nothing; an interrupted run leaves no file a "
+        "later stage trusts.")
     parser.add_argument("--skip-failed", action="store_true",
                         help="go on without the tracks that failed in the build (they are "
                              "counted in the summary) instead of refusing")

@@ -12,20 +12,23 @@ from slapp.cli import make_parser, run_script, setup_logging
 def get_parser():
     parser = make_parser(
         "Stage 3 of slapp. Trains the model that model.backbone names: by default "
-        "(musicnn-msd) a softmax head on the frozen pretrained musicnn network, whose "
-        "embeddings of the arrays of process_dataset.py are computed once and reused; with "
-        "model.backbone = crnn, the CRNN (model.crnn) on the arrays themselves - with Adam (training section), early stopping on the "
-        "validation loss, learning-rate reduction on plateaus and a checkpoint of the best "
-        "epoch; then evaluates on the validation and test tracks (snippet accuracy, track "
-        "accuracy by summing snippet scores, macro-F1, confusion matrices, curves) and "
-        "writes the model bundle to paths.model_dir (default output_dir/model). Stopped "
-        "at any moment, the same command continues from the last finished epoch.")
+        "(musicnn-msd) a softmax head on the frozen pretrained musicnn network's "
+        "embeddings, which process_dataset.py computed once per track; with "
+        "model.backbone = crnn, the CRNN (model.crnn) on the arrays themselves - with "
+        "Adam (training section) and one judge of the best epoch (the validation loss "
+        "lower by more than 0.001) that early stopping, the learning-rate schedule and "
+        "the kept weights all follow; then writes the model bundle to paths.model_dir "
+        "(default output_dir/model: model.keras and its portable copy model.onnx, which "
+        "prediction runs without TensorFlow) and evaluates on the validation and test "
+        "tracks (snippet accuracy; track accuracy with the tracks labelled as "
+        "predict_track.py labels them; macro-F1, confusion matrices, curves). Stopped at "
+        "any moment, the same command continues from the last finished epoch.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--summary", action="store_true",
                       help="print the model's layers and parameter count, and exit")
     mode.add_argument("--evaluate-only", action="store_true",
                       help="evaluate the existing bundle on the current validation/test "
-                           "arrays and rewrite its evaluation files; no training")
+                           "arrays and tracks and rewrite its evaluation files; no training")
     mode.add_argument("--retrain", action="store_true",
                       help="train again from scratch even if the bundle is up to date")
     mode.add_argument("--restart", action="store_true",
