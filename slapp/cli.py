@@ -120,7 +120,15 @@ def _run(job: Callable[[], int | None]) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        what = "stopped (SIGTERM)" if signals.terminated() else "interrupted"
-        print(f"\n{what}: finished work is saved; run the same command again to "
-              "continue where it stopped", file=sys.stderr)
-        return interrupted_status()
+        return _stopped()
+    except Exception:
+        if signals.requested():  # a library turned the Ctrl-C into an error of its own
+            return _stopped()
+        raise
+
+
+def _stopped() -> int:
+    what = "stopped (SIGTERM)" if signals.terminated() else "interrupted"
+    print(f"\n{what}: finished work is saved; run the same command again to "
+          "continue where it stopped", file=sys.stderr)
+    return interrupted_status()

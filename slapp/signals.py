@@ -7,7 +7,9 @@ e.g. when an epoch's data iterator is dropped) or a weakref or GC callback, Pyth
 "Exception ignored" and carries on: the Ctrl-C is lost (a training then ran all its
 epochs; ``bench/ctrl_c_training.py`` reproduces it). So the handlers also set a flag, and
 long loops ask :func:`check` at safe points (every training batch), which raises the
-exception again if it was lost.
+exception again if it was lost; and an error a library raised while a stop was pending
+(TensorFlow can turn the KeyboardInterrupt into an error of its own) is taken for the
+stop.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def request_stop(*, terminate: bool) -> KeyboardInterrupt:
 def terminated() -> bool:
     """Whether SIGTERM asked this process to stop."""
     return _terminated.is_set()
+
+
+def requested() -> bool:
+    """Whether Ctrl-C or SIGTERM asked this process to stop."""
+    return _interrupted.is_set() or _terminated.is_set()
 
 
 def check() -> None:

@@ -301,3 +301,28 @@ def test_a_ctrl_c_python_loses_in_a_finaliser_still_stops_training(trained, tmp_
     state = json.loads((out / "training" / "state.json").read_text())
     assert state["epoch"] in (2, 3) and not state["finished"]  # stopped within a batch
     assert not (out / "model" / "bundle.json").exists()
+
+
+def test_an_error_a_library_makes_of_a_ctrl_c_is_the_stop(capsys):
+    """TensorFlow can turn a KeyboardInterrupt raised inside one of its calls into an
+    error of its own: while a stop is pending, the script says 'interrupted' (130), not a
+    traceback; without one, the error is a bug and keeps its traceback."""
+    import os
+
+    from slapp.cli import run_script
+
+    def job():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler raises here
+        except KeyboardInterrupt:
+            raise RuntimeError("UnknownError: KeyboardInterrupt (as a library re-raises it)")
+
+    assert run_script(job) == 130
+    assert "interrupted: finished work is saved" in capsys.readouterr().err
+
+    def bug():
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_script(bug)
