@@ -41,9 +41,9 @@ def prepare(work: Path) -> Path:
     return params
 
 
-def one_run(work: Path, params: Path, rng: random.Random) -> str:
+def one_run(work: Path, params: Path, rng: random.Random) -> tuple[str, str]:
     """``"stopped"``, ``"lost"`` (exit 0 after the signal), ``"late"`` (the bundle was done
-    before it: the process had ended, or was exiting), or ``"bad: ..."``."""
+    before it: the process had ended, or was exiting), or ``"bad: ..."``; and its stderr."""
     out = work / "base"
     for name in ("training", "model"):
         shutil.rmtree(out / name, ignore_errors=True)
@@ -62,15 +62,15 @@ def one_run(work: Path, params: Path, rng: random.Random) -> str:
     _, err = proc.communicate(timeout=120)
     finished = (out / "model" / "bundle.json").exists()
     if not running or (proc.returncode == -signal.SIGINT and finished):
-        return "late"  # done before the signal, or it came while Python was exiting
+        return "late", err  # done before the signal, or it came while Python was exiting
     if proc.returncode == 0:
         where = "a finaliser dropped it" if "Exception ignored" in err else "?"
-        return f"lost ({where}; bundle {'written' if finished else 'not written'})"
+        return f"lost ({where}; bundle {'written' if finished else 'not written'})", err
     if proc.returncode != 130:
-        return f"bad: exit {proc.returncode}: {err.strip().splitlines()[-1:]}"
+        return f"bad: exit {proc.returncode}: {err.strip().splitlines()[-1:]}", err
     if finished:
-        return "stopped after the bundle was written"  # no harm: the signal came last
-    return "stopped"
+        return "stopped after the bundle was written", err  # no harm: the signal came last
+    return "stopped", err
 
 
 def main() -> int:
@@ -87,10 +87,11 @@ def main() -> int:
     counts: dict[str, int] = {}
     started = time.monotonic()
     for i in range(args.runs):
-        result = one_run(args.work, params, rng)
+        result, err = one_run(args.work, params, rng)
         counts[result] = counts.get(result, 0) + 1
         if result not in ("stopped", "late"):
-            print(f"run {i}: {result}", flush=True)
+            (args.work / f"run-{i}.stderr").write_text(err)
+            print(f"run {i}: {result} (stderr: {args.work / f'run-{i}.stderr'})", flush=True)
     print(f"{args.runs} runs in {time.monotonic() - started:.0f} s: "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     lost = sum(v for k, v in counts.items() if k.startswith("lost"))
