@@ -198,7 +198,7 @@ def test_a_track_its_folder_is_contradicted_outright_is_flagged_even_where_clean
         probs[row, "abc".index(key[0])] = 0.999
     probs[keys.index("b/b3")] = [0.9, 0.005, 0.095]  # sounds like a, less than a's own do
     monkeypatch.setattr(label_issues, "embed_tracks",
-                        lambda files, folder, progress: (
+                        lambda files, folder, progress, backbone_file: (
                             {k: np.arange(4.0) * i for i, k in enumerate(files)}, {}))
     monkeypatch.setattr(label_issues, "out_of_fold", lambda x, y, groups: probs)
     found = label_issues.find_label_issues(tracks, {k: tmp_path / k for k in keys}, {},

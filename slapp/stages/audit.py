@@ -244,7 +244,8 @@ def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditR
     report.suspects = artist_outliers(tracks, artists)
     files = AuditLayout(layout.root)
     report.labels = find_label_issues(tracks, {k: root / k for k in tracks}, artists,
-                                      files.embeddings_dir, progress=progress)
+                                      files.embeddings_dir, progress=progress,
+                                      backbone_file=layout.backbone_file("musicnn-msd"))
     report.files = _write(files, report, tracks, artists)
     if report.duplicates and layout.split_file.exists():
         report.files.append(split_without_leaks(layout.split_file, report.duplicates,

@@ -1,7 +1,9 @@
 """Likely wrong labels, from the audio: out-of-fold predictions on a pretrained embedding,
 ranked by confident learning.
 
-Every track is embedded once by musicnn-MSD (frozen, :mod:`slapp.models.musicnn`): up to
+Every track is embedded once by musicnn-MSD (frozen, :mod:`slapp.models.musicnn`; on
+onnxruntime, through the same ONNX backbone as stage 2's embeddings, so the audit imports
+no TensorFlow): up to
 :data:`PATCHES` 3-second patches spread over the track (the ``"label"`` snippet plan that
 prediction uses, capped), through slapp's musicnn input path (16 kHz, levelled, trimmed),
 their 200-d "penultimate" features averaged. A logistic
@@ -73,18 +75,17 @@ def _cache_file(folder: Path, path: Path) -> Path:
     return folder / f"{name}.npy"
 
 
-def penultimate_scorer():
+def penultimate_scorer(backbone_file: Path):
     """musicnn-MSD's input patches ``(n, 187, 96)`` → its penultimate embedding
-    ``(n, 200)``, traced once at a fixed batch small enough for its activations
-    (:class:`~slapp.models.inference.Scorer`)."""
-    from slapp.models.backbones.musicnn_msd import LAYERS
-    from slapp.models.inference import Scorer
-    from slapp.models.keras_env import import_keras
-    from slapp.models.musicnn import load_backbone
+    ``(n, 200)``, on onnxruntime: the ONNX backbone stage 2 embeds with
+    (:mod:`slapp.models.backbone_onnx`, made once by a child process if missing), so
+    the audit imports no TensorFlow."""
+    from slapp.models.backbone_onnx import ensure_backbone
+    from slapp.models.portable import open_session
+    from slapp.stages.embed import embed_rows
 
-    keras = import_keras()
-    backbone = load_backbone()
-    return Scorer(keras.Model(backbone.input, backbone.outputs[LAYERS["penultimate"]]))
+    session = open_session(ensure_backbone("MSD_musicnn", backbone_file))
+    return lambda x: embed_rows(session, x)["penultimate"]
 
 
 def track_embedding(path: Path, params, scorer) -> np.ndarray:
@@ -100,10 +101,12 @@ def track_embedding(path: Path, params, scorer) -> np.ndarray:
     return scorer(x.astype(np.float32)).mean(axis=0)
 
 
-def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True
+def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True,
+                 backbone_file: Path | None = None
                  ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """``({key: embedding (200,)}, {key: why it failed})`` for ``files``, each computed once
-    (see the module docstring for the cache)."""
+    (see the module docstring for the cache); ``backbone_file``: musicnn's ONNX copy
+    (default: in ``folder``)."""
     folder.mkdir(parents=True, exist_ok=True)
     out, failed, todo = {}, {}, []
     for key, path in files.items():
@@ -113,7 +116,7 @@ def embed_tracks(files: dict[str, Path], folder: Path, *, progress: bool = True
         else:
             todo.append((key, path, cached))
     if todo:
-        scorer = penultimate_scorer()
+        scorer = penultimate_scorer(backbone_file or folder / "musicnn-msd.onnx")
         params = embedding_params(next(iter(files.values())).parent)
         for key, path, cached in tqdm(todo, desc="audit: embedding", unit="track",
                                       disable=not progress):
@@ -168,7 +171,8 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, groups: list[str], *, seed: int = 
 
 
 def find_label_issues(tracks: dict[str, dict], files: dict[str, Path], artists: dict,
-                      folder: Path, *, progress: bool = True) -> LabelIssues:
+                      folder: Path, *, progress: bool = True,
+                      backbone_file: Path | None = None) -> LabelIssues:
     """Embed ``files`` (``{key: path}``), predict each track out of fold and rank the
     tracks whose class (``tracks[key]["class"]``) looks wrong."""
     import importlib.util
@@ -178,7 +182,8 @@ def find_label_issues(tracks: dict[str, dict], files: dict[str, Path], artists: 
         result.skipped = ("likely wrong labels from the audio: skipped, they need the "
                           "musicnn weights (pip install --no-deps musicnn==0.1.0)")
         return result
-    emb, result.failed = embed_tracks(files, folder, progress=progress)
+    emb, result.failed = embed_tracks(files, folder, progress=progress,
+                                      backbone_file=backbone_file)
     keys = sorted(emb)
     labels = [tracks[k]["class"] for k in keys]
     classes = sorted(set(labels))
