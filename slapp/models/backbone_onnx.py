@@ -30,7 +30,7 @@ def export_backbone(checkpoint: str, path: Path) -> float:
     TensorFlow: call it in a child process (:func:`ensure_backbone`)."""
     from slapp.models import musicnn
     from slapp.models.keras_env import import_keras
-    from slapp.models.portable import _quiet_export, open_session
+    from slapp.models.portable import quiet_export, open_session
     from slapp.store.atomic import atomic_path
 
     keras = import_keras()
@@ -40,7 +40,7 @@ def export_backbone(checkpoint: str, path: Path) -> float:
     x = x.astype(np.float32)
     expected = [np.asarray(o) for o in model(x, training=False)]
     with atomic_path(path, suffix=".onnx") as tmp:
-        with _quiet_export():
+        with quiet_export():
             model.export(str(tmp), format="onnx", verbose=False)
         session = open_session(Path(tmp), threads=1)
         got = session.run(None, {session.get_inputs()[0].name: x})

@@ -86,7 +86,7 @@ class OnnxScorer:
 
 
 @contextlib.contextmanager
-def _quiet_export():
+def quiet_export():
     """tf2onnx logs every rewrite at INFO and warns about numpy: keep the terminal clean."""
     import warnings
 
@@ -116,7 +116,7 @@ def export(model, path: Path, check_x: np.ndarray) -> float:
     check_x = np.ascontiguousarray(check_x, dtype=np.float32)
     expected = predict_probs(model, check_x, batch_size=BATCH_SIZE)  # small: bounded memory
     with atomic_path(path, suffix=".onnx") as tmp:
-        with _quiet_export():
+        with quiet_export():
             model.export(str(tmp), format="onnx", verbose=False)
         return _check(Path(tmp), check_x, expected)
 
@@ -148,7 +148,7 @@ def export_on_backbone(head, backbone_path: Path, output: int, path: Path,
     expected = predict_probs(head, np.asarray(check_inputs, np.float32), batch_size=64)
     with tempfile.TemporaryDirectory() as folder:
         head_file = Path(folder) / "head.onnx"
-        with _quiet_export():
+        with quiet_export():
             head.export(str(head_file), format="onnx", verbose=False)
         top = onnx.load(str(head_file))
         base = onnx.load(str(backbone_path))

@@ -94,7 +94,7 @@ def embed_track(task: EmbedTask) -> dict:
     except OSError as exc:
         return {"key": task.key, "status": "write_error",
                 "reason": f"cannot write '{task.out_file}': {exc.strerror or exc}"}
-    return {"key": task.key, "status": "done"}
+    return {"key": task.key, "status": "done", "snippets": int(len(mel))}
 
 
 def _lost(task: EmbedTask, kills: int) -> dict:
@@ -138,10 +138,8 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
             if result["status"] == "failed":
                 failed[result["key"]] = result["reason"]
                 logger.warning("%s: %s", result["key"], result["reason"])
+            n_snippets += result.get("snippets", 0)
             bar.update(1)
-    for task in tasks:
-        if task.key not in failed:
-            n_snippets += _rows(task.out_file)
     seconds = time.monotonic() - started
     logger.info("embedded %d tracks (%d snippets) with %s on onnxruntime in %.1f s "
                 "(%.0f snippets/s); %d already embedded", len(tasks) - len(failed),
@@ -151,11 +149,6 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
         first = next(iter(failed.values()))
         raise StageError(f"{len(failed)} track(s) could not be embedded; the first: {first}")
     return folder
-
-
-def _rows(path: Path) -> int:
-    with np.load(path, allow_pickle=False) as data:
-        return int(data["penultimate"].shape[0])
 
 
 def read_embedding(layout: BuildLayout, backbone: str, key: str, layer: str) -> np.ndarray:
