@@ -24,6 +24,14 @@ class PathsParams:
     output_dir: Path = param(Path("output"), "path", doc="all stage outputs")
     model_dir: Path | None = param(None, "path", nullable=True,
                                     doc="the model bundle; null: <output_dir>/model")
+    unlabelled_dir: Path | None = param(
+        None, "path", nullable=True,
+        doc="your library: unlabelled tracks (any folders) that training also learns from "
+            "(training.library); never in validation or test")
+    labels_file: Path | None = param(
+        None, "path", nullable=True,
+        doc="CSV path,label: tracks you labelled outside the class folders (the "
+            "to-label.csv of predict_track.py --suggest, filled in); they join training")
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,22 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
+class LibraryParams:
+    """``training.library``: how stage 3 learns from ``paths.unlabelled_dir``
+    (:mod:`slapp.models.self_training`; BENCHMARKS.md, "Learning from the library")."""
+
+    method: str = param("propagate", "str", choices=("propagate", "self-train", "off"),
+                        doc="propagate: the model's track scores smoothed over the library's "
+                            "nearest neighbours, then confident tracks join training; "
+                            "self-train: confident tracks join training as scored")
+    min_confidence: float = param(0.8, "float", lo=0.0, hi=1.0, lo_open=True,
+                                  doc="a library track joins training with this score or more")
+    neighbours: int = param(10, "int", lo=1, hi=1000)
+    alpha: float = param(0.8, "float", lo=0.0, hi=1.0, hi_open=True,
+                         doc="weight of the neighbours against the track's own score")
+
+
+@dataclass(frozen=True)
 class TrainingParams:
     """Stage 3: Adam on categorical cross-entropy with the usual Keras callbacks."""
 
@@ -118,6 +142,7 @@ class TrainingParams:
     augment_lowpass_min_hz: float = param(3500.0, "float", lo=0.0, lo_open=True)
     precision: str = param("float32", "str", choices=("float32", "mixed_bfloat16"))
     seed: int = param(0, "int", lo=0)
+    library: LibraryParams = section(LibraryParams)
 
 
 @dataclass(frozen=True)

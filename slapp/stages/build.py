@@ -14,23 +14,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
 
-from slapp import signals
-from slapp.dsp.audio import check_regular_file
+from slapp.stages.build_worker import TrackTask, run_tracks, warm_up
+from slapp.stages.library_build import (LibraryBuild, finish_library, plan_library,
+                                        with_labelled)
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json
 from slapp.store.layout import BuildLayout, output_layout
 from slapp.store.discovery import Dataset, find_tracks
+from slapp.store.unlabelled import Library, find_library, library_layout
 from slapp.executor import open_executor
-from slapp.errors import AudioError, StageError
+from slapp.errors import StageError
 from slapp.store.lock import output_lock
 from slapp.params import PipelineParams
 from slapp.store.split import SPLITS, split_of
 from slapp.store.split_policy import (collection_artists, collection_lines, prepare_split,
                                       split_method, split_origin)
-from slapp.stages.prepare import build_starts, prepare_track
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +54,7 @@ class BuildReport:
     seconds: float = 0.0
     interrupted: bool = False
     collection: list[str] = field(default_factory=list)  # artists per class, the split
+    library: LibraryBuild | None = None  # paths.unlabelled_dir and paths.labels_file
 
     def summary(self) -> list[str]:
         """Lines for the end of a run: counts, failures with reasons, outputs, time."""
@@ -85,6 +85,8 @@ class BuildReport:
             lines.append("decoded this run: " + ", ".join(
                 f"{n} x {src}" for src, n in self.sources.most_common()))
         lines += self.collection
+        if self.library is not None:
+            lines += self.library.summary()
         lines.append("snippets: " + ", ".join(
             f"{part} {self.snippets_per_split.get(part, 0)} "
             f"({self.tracks_per_split.get(part, 0)} tracks)" for part in SPLITS))
@@ -95,87 +97,6 @@ class BuildReport:
         if self.interrupted or self.pending:
             lines.append("run the same command again to continue where it stopped")
         return lines
-
-
-# --- worker side -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TrackTask:
-    """Everything one track's build needs (it may run on another machine)."""
-
-    key: str
-    path: Path
-    params: PipelineParams
-    layout: BuildLayout
-    fingerprint: str
-
-
-def build_track(task: TrackTask) -> dict:
-    """Featurize one track and store it atomically in the cache; never raises for a bad
-    track. Returns the manifest entry with ``key`` and ``status``."""
-    key, path, params, layout = task.key, task.path, task.params, task.layout
-    try:
-        check_regular_file(path)  # before the stat: a link that loops has none
-        source = cache.source_stat(path)
-        tf = prepare_track(path, params)
-        mel, starts = tf.features(build_starts(tf, params, key=key), params)
-    except FileNotFoundError:
-        return {"key": key, "status": "failed", "reason": "the file disappeared during the run"}
-    except AudioError as exc:
-        return {"key": key, "status": "failed", "reason": str(exc)}
-    except Exception as exc:  # one odd track must not stop a run of thousands
-        return {"key": key, "status": "failed",
-                "reason": f"unexpected error while decoding ({type(exc).__name__}: {exc})"}
-    try:
-        cache.write_track(layout, key, mel=mel, starts=starts.astype(np.float32),
-                          dtype=params.features.dtype, fingerprint=task.fingerprint,
-                          source=tuple(source))
-    except OSError as exc:
-        return {"key": key, "status": "write_error",
-                "reason": f"cannot write '{layout.track_file(key)}': {exc.strerror or exc}"}
-    channels = {1: "mono", 2: "stereo"}.get(tf.source_channels, f"{tf.source_channels} ch")
-    return {"key": key, "status": "done", "snippets": int(mel.shape[0]),
-            "seconds": round(tf.seconds, 3), "source": f"{tf.source_rate} Hz {channels}",
-            "source_rate": tf.source_rate, "bandwidth_hz": round(tf.bandwidth_hz, 1),
-            "loudness_db": round(tf.loudness_db, 2), "notes": list(tf.notes),
-            "file": source}
-
-
-def _lost(task: TrackTask, kills: int) -> dict:
-    """The entry of a track whose worker process died every time it was tried."""
-    return {"key": task.key, "status": "failed",
-            "reason": f"it stopped the worker process {kills} times (a decoder crash?); "
-                      "not retried"}
-
-
-def _warm_up(params: PipelineParams) -> None:
-    """Import the feature code once in the parent, so forked workers share it."""
-    import numpy as np
-
-    from slapp.models.backbones import snippet_features
-
-    snippet_features(np.zeros(params.snippet_samples, np.float32), np.zeros(1, np.int64),
-                     params)
-
-
-def _run_tracks(tasks: list[TrackTask], executor, *, progress: bool,
-                results: dict[str, dict]) -> None:
-    """Process ``tasks`` on ``executor``, filling ``results`` (key → result) as they
-    finish."""
-    bar_args = dict(total=len(tasks), unit="track", disable=not progress,
-                    desc="build", dynamic_ncols=True, smoothing=0.1)
-    with tqdm(**bar_args) as bar:
-        for result in executor.map_unordered(build_track, tasks, on_lost=_lost):
-            signals.check()  # a Ctrl-C lost in a finaliser: stop at the next track
-            if result["status"] == "write_error":
-                raise StageError(result["reason"] + ". Free space or fix permissions, then "
-                                 "run again: finished tracks are kept.")
-            results[result["key"]] = result
-            if result["status"] == "failed":
-                logger.warning("%s: %s", result["key"], result["reason"])
-            bar.update(1)
-            bar.set_postfix(failed=sum(r["status"] == "failed" for r in results.values()),
-                            refresh=False)
 
 
 # --- the stage -------------------------------------------------------------------------
@@ -231,6 +152,10 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
     for folder in dataset.outputs:
         logger.warning("output folder '%s' lies inside the input folder: not read as music",
                        folder)
+    library = find_library(params, dataset.classes,
+                           {p.resolve() for p in dataset.files.values()},
+                           skip=(Path(params.paths.output_dir), params.model_dir))
+    dataset = with_labelled(dataset, library)
     layout = output_layout(params)
     settings = params.feature_settings()
     fingerprint = cache.fingerprint(settings)
@@ -239,7 +164,10 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
         remove_temp_files(layout.tmp_dir)
         info = read_json(layout.info_file) if layout.info_file.exists() else None
         _check_cache_settings(layout, info, settings, fingerprint, rebuild)
-        split, collection = _split_and_record(params, dataset, layout, info, resplit)
+        split, collection = _split_and_record(params, dataset, layout, info, resplit,
+                                              library)
+        lib = plan_library(params, library, library_layout(params), fingerprint,
+                           rebuild=rebuild)
         keys = sorted(dataset.files)
         old = _old_manifest(layout)
         changed = _changed_sources(keys, dataset, layout, old)
@@ -249,7 +177,7 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                              ignored=dataset.ignored_summary(), changed=changed,
                              gone=sorted(k for k, e in old.items() if k not in dataset.files
                                          and layout.track_file(k).exists()),
-                             collection=collection)
+                             collection=collection, library=lib)
         if changed:
             logger.info("%d track(s) changed since they were cached: rebuilding them",
                         len(changed))
@@ -259,26 +187,35 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
         else:
             logger.info("nothing to do: all %d tracks are cached", len(keys))
         results: dict[str, dict] = {}
+        lib_results: dict[str, dict] = {}
         try:
-            if todo:
+            if todo or lib.todo:
                 tasks = [TrackTask(k, dataset.files[k], params, layout, fingerprint)
                          for k in todo]
-                with open_executor(params, warm_up=lambda: _warm_up(params)) as executor:
+                with open_executor(params, warm_up=lambda: warm_up(params)) as executor:
                     executor.check_shared(layout.root)
-                    _run_tracks(tasks, executor, progress=progress, results=results)
+                    run_tracks(tasks, executor, progress=progress, results=results)
+                    if lib.todo:
+                        logger.info("%d library tracks to build (%d already cached)",
+                                    len(lib.todo), lib.cached_before)
+                        run_tracks(lib.todo, executor, progress=progress,
+                                   results=lib_results, desc="build library")
         except KeyboardInterrupt:
             report.interrupted = True
+        finish_library(lib, lib_results)
         _finish(report, keys, split, layout, results, old, start)
     return report
 
 
 def _split_and_record(params: PipelineParams, dataset: Dataset, layout: BuildLayout,
-                      info: dict | None, resplit: bool) -> tuple[dict, list[str]]:
+                      info: dict | None, resplit: bool, library: Library
+                      ) -> tuple[dict, list[str]]:
     """Read the artists, make or reuse the split and write ``build_info.json`` (before any
     audio work). Returns ``(split, the summary's lines on the collection)``."""
     artists = collection_artists(dataset.files, params.split.groups_file)
     method, why = split_method(params.split, artists)
-    split = prepare_split(params.split, dataset.tracks, layout, info, resplit, method, artists)
+    split = prepare_split(params.split, dataset.tracks, layout, info, resplit, method, artists,
+                          extra_train={c: sorted(v) for c, v in library.labelled.items()})
     settings = params.feature_settings()
     write_json(layout.info_file, {
         "stage": "build_dataset", "cache_format": cache.CACHE_FORMAT,

@@ -94,16 +94,39 @@ def collection_lines(split: dict, artists: dict[str, str | None], method: str, w
 
 def prepare_split(s, tracks: Mapping[str, Sequence[str]], layout: BuildLayout,
                   info: dict | None, resplit: bool, method: str,
-                  artists: dict[str, str | None]) -> dict:
+                  artists: dict[str, str | None],
+                  extra_train: Mapping[str, Sequence[str]] | None = None) -> dict:
     """Reuse, validate or make the split of ``tracks`` (class → keys) as the ``split``
-    parameters ``s`` say; write it atomically. Returns the split."""
+    parameters ``s`` say; write it atomically. Returns the split. ``extra_train`` (class →
+    keys, among ``tracks``): tracks that always go to training (the labels file's), added
+    to whatever split the others get; a new answer never re-deals validation or test."""
+    extra = {k for keys in (extra_train or {}).values() for k in keys}
+    tracks = {c: [k for k in keys if k not in extra] for c, keys in tracks.items()}
+    split = _split(s, tracks, layout, info, resplit, method, artists, extra)
+    for name, keys in (extra_train or {}).items():
+        split[name]["train"] = sorted(set(split[name]["train"]) | set(keys))
+    write_json(layout.split_file, split, tmp_dir=layout.tmp_dir)
+    return split
+
+
+def _without(raw, extra: set[str]):
+    """A split read from JSON without the keys of ``extra`` (they are added afresh)."""
+    if not isinstance(raw, dict):
+        return raw
+    return {c: ({p: [k for k in keys if k not in extra] if isinstance(keys, list) else keys
+                 for p, keys in parts.items()} if isinstance(parts, dict) else parts)
+            for c, parts in raw.items()}
+
+
+def _split(s, tracks, layout: BuildLayout, info: dict | None, resplit: bool, method: str,
+           artists: dict[str, str | None], extra: set[str]) -> dict:
     origin = split_origin(s)
     if s.file is not None:
         source = s.file
         if not source.is_file():
             raise DatasetError(f"Split file '{source}' (split.file) does not exist. Expected "
                                "a JSON file: class -> {train, val, test} -> track paths.")
-        split = check_split(read_json(source), tracks, source=str(source))
+        split = check_split(_without(read_json(source), extra), tracks, source=str(source))
     elif layout.split_file.exists() and not resplit:
         old = (info or {}).get("split_origin")
         if old is not None and old != origin:
@@ -113,7 +136,7 @@ def prepare_split(s, tracks: Mapping[str, Sequence[str]], layout: BuildLayout,
                 " Run with --resplit to make a new split (cached features are kept), or "
                 "restore the old values.")
         try:
-            split = check_split(read_json(layout.split_file), tracks,
+            split = check_split(_without(read_json(layout.split_file), extra), tracks,
                                 source=str(layout.split_file))
         except DatasetError as exc:
             raise DatasetError(f"{exc} If the input folder changed on purpose, run with "
@@ -121,6 +144,6 @@ def prepare_split(s, tracks: Mapping[str, Sequence[str]], layout: BuildLayout,
     else:
         split = make_split(tracks, val_share=s.val_share, test_share=s.test_share,
                            seed=s.seed, method=method,
-                           groups={k: group_key(a, k) for k, a in artists.items()})
-    write_json(layout.split_file, split, tmp_dir=layout.tmp_dir)
+                           groups={k: group_key(a, k) for k, a in artists.items()
+                                   if k not in extra})
     return split

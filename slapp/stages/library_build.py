@@ -1,0 +1,136 @@
+"""Stage 1's second part: the unlabelled library (``paths.unlabelled_dir``) built and cached
+like the labelled tracks, with the same guarantees (atomic per-track files, a re-run
+skips what is cached, rebuilds what changed, retries what failed; one bad track is
+reported and counted), under ``<output_dir>/library`` (:mod:`slapp.store.unlabelled`).
+The library never enters the split: it has no validation or test tracks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+
+from slapp.stages.build_worker import TrackTask
+from slapp.store import cache
+from slapp.store.atomic import read_json, remove_temp_files, write_json
+from slapp.store.discovery import Dataset
+from slapp.store.layout import BuildLayout
+from slapp.store.unlabelled import Library
+
+
+@dataclass
+class LibraryBuild:
+    """The library's part of a build run: its layout, keys, tasks still to do and, after
+    :func:`finish_library`, what happened."""
+
+    layout: BuildLayout
+    library: Library
+    todo: list[TrackTask] = field(default_factory=list)
+    cached_before: int = 0
+    done: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    pending: int = 0
+    changed: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        lib = self.library
+        lines = []
+        if lib.root is not None:
+            lines.append(
+                f"library (paths.unlabelled_dir, for training only): "
+                f"{len(lib.files)} unlabelled tracks, {self.done} cached, "
+                f"{self.cached_before} of them already, {len(self.failed)} failed"
+                + (f", {self.pending} not done yet" if self.pending else ""))
+            lines += [f"  failed: {key}: {why}" for key, why in sorted(self.failed.items())]
+        answered = sum(len(v) for v in lib.labelled.values())
+        if answered or lib.problems:
+            lines.append(f"labels file (paths.labels_file): {answered} track(s) labelled, "
+                         "in training" + (": " + ", ".join(
+                             f"{c} {len(v)}" for c, v in sorted(lib.labelled.items()))
+                                          if answered else "")
+                         + (f"; {len(lib.problems)} row(s) not used" if lib.problems else ""))
+            lines += [f"  {p}" for p in lib.problems]
+        return lines
+
+
+def with_labelled(dataset: Dataset, library: Library) -> Dataset:
+    """``dataset`` with the labels file's tracks added to their classes."""
+    files = dict(dataset.files)
+    tracks = {c: list(keys) for c, keys in dataset.tracks.items()}
+    for name, found in library.labelled.items():
+        files.update(found)
+        tracks[name] = sorted(set(tracks[name]) | set(found))
+    return dataclasses.replace(dataset, files=files,
+                               tracks={c: tuple(k) for c, k in tracks.items()})
+
+
+def plan_library(params, library: Library, layout: BuildLayout, fingerprint: str, *,
+                 rebuild: bool) -> LibraryBuild:
+    """Check the library cache's settings (a cache of other settings is rebuilt: it holds
+    nothing the user made by hand), drop files whose source changed, list the work."""
+    plan = LibraryBuild(layout=layout, library=library)
+    if library.root is None:
+        return plan
+    layout.tmp_dir.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(layout.tmp_dir)
+    info = read_json(layout.info_file) if layout.info_file.exists() else {}
+    if rebuild or info.get("fingerprint") != fingerprint:
+        cache.remove_cache(layout)
+    write_json(layout.info_file, {"stage": "build_dataset (library)",
+                                  "library_dir": str(library.root),
+                                  "fingerprint": fingerprint}, tmp_dir=layout.tmp_dir)
+    old = _old_entries(layout)
+    for key, path in library.files.items():
+        cached = layout.track_file(key)
+        if cached.exists():
+            recorded = old.get(key, {}).get("file") or cache.cached_source(cached)
+            try:
+                now = cache.source_stat(path)
+            except OSError:
+                continue
+            if recorded is not None and list(recorded) != now:
+                cached.unlink()
+                plan.changed.append(key)
+    plan.todo = [TrackTask(k, p, params, layout, fingerprint)
+                 for k, p in sorted(library.files.items()) if not layout.track_file(k).exists()]
+    plan.cached_before = len(library.files) - len(plan.todo)
+    return plan
+
+
+def _old_entries(layout: BuildLayout) -> dict[str, dict]:
+    try:
+        return read_json(layout.manifest_file).get("tracks", {})
+    except Exception:  # missing or unreadable: nothing is trusted, files are re-checked
+        return {}
+
+
+def finish_library(plan: LibraryBuild, results: dict[str, dict]) -> None:
+    """Write the library's manifest (atomically) and fill ``plan``'s counts."""
+    if plan.library.root is None:
+        return
+    layout, old = plan.layout, _old_entries(plan.layout)
+    tracks = {}
+    for key in sorted(plan.library.files):
+        if key in results:
+            entry = {k: v for k, v in results[key].items() if k != "key"}
+        elif layout.track_file(key).exists():
+            entry = old.get(key) if old.get(key, {}).get("status") == "done" else {
+                "status": "done", "snippets": cache.snippet_count(layout.track_file(key))}
+        else:
+            entry = {"status": "pending"}
+        tracks[key] = entry
+    counts = Counter(e["status"] for e in tracks.values())
+    plan.done, plan.pending = counts.get("done", 0), counts.get("pending", 0)
+    plan.failed = {k: e["reason"] for k, e in tracks.items() if e["status"] == "failed"}
+    write_json(layout.manifest_file, {
+        "stage": "build_dataset (library)", "complete": plan.pending == 0,
+        "library_dir": str(plan.library.root), "tracks": tracks}, tmp_dir=layout.tmp_dir)
+
+
+def library_keys(layout: BuildLayout) -> list[str]:
+    """The library's cached tracks (its manifest's ``done`` entries whose file exists)."""
+    if not layout.manifest_file.exists():
+        return []
+    tracks = read_json(layout.manifest_file).get("tracks", {})
+    return sorted(k for k, e in tracks.items()
+                  if e.get("status") == "done" and layout.track_file(k).exists())
