@@ -100,6 +100,19 @@ def get_parser():
                      help="write one self-contained page: a sortable, filterable table, "
                           "each track's timeline and a player (with --evaluate: the "
                           "confusion matrix)")
+    learn = parser.add_argument_group(
+        "labelling your library with little effort",
+        "which tracks to label next, so the next training learns the most from them")
+    learn.add_argument("--suggest", type=int, metavar="N",
+                       help="after labelling, pick the N tracks whose labels would teach "
+                            "the model most (uncertain, like many other tracks, unlike "
+                            "each other, one artist at a time) and write them to a CSV to "
+                            "fill in and a playlist to listen to")
+    learn.add_argument("--suggest-file", type=Path, metavar="FILE.csv",
+                       help="where --suggest writes (default: paths.labels_file of the "
+                            "parameters when set, else to-label.csv here); rows already "
+                            "in it and their answers are kept; the playlist goes beside "
+                            "it (FILE.m3u8)")
     return parser
 
 
@@ -111,15 +124,20 @@ def main(argv=None) -> int:
         parser.error("give at least one PATH (or --undo-tags JOURNAL)")
 
     def job():
+        from slapp.errors import StageError
         from slapp.params import load_params
         from slapp.stages.bundle import load_bundle
         from slapp.stages.predict import predict_tracks
 
         if args.undo_tags is not None:
             return _undo(args.undo_tags, args.force)
+        if args.suggest is not None and args.suggest < 1:
+            raise StageError(f"The --suggest value must be a whole number >= 1. Got "
+                             f"{args.suggest} instead.")
         options = PredictOptions(hop_seconds=args.hop, rule=args.aggregate,
                                  min_seconds=args.min_seconds, timeline=args.timeline,
-                                 max_snippets=args.max_snippets)
+                                 max_snippets=args.max_snippets,
+                                 embed=args.suggest is not None)
         library = LibraryOptions(write_tags=args.write_tags, apply=args.apply,
                                  min_confidence=args.min_confidence,
                                  confidence_tag=args.confidence_tag, journal=args.tags_journal,
@@ -134,6 +152,13 @@ def main(argv=None) -> int:
                                 library=library, progress=not args.quiet)
         print(report.table())
         print("\n".join(report.summary()))
+        if args.suggest:
+            from slapp.stages.suggestions import write_suggestions
+
+            target = args.suggest_file or (current.paths.labels_file if current else None)
+            done = write_suggestions(report.results, args.suggest,
+                                     target or Path("to-label.csv"))
+            print("\n".join(done.lines(bundle.classes)))
         return EXIT_SOME_FAILED if report.failed else 0
 
     return run_script(job)

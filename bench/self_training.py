@@ -156,15 +156,17 @@ def mean_recall(table):
     return float(np.mean([r / t for r, t in table.values()]))
 
 
-def folds_protocol(tracks, classes, methods, k=5):
-    """Pooled per-genre recall over k artist-disjoint folds of the labelled collection."""
+def folds_protocol(tracks, classes, methods, k=5, subset=None):
+    """Pooled per-genre recall over k artist-disjoint folds of the labelled collection;
+    ``subset``: only these classes' held-out tracks make the library."""
     folds = artist_folds(tracks, k)
     pooled = {m: {} for m in methods}
     for f in range(k):
         test, val = folds[f], folds[(f + 1) % k]
         lab = [t for i, t in enumerate(tracks) if i not in test and i not in val]
         vt = [tracks[i] for i in sorted(val)]
-        lib = [tracks[i] for i in sorted(test)]
+        lib = [tracks[i] for i in sorted(test)
+               if subset is None or tracks[i]["class"] in subset]
         truth = [classes.index(t["class"]) for t in lib]
         for m in methods:
             s = run_method(m, lab, [classes.index(t["class"]) for t in lab], vt,
@@ -259,6 +261,8 @@ def main() -> int:
     parser.add_argument("--protocol", choices=("folds", "library"), default="folds")
     parser.add_argument("--methods", default="base,st:0.9,lp:0.8:10:0.8")
     parser.add_argument("--suggest", default="")
+    parser.add_argument("--subset", default="",
+                        help="folds: only these classes (comma-separated) make the library")
     parser.add_argument("--random-draws", type=int, default=5)
     args = parser.parse_args()
     started = time.monotonic()
@@ -269,10 +273,12 @@ def main() -> int:
     classes = sorted({t["class"] for t in tracks})
     methods = args.methods.split(",")
     if args.protocol == "folds":
-        pooled = folds_protocol(tracks, classes, methods)
+        subset = args.subset.split(",") if args.subset else None
+        pooled = folds_protocol(tracks, classes, methods, subset=subset)
         print("5 artist-disjoint folds of the labelled collection, held-out tracks as the "
-              "library (blues, classical, reggae, rock: one artist each, heard)")
-        print_table(pooled, classes)
+              "library (blues, classical, reggae, rock: one artist each, heard)"
+              + (f"; library: only {', '.join(subset)}" if subset else ""))
+        print_table(pooled, subset or classes)
     else:
         lib = load_tracks(Path(args.library), "gtzan-other-artists")
         lab, val = library_split(tracks, classes)

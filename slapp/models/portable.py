@@ -64,7 +64,9 @@ def open_session(path: Path, *, threads: int | None = None):
 
 class OnnxScorer:
     """``scorer(x)``: the outputs ``(n, width)`` float32 of the network in an ONNX file on
-    inputs ``x`` ``(n, *input_shape)``, ``batch_size`` rows per call (the first output)."""
+    inputs ``x`` ``(n, *input_shape)``, ``batch_size`` rows per call (the first output).
+    :meth:`with_embedding` also returns the second output, the backbone's embedding,
+    when the file has one (``has_embedding``: a musicnn bundle)."""
 
     def __init__(self, path: Path, *, batch_size: int | None = None,
                  threads: int | None = None):
@@ -74,6 +76,9 @@ class OnnxScorer:
         self.input_shape = tuple(int(d) if isinstance(d, int) else None for d in inp.shape[1:])
         self.n_classes = int(out.shape[-1])
         self.batch_size = batch_size or BATCH_SIZE
+        outputs = self.session.get_outputs()
+        self.has_embedding = len(outputs) > 1
+        self.embedding_width = int(outputs[1].shape[-1]) if self.has_embedding else 0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         from slapp.models.inference import batched
@@ -82,7 +87,26 @@ class OnnxScorer:
 
     def _run(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
-        return self.session.run(None, {self.input_name: rows})[0]
+        return self.session.run(self._first, {self.input_name: rows})[0]
+
+    @property
+    def _first(self) -> list[str]:
+        return [self.session.get_outputs()[0].name]
+
+    def with_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(probabilities (n, n_classes), embeddings (n, width) or None)``."""
+        if not self.has_embedding:
+            return self(x), None
+        probs, embs = [], []
+        for i in range(0, len(x), self.batch_size):
+            rows = np.ascontiguousarray(x[i:i + self.batch_size], dtype=np.float32)
+            p, e = self.session.run(None, {self.input_name: rows})[:2]
+            probs.append(p)
+            embs.append(e)
+        width = (self.n_classes, self.embedding_width)
+        if not probs:
+            return np.zeros((0, width[0]), np.float32), np.zeros((0, width[1]), np.float32)
+        return np.concatenate(probs), np.concatenate(embs)
 
 
 @contextlib.contextmanager
@@ -156,6 +180,11 @@ def export_on_backbone(head, backbone_path: Path, output: int, path: Path,
         base = utils.Extractor(base).extract_model([base.graph.input[0].name], [name])
         merged = compose.merge_models(base, top, io_map=[(name, top.graph.input[0].name)],
                                       prefix1="backbone_", prefix2="head_")
+        # the embedding too, as the second output: what --suggest measures tracks by
+        embedding = onnx.ValueInfoProto()
+        embedding.CopyFrom(base.graph.output[0])
+        embedding.name = "backbone_" + name
+        merged.graph.output.append(embedding)
     with atomic_path(path, suffix=".onnx") as tmp:
         onnx.save(merged, str(tmp))
         return _check(Path(tmp), np.asarray(check_x, np.float32), expected)

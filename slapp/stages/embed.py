@@ -112,13 +112,17 @@ def is_current(out_file: Path, cache_file: Path) -> bool:
 
 
 def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
-                        progress: bool = True) -> Path:
+                        progress: bool = True, backbone_file: Path | None = None,
+                        what: str = "") -> Path:
     """Embed every track of ``keys`` (cached by the build) that has no current embedding,
     on the executor of ``params.engine``; returns the embeddings' folder. Raises
-    :class:`StageError` naming the tracks that could not be embedded."""
+    :class:`StageError` naming the tracks that could not be embedded. ``backbone_file``:
+    the ONNX backbone to use (default: ``layout``'s, made when missing); ``what``: how
+    the progress bar and log name these tracks."""
     backbone = params.backbone
     folder = layout.embedding_dir(backbone.name)
-    onnx = ensure_backbone(backbone.checkpoint, layout.backbone_file(backbone.name))
+    onnx = ensure_backbone(backbone.checkpoint,
+                           backbone_file or layout.backbone_file(backbone.name))
     tasks = [EmbedTask(k, layout.track_file(k), layout.embedding_file(backbone.name, k),
                        onnx, layout.tmp_dir) for k in keys
              if not is_current(layout.embedding_file(backbone.name, k), layout.track_file(k))]
@@ -127,7 +131,7 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
     started, failed = time.monotonic(), {}
     n_snippets = 0
     with open_executor(params) as executor, tqdm(
-            total=len(tasks), unit="track", desc=f"embedding ({backbone.name})",
+            total=len(tasks), unit="track", desc=f"embedding {what}({backbone.name})",
             disable=not progress, dynamic_ncols=True) as bar:
         executor.check_shared(layout.root)
         for result in executor.map_unordered(embed_track, tasks, on_lost=_lost):
@@ -141,8 +145,8 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
             n_snippets += result.get("snippets", 0)
             bar.update(1)
     seconds = time.monotonic() - started
-    logger.info("embedded %d tracks (%d snippets) with %s on onnxruntime in %.1f s "
-                "(%.0f snippets/s); %d already embedded", len(tasks) - len(failed),
+    logger.info("embedded %d %stracks (%d snippets) with %s on onnxruntime in %.1f s "
+                "(%.0f snippets/s); %d already embedded", len(tasks) - len(failed), what,
                 n_snippets, backbone.name, seconds, n_snippets / max(seconds, 1e-9),
                 len(keys) - len(tasks))
     if failed:

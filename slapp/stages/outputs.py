@@ -34,6 +34,7 @@ class TrackResult:
     timeline: list[dict] | None = None
     error: str | None = None
     outside_training: bool = False
+    embedding: list[float] | None = None  # mean snippet embedding (--suggest)
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k] if self.scores else []
@@ -44,7 +45,7 @@ class TrackResult:
         return cls(**{k: row.get(k) for k in ("path", "label", "confidence", "scores",
                                               "seconds", "snippets", "timeline", "error")},
                    outside_training=bool(row.get("outside_training")),
-                   notes=row.get("notes", []))
+                   notes=row.get("notes", []), embedding=row.get("embedding"))
 
     def to_dict(self, timeline: bool) -> dict:
         out = {"path": self.path, "label": self.label, "confidence": self.confidence,
@@ -53,6 +54,8 @@ class TrackResult:
                "error": self.error}
         if timeline:
             out["timeline"] = self.timeline
+        if self.embedding is not None:
+            out["embedding"] = self.embedding
         return out
 
 

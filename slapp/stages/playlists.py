@@ -19,7 +19,8 @@ from slapp.store.discovery import has_control, shown
 CHECK = "check-these"  # the playlist of uncertain tracks
 
 
-def _entry(result, folder: Path) -> str:
+def playlist_entry(result, folder: Path) -> str:
+    """One track's ``#EXTINF`` line and path (relative to ``folder``, or a URI)."""
     rel = os.path.relpath(Path(result.path).resolve(), folder.resolve())
     if has_control(rel):
         rel = Path(result.path).resolve().as_uri()  # percent-escaped: one line
@@ -46,7 +47,7 @@ def write_playlists(results, folder: Path, *, min_confidence: float) -> dict[str
     for name, items in lists.items():
         if not items and name != CHECK:
             continue
-        text = "#EXTM3U\n" + "".join(_entry(r, folder) for r in items)
+        text = "#EXTM3U\n" + "".join(playlist_entry(r, folder) for r in items)
         path = folder / f"{_safe(name)}.m3u8"
         atomic_write(path, lambda f, data=text.encode("utf-8"): f.write(data))
         written[name] = path

@@ -67,6 +67,7 @@ class PredictOptions:
     timeline: bool = False                    # keep per-snippet scores
     max_snippets: int | None = None           # None or 0: every snippet
     batch_size: int | None = None             # None: the engine's (Bundle.batch_size)
+    embed: bool = False                       # keep each track's mean embedding (--suggest)
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -159,11 +160,16 @@ class Predictor:
     def label(self, name: str, prepared: Prepared) -> TrackResult:
         """Score ``prepared``'s snippets with the network, chunk by chunk, and aggregate."""
         scorer = self.bundle.scorer(self.options.batch_size)
+        embed = self.options.embed and getattr(scorer, "has_embedding", False)
+        score = scorer.with_embedding if embed else (lambda rows: (scorer(rows), None))
         x, times = prepared.first
-        chunks, all_times = [scorer(x)], [times]
-        for i in range(self.chunk, len(prepared.starts), self.chunk):
-            x, times = self.model_input(prepared.track, prepared.starts[i:i + self.chunk])
-            chunks.append(scorer(x))
+        chunks, embs, all_times = [], [], []
+        for i in range(0, len(prepared.starts), self.chunk):
+            if i:
+                x, times = self.model_input(prepared.track, prepared.starts[i:i + self.chunk])
+            p, e = score(x)
+            chunks.append(p)
+            embs.append(e)
             all_times.append(times)
         probs, times = np.concatenate(chunks), np.concatenate(all_times)
         scores = aggregate(probs, self.options.rule)
@@ -174,6 +180,9 @@ class Predictor:
                              seconds=round(prepared.track.seconds, 3), snippets=len(probs),
                              notes=[*prepared.track.notes, *prepared.unlike],
                              outside_training=bool(prepared.unlike))
+        if embed:
+            result.embedding = [round(float(v), 5)
+                                for v in np.concatenate(embs).mean(axis=0)]
         if self.options.timeline:
             result.timeline = [
                 {"start": round(float(t), 3), "label": classes[int(np.argmax(row))],

@@ -34,6 +34,8 @@ from slapp.dsp.normalization import RunningStats, apply
 from slapp.params import PipelineParams
 from slapp.store.split import SPLITS
 from slapp.stages.embed import embed_cached_tracks, read_embedding
+from slapp.stages.library_build import library_keys
+from slapp.store.unlabelled import library_layout
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class ProcessReport:
     stats: dict = field(default_factory=dict)
     seconds: float = 0.0
     unit: str = "dB"  # of the features (the backbone's input)
+    library: int = 0  # unlabelled library tracks embedded for training
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -76,6 +79,9 @@ class ProcessReport:
                      f"{s['min']:.1f} to {s['max']:.1f} {u}; per-bin mean {min(s['mean']):.1f} "
                      f"to {max(s['mean']):.1f} {u}, std {min(s['std']):.2f} to "
                      f"{max(s['std']):.2f} {u}")
+        if self.library:
+            lines.append(f"  library: {self.library} unlabelled tracks embedded for training "
+                         "(paths.unlabelled_dir; never in validation or test)")
         size = sum(p.stat().st_size for p in self.arrays.root.glob("*.npy"))
         lines.append(f"arrays: {self.arrays.root} ({size / 1e6:.1f} MB); statistics: "
                      f"{self.arrays.stats_file}")
@@ -196,8 +202,10 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         chosen, failed = _included_tracks(layout, read_json(layout.split_file), skip_failed)
         _check_train_classes(chosen)
         layer = params.backbone.embedding_layer(params)
+        lib_layout, lib_keys = _library(params, layer)
         signature = {**_inputs_signature(layout, info, params, chosen),
-                     "embedding": f"{params.backbone.name}:{layer}" if layer else None}
+                     "embedding": f"{params.backbone.name}:{layer}" if layer else None,
+                     "library": _library_signature(lib_layout, lib_keys)}
         report = ProcessReport(arrays=arrays, skipped_failed=failed,
                                unit=params.backbone.feature_unit)
         if _up_to_date(arrays, signature):
@@ -212,12 +220,19 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
                                                  chosen[part]], progress=progress)
             read = functools.partial(_with_embedding, read, layout, params.backbone.name,
                                      layer)
+        if lib_keys:  # before any array is replaced: an interrupted embedding loses nothing
+            embed_cached_tracks(params, lib_layout, lib_keys, progress=progress,
+                                backbone_file=layout.backbone_file(params.backbone.name),
+                                what="library ")
         report.stats = _train_statistics(chosen["train"], read, shape[1], params, progress)
         track_ids = {key: i for i, (key, _, _) in enumerate(
             t for part in SPLITS for t in chosen[part])}
         classes = list(info["classes"])
         files = _write_arrays(layout, chosen, read, shape, report, classes, track_ids,
                               params.process.seed, progress)
+        if lib_keys:
+            files += _write_library(layout, lib_layout, lib_keys, params.backbone.name, layer)
+            report.library = len(lib_keys)
         write_json(arrays.stats_file, report.stats, tmp_dir=layout.tmp_dir)
         write_json(arrays.tracks_file, {
             "classes": classes,
@@ -233,6 +248,50 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
                               arrays.classes_file.name]},
             tmp_dir=layout.tmp_dir)
     return report
+
+
+def _library(params: PipelineParams, layer: str | None) -> tuple[BuildLayout, list[str]]:
+    """The library's build layout and its cached tracks (none without
+    ``paths.unlabelled_dir``, or with a backbone that trains on no embedding)."""
+    lib_layout = library_layout(params)
+    if params.paths.unlabelled_dir is None:
+        return lib_layout, []
+    if not layer:
+        logger.warning("paths.unlabelled_dir is set, but the %s backbone does not learn "
+                       "from an unlabelled library (the musicnn backbones do): ignored",
+                       params.model.backbone)
+        return lib_layout, []
+    manifest = (read_json(lib_layout.manifest_file) if lib_layout.manifest_file.exists()
+                else {})
+    if not manifest.get("complete"):
+        raise StageError(f"The library's build in '{lib_layout.root}' is missing or "
+                         "incomplete (paths.unlabelled_dir). Run build_dataset.py to finish "
+                         "it.")
+    return lib_layout, library_keys(lib_layout)
+
+
+def _library_signature(lib_layout: BuildLayout, keys: list[str]) -> str | None:
+    if not keys:
+        return None
+    entries = read_json(lib_layout.manifest_file)["tracks"]
+    listing = json.dumps([[k, entries[k].get("file")] for k in keys]).encode("utf-8")
+    return hashlib.sha256(listing).hexdigest()
+
+
+def _write_library(layout: BuildLayout, lib_layout: BuildLayout, keys: list[str],
+                   backbone: str, layer: str) -> list[str]:
+    """``library_E.npy`` (snippets, width), ``library_track.npy`` (snippets,) index into
+    ``library.json``'s keys; written under ``.tmp`` and moved in. Their names."""
+    arrays = layout.arrays
+    parts = [read_embedding(lib_layout, backbone, k, layer) for k in keys]
+    emb = np.concatenate(parts).astype(np.float32)
+    track = np.concatenate([np.full(len(p), i, np.int32) for i, p in enumerate(parts)])
+    _save_npy(arrays.array("library", "E"), emb)
+    _save_npy(arrays.array("library", "track"), track)
+    write_json(arrays.library_file, {"keys": keys, "snippets": [len(p) for p in parts]},
+               tmp_dir=layout.tmp_dir)
+    return [arrays.array("library", "E").name, arrays.array("library", "track").name,
+            arrays.library_file.name]
 
 
 def _check_fingerprint(info: dict, params: PipelineParams) -> str:

@@ -31,6 +31,7 @@ from slapp.models.keras_env import import_keras
 from slapp.params import PipelineParams
 from slapp.stages import bundle as bundle_io
 from slapp.stages.evaluate import artist_line, plot_curves
+from slapp.stages.library_training import pseudo_label, uses_library
 from slapp.stages.held_out import EVAL_SPLITS, evaluate_held_out, keras_scorer, write_evaluation
 from slapp.store import cache
 from slapp.store.artists import heard_tracks, training_artists
@@ -57,6 +58,7 @@ class TrainReport:
     stopped: str = ""   # why training ended before training.epochs, for the summary
     best: str = ""      # the kept epoch's validation figures
     artists: list[str] = field(default_factory=list)  # artists per class, warnings
+    library: str = ""   # what the unlabelled library added to training
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -71,6 +73,8 @@ class TrainReport:
                      f"{resumed}; best epoch {self.best_epoch}{self.best}"]
             if self.stopped:
                 lines.append(f"  {self.stopped}")
+            if self.library:
+                lines.append(self.library)
         for part, m in self.metrics.items():
             s, t = m["snippet"], m["track"]
             lines.append(f"  {part}: snippet accuracy {s['accuracy']:.3f} ({s['count']} "
@@ -161,6 +165,9 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         x_files = params.backbone.training_inputs(arrays, ("train",) + EVAL_SPLITS, params,
                                                   progress=progress)
         fitted = _fit(params, arrays, x_files, classes, layout, signature, state, progress)
+        if uses_library(params, arrays):
+            fitted = _library_round(params, arrays, x_files, classes, layout, signature,
+                                    fitted, report, progress)
         report.resumed_from, report.epochs_run = fitted.resumed_from, fitted.epochs_run
         report.best_epoch, report.best, report.stopped = (fitted.best_epoch, fitted.best,
                                                           fitted.stopped)
@@ -169,6 +176,24 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
         report.seconds = time.monotonic() - started
         shutil.rmtree(layout.root)
     return report
+
+
+def _library_round(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
+                   classes: list[str], layout: TrainingLayout, signature: dict,
+                   first: Fitted, report: TrainReport, progress: bool) -> Fitted:
+    """The second round on the labelled and the confidently labelled library tracks
+    (:mod:`slapp.stages.library_training`), resumable like the first."""
+    folder = layout.root / "round-1"
+    pseudo = pseudo_label(params, arrays, first.model, classes, x_files["train"], folder)
+    report.library = pseudo.line(params.training.library)
+    logger.info("%s", report.library.strip())
+    if not sum(pseudo.joined.values()):
+        return first
+    round_layout = TrainingLayout(folder)
+    signature = {**signature, "round": 1}
+    state = _interrupted_state(round_layout, signature, discard=False)
+    return _fit(params, arrays, x_files, classes, round_layout, signature, state, progress,
+                train=(pseudo.x_file, pseudo.labels))
 
 
 def _interrupted_state(layout: TrainingLayout, signature: dict, *, discard: bool
@@ -191,12 +216,13 @@ def _interrupted_state(layout: TrainingLayout, signature: dict, *, discard: bool
 
 
 def _feeds(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
-           n_classes: int, first_epoch: int):
-    """``(train feed, validation feed or None)``: augmented, shuffled per epoch."""
+           n_classes: int, first_epoch: int, train: tuple[Path, np.ndarray] | None = None):
+    """``(train feed, validation feed or None)``: augmented, shuffled per epoch.
+    ``train``: other training rows and labels than stage 2's (the library's round)."""
     from slapp.models.feed import SnippetFeed, class_weights
 
     t = params.training
-    labels = np.load(arrays.array("train", "y"))
+    train_x, labels = train or (x_files["train"], np.load(arrays.array("train", "y")))
     augmentation, scale, bins = None, None, None
     if params.backbone.augments:  # log-mel augmentations; not for embeddings
         from slapp.dsp.augment import Augmentation, db_scale, lowpass_bins
@@ -208,7 +234,7 @@ def _feeds(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path
         scale = db_scale(stats, f.n_mels)
         bins = lowpass_bins(stats, sample_rate=params.audio.sample_rate, n_mels=f.n_mels,
                             fmin=f.fmin, fmax=f.fmax)
-    train = SnippetFeed(x_files["train"], labels, n_classes, t.batch_size,
+    train = SnippetFeed(train_x, labels, n_classes, t.batch_size,
                         shuffle_seed=t.seed, first_epoch=first_epoch,
                         class_weights=class_weights(labels, n_classes, t.class_weights),
                         augmentation=augmentation, db_scale=scale, lowpass_bins=bins)
@@ -257,14 +283,14 @@ class Fitted:
 
 def _fit(params: PipelineParams, arrays: ArraysLayout, x_files: dict[str, Path],
          classes: list[str], layout: TrainingLayout, signature: dict, state: dict | None,
-         progress: bool) -> Fitted:
-    """Train (or finish an interrupted training)."""
+         progress: bool, train: tuple[Path, np.ndarray] | None = None) -> Fitted:
+    """Train (or finish an interrupted training); ``train``: see :func:`_feeds`."""
     t = params.training
     keras.utils.set_random_seed(t.seed)
     model = new_model(params, len(classes))
     compile_model(model, params)
     first_epoch = state["epoch"] if state else 0
-    train_feed, val_feed = _feeds(params, arrays, x_files, len(classes), first_epoch)
+    train_feed, val_feed = _feeds(params, arrays, x_files, len(classes), first_epoch, train)
     monitor = "val_loss" if val_feed is not None else "loss"
     callbacks, _ = _callbacks(params, layout, signature, state, monitor)
     if not (state and state.get("finished")) and first_epoch < t.epochs:
@@ -324,6 +350,7 @@ def _write_bundle(params: PipelineParams, fitted: Fitted, x_files: dict[str, Pat
             "trained": {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                         "epochs": fitted.state["epoch"], "best_epoch": fitted.best_epoch,
                         "train_snippets": fitted.train_snippets,
+                        "library": report.library.strip() or None,
                         "parameters": int(model.count_params())}}
     bundle = bundle_io.Bundle(folder=bundle_dir, classes=classes, params=params,
                               stats=info["normalization"], info=info,

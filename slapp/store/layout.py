@@ -15,6 +15,9 @@
                                  process_manifest.json (last)
       training/                  stage 3's work files while it runs (state.json, weights)
       model/                     the bundle (paths.model_dir may put it elsewhere)
+      library/                   paths.unlabelled_dir's own build: cache/, embeddings/,
+                                 build_manifest.json (stage 2 adds arrays/library_E.npy,
+                                 library_track.npy, library.json)
       .tmp/                      temp files of atomic writes; emptied at each start
       audit.json, audit.csv, audit_map.png, audit_split.json, audit/embeddings/
                                  the collection audit (AuditLayout)
@@ -97,6 +100,11 @@ class ArraysLayout:
     @property
     def classes_file(self) -> Path:
         return self.root / "classes.json"
+
+    @property
+    def library_file(self) -> Path:
+        """The unlabelled library's track keys, rows of ``library_{E,track}.npy``."""
+        return self.root / "library.json"
 
     @property
     def manifest_file(self) -> Path:
