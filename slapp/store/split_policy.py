@@ -14,6 +14,7 @@ from slapp.store.atomic import read_json, write_json
 from slapp.store.cache import changed_settings
 from slapp.store.layout import BuildLayout
 from slapp.store.split import check_split, make_split, seen_artists
+from slapp.store.unlabelled import LABELLED
 
 
 def split_origin(s) -> dict:
@@ -110,10 +111,15 @@ def prepare_split(s, tracks: Mapping[str, Sequence[str]], layout: BuildLayout,
 
 
 def _without(raw, extra: set[str]):
-    """A split read from JSON without the keys of ``extra`` (they are added afresh)."""
+    """A split read from JSON without the keys of ``extra`` and of any earlier labels
+    file's tracks (they are added afresh, or are gone with the file)."""
     if not isinstance(raw, dict):
         return raw
-    return {c: ({p: [k for k in keys if k not in extra] if isinstance(keys, list) else keys
+
+    def kept(key) -> bool:
+        return key not in extra and not (isinstance(key, str) and f"/{LABELLED}/" in key)
+
+    return {c: ({p: [k for k in keys if kept(k)] if isinstance(keys, list) else keys
                  for p, keys in parts.items()} if isinstance(parts, dict) else parts)
             for c, parts in raw.items()}
 
