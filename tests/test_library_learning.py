@@ -1,0 +1,142 @@
+"""The unlabelled library through the scripts (musicnn-msd, tiny synthetic audio): built and
+embedded like the labelled tracks but never in validation or test, learned from in a
+second round, ``--suggest`` writes a CSV and a playlist, and the filled CSV's answers join
+the next training; bad rows are one line each."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+
+import pytest
+
+from conftest import make_dataset, run_stages, tone, write_audio, write_params
+
+needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
+                                   reason="musicnn weights not installed")
+
+
+def _library(root):
+    """Six unlabelled tones (two near each class's pitch), a file that is not audio, and
+    an MP3 that is not one."""
+    for i, freq in enumerate([115.0, 125.0, 450.0, 470.0, 1800.0, 1900.0]):
+        write_audio(root / "inbox" / f"track_{i}.wav", tone(4.0, freq=freq, seed=100 + i),
+                    22050)
+    (root / "notes.txt").write_text("not music")
+    (root / "inbox" / "broken.mp3").write_bytes(b"ID3" + b"\x00" * 200)
+    return root
+
+
+@needs_musicnn
+def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
+    import predict_track
+
+    music = make_dataset(tmp_path / "music", per_class=4, seconds=4.0)
+    library = _library(tmp_path / "library")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          model={"backbone": "musicnn-msd"},
+                          paths={"input_dir": str(music), "output_dir": str(tmp_path / "out"),
+                                 "unlabelled_dir": str(library)},
+                          slicing={"overlap_seconds": 2.0, "max_snippets_per_track": 3},
+                          training={"epochs": 20, "learning_rate": 0.01, "batch_size": 8,
+                                    "library": {"min_confidence": 0.5}})
+    run_stages(params, "build", "process", "train")
+    out = capsys.readouterr().out
+    assert ("library (paths.unlabelled_dir, for training only): 7 unlabelled tracks, "
+            "6 cached, 0 of them already, 1 failed") in out
+    assert "  failed: inbox/broken.mp3: " in out
+    assert "library: 6 unlabelled tracks embedded for training" in out
+    joined = [line for line in out.splitlines() if line.startswith("  library: ")
+              and "joined training" in line]
+    assert len(joined) == 1 and " of 6 unlabelled tracks joined training" in joined[0]
+    root = tmp_path / "out"
+    keys = json.loads((root / "arrays" / "library.json").read_text())["keys"]
+    assert keys == [f"inbox/track_{i}.wav" for i in range(6)]
+    split = json.loads((root / "train_val_test_dict.json").read_text())
+    assert not any("inbox" in k for c in split.values() for p in c.values() for k in p)
+    bundle = json.loads((root / "model" / "bundle.json").read_text())
+    assert bundle["trained"]["library"] == joined[0].strip()
+    assert bundle["signature"]["arrays"]["library"]  # a changed library retrains
+
+    # --suggest: the CSV to fill and the playlist; no track twice
+    suggest_file = tmp_path / "answers" / "to-label.csv"
+    code = predict_track.main(["--params", str(params), "--quiet", str(library / "inbox"),
+                               "--suggest", "3", "--suggest-file", str(suggest_file)])
+    out = capsys.readouterr().out
+    assert code == 3  # the broken file is listed as failed, the rest labelled
+    rows = list(csv.DictReader(suggest_file.open()))
+    assert len(rows) == 3 and len({r["path"] for r in rows}) == 3
+    assert all(r["label"] == "" and r["guess"] in ("bass", "mid", "treble") for r in rows)
+    playlist = suggest_file.with_suffix(".m3u8").read_text().splitlines()
+    assert playlist[0] == "#EXTM3U" and len(playlist) == 7
+    assert f"fill in the 'label' column of {suggest_file}" in out
+    # answer one, write a bad row and a wrong label; a second --suggest keeps them all
+    rows[0]["label"] = "mid"
+    rows[1]["label"] = "jazz"
+    rows.append({"path": str(tmp_path / "missing.wav"), "label": "bass", "guess": "",
+                 "confidence": "", "artist": ""})
+    with suggest_file.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    predict_track.main(["--params", str(params), "--quiet", str(library / "inbox"),
+                        "--suggest", "2", "--suggest-file", str(suggest_file)])
+    again = list(csv.DictReader(suggest_file.open()))
+    assert [r["label"] for r in again[:4]] == ["mid", "jazz", "", "bass"]
+    assert len(again) == 6 and len({r["path"] for r in again}) == 6
+    capsys.readouterr()
+
+    # the next training takes the answer; each bad row is one line naming file and line
+    raw = json.loads(params.read_text())
+    raw["paths"]["labels_file"] = str(suggest_file)
+    params.write_text(json.dumps(raw))
+    run_stages(params, "build")
+    out = capsys.readouterr().out
+    answered = rows[0]["path"].split("/inbox/")[1]
+    assert (f"labels file (paths.labels_file): 1 track(s) labelled, in training: mid 1; "
+            "2 row(s) not used") in out
+    assert (f"{suggest_file}, line 3: label 'jazz' is not a class; expected one of bass, "
+            "mid, treble (not used)") in out
+    assert f"{suggest_file}, line 5: '{tmp_path / 'missing.wav'}' is not a file" in out
+    assert "6 unlabelled tracks, 5 cached, 5 of them already, 1 failed" in out
+    split = json.loads((root / "train_val_test_dict.json").read_text())
+    assert split["mid"]["train"].count(f"mid/+labels/inbox/{answered}") == 1
+    run_stages(params, "process", "train")
+    keys = json.loads((root / "arrays" / "library.json").read_text())["keys"]
+    assert f"inbox/{answered}" not in keys and len(keys) == 5
+    # dropping the labels file again: the split stays valid, the answer leaves training
+    raw["paths"]["labels_file"] = None
+    params.write_text(json.dumps(raw))
+    run_stages(params, "build")
+    split = json.loads((root / "train_val_test_dict.json").read_text())
+    assert not any("+labels" in k for c in split.values() for p in c.values() for k in p)
+
+
+def test_a_labels_file_without_its_columns_is_one_clear_error(tmp_path, capsys):
+    import build_dataset
+
+    music = make_dataset(tmp_path / "music")
+    bad = tmp_path / "labels.csv"
+    bad.write_text("file,genre\nx.wav,bass\n")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          paths={"input_dir": str(music), "output_dir": str(tmp_path / "out"),
+                                 "labels_file": str(bad)})
+    assert build_dataset.main(["--params", str(params), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: Labels file '{bad}' has no 'path' and 'label' columns in its "
+                   "first line (got file, genre). Expected a CSV with columns path,label."]
+
+
+def test_a_missing_library_folder_is_one_clear_error(tmp_path, capsys):
+    import build_dataset
+
+    music = make_dataset(tmp_path / "music")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          paths={"input_dir": str(music), "output_dir": str(tmp_path / "out"),
+                                 "unlabelled_dir": str(tmp_path / "nowhere")})
+    assert build_dataset.main(["--params", str(params), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: Library folder '{tmp_path / 'nowhere'}' (paths.unlabelled_dir) "
+                   "does not exist or is not a folder. Expected a folder of audio files (any "
+                   "sub-folders), or null."]
