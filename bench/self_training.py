@@ -156,13 +156,23 @@ def mean_recall(table):
     return float(np.mean([r / t for r, t in table.values()]))
 
 
-def folds_protocol(tracks, classes, methods, k=5, subset=None):
+def fold_roles(folds, f, library_folds=1):
+    """``(library indices, validation indices)`` of rotation ``f``: ``library_folds``
+    folds from f on are the library, the next one validates, the rest is labelled."""
+    k = len(folds)
+    test = set().union(*(folds[(f + j) % k] for j in range(library_folds)))
+    return test, folds[(f + library_folds) % k]
+
+
+def folds_protocol(tracks, classes, methods, k=5, subset=None, library_folds=1):
     """Pooled per-genre recall over k artist-disjoint folds of the labelled collection;
-    ``subset``: only these classes' held-out tracks make the library."""
+    ``subset``: only these classes' held-out tracks make the library;
+    ``library_folds``: folds per rotation that make the library (more: a smaller
+    labelled collection and a larger library)."""
     folds = artist_folds(tracks, k)
     pooled = {m: {} for m in methods}
     for f in range(k):
-        test, val = folds[f], folds[(f + 1) % k]
+        test, val = fold_roles(folds, f, library_folds)
         lab = [t for i, t in enumerate(tracks) if i not in test and i not in val]
         vt = [tracks[i] for i in sorted(val)]
         lib = [tracks[i] for i in sorted(test)
@@ -226,6 +236,60 @@ def confusion(scores, truth, classes):
                                                                  key=lambda g: -g[1])))
 
 
+def pick(how, scores, emb, n, groups):
+    """The tracks a suggestion variant picks: ``suggest`` (production: artists rotate),
+    ``suggest-any-artist`` (no artist rotation), ``uncertain`` (smallest margin only)."""
+    from slapp.models.suggest import suggest_tracks
+
+    if how == "suggest":
+        return suggest_tracks(scores, emb, n, groups=groups)
+    if how == "suggest-any-artist":
+        return suggest_tracks(scores, emb, n)
+    ordered = np.sort(scores, axis=1)
+    return np.argsort(ordered[:, -1] - ordered[:, -2])[:n]
+
+
+VARIANTS = ("suggest", "suggest-any-artist", "uncertain")
+
+
+def folds_suggest(tracks, classes, method, sizes, draws, k=5, library_folds=1):
+    """Per size and variant, mean recall on the rest of each fold's library, pooled."""
+    folds = artist_folds(tracks, k)
+    pooled = {}
+    rng = np.random.default_rng(0)
+    for f in range(k):
+        test, val = fold_roles(folds, f, library_folds)
+        lab = [t for i, t in enumerate(tracks) if i not in test and i not in val]
+        vt = [tracks[i] for i in sorted(val)]
+        lib = [tracks[i] for i in sorted(test)]
+        lab_y = [classes.index(t["class"]) for t in lab]
+        val_y = [classes.index(t["class"]) for t in vt]
+        truth = np.array([classes.index(t["class"]) for t in lib])
+        x, y, _ = snippets(lab, lab_y)
+        scores = track_scores(fit_head(x, y, *snippets(vt, val_y)[:2], len(classes)), lib)
+        emb = np.asarray([t["emb"].mean(axis=0) for t in lib])
+        groups = [t["artist"] for t in lib]
+        for n in sizes:
+            sets = {v: [pick(v, scores, emb, n, groups)] for v in VARIANTS}
+            sets["random"] = [rng.choice(len(lib), n, replace=False) for _ in range(draws)]
+            for how, chosen_sets in sets.items():
+                for chosen in chosen_sets:
+                    chosen = {int(i) for i in chosen}
+                    extra = [(i, int(truth[i])) for i in sorted(chosen)]
+                    s = run_method(method, lab, lab_y, vt, val_y, lib, classes, extra)
+                    rest = [i for i in range(len(lib)) if i not in chosen]
+                    table = recall_table(s, truth, classes, rest)
+                    acc = pooled.setdefault((n, how), [0, 0])
+                    acc[0] += sum(r for r, _ in table.values())
+                    acc[1] += sum(t for _, t in table.values())
+        print(f"fold {f}: " + ", ".join(f"{n}/{h} {r / t:.3f}"
+                                        for (n, h), (r, t) in pooled.items()), flush=True)
+    print("| labelled by the user per fold | how | track accuracy on the rest (pooled) |")
+    print("| --- | --- | --- |")
+    for (n, how), (r, t) in pooled.items():
+        print(f"| {n} | {how} | {r}/{t} = {r / t:.3f} |")
+
+
 def suggest_protocol(method, lab, val, lib, classes, sizes, draws, seed=0):
     from slapp.models.suggest import suggest_tracks
 
@@ -239,7 +303,7 @@ def suggest_protocol(method, lab, val, lib, classes, sizes, draws, seed=0):
     groups = [t["artist"] for t in lib]
     rng = np.random.default_rng(seed)
     for n in sizes:
-        picks = {"suggested": [suggest_tracks(scores, emb, n)]}
+        picks = {"suggested": [suggest_tracks(scores, emb, n, groups=groups)]}
         picks["random"] = [rng.choice(len(lib), n, replace=False) for _ in range(draws)]
         for how, sets in picks.items():
             results = []
@@ -264,9 +328,11 @@ def main() -> int:
     parser.add_argument("--subset", default="",
                         help="folds: only these classes (comma-separated) make the library")
     parser.add_argument("--random-draws", type=int, default=5)
+    parser.add_argument("--library-folds", type=int, default=1,
+                        help="folds: how many of the 5 folds make the library per rotation")
     args = parser.parse_args()
     started = time.monotonic()
-    print(f"# python bench/self_training.py " + " ".join(sys.argv[1:]))
+    print("# python bench/self_training.py " + " ".join(sys.argv[1:]))
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, "
           f"{len(os.sched_getaffinity(0))} cores")
     tracks = load_tracks(Path(args.labelled), "gtzan-mini")
@@ -274,10 +340,19 @@ def main() -> int:
     methods = args.methods.split(",")
     if args.protocol == "folds":
         subset = args.subset.split(",") if args.subset else None
-        pooled = folds_protocol(tracks, classes, methods, subset=subset)
+        if args.suggest:
+            folds_suggest(tracks, classes, methods[-1],
+                          [int(n) for n in args.suggest.split(",")], args.random_draws,
+                          library_folds=args.library_folds)
+            print(f"# {time.monotonic() - started:.0f} s")
+            return 0
+        pooled = folds_protocol(tracks, classes, methods, subset=subset,
+                                library_folds=args.library_folds)
         print("5 artist-disjoint folds of the labelled collection, held-out tracks as the "
               "library (blues, classical, reggae, rock: one artist each, heard)"
-              + (f"; library: only {', '.join(subset)}" if subset else ""))
+              + (f"; library: only {', '.join(subset)}" if subset else "")
+              + (f"; {args.library_folds} folds per rotation make the library"
+                 if args.library_folds > 1 else ""))
         print_table(pooled, subset or classes)
     else:
         lib = load_tracks(Path(args.library), "gtzan-other-artists")

@@ -152,8 +152,7 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
     for folder in dataset.outputs:
         logger.warning("output folder '%s' lies inside the input folder: not read as music",
                        folder)
-    library = find_library(params, dataset.classes,
-                           {p.resolve() for p in dataset.files.values()},
+    library = find_library(params, dataset.classes, dataset.files.values(),
                            skip=(Path(params.paths.output_dir), params.model_dir))
     dataset = with_labelled(dataset, library)
     layout = output_layout(params)

@@ -22,6 +22,7 @@ from slapp.models.suggest import suggest_tracks
 from slapp.stages.playlists import playlist_entry
 from slapp.store.artists import read_artist
 from slapp.store.atomic import atomic_write
+from slapp.store.unlabelled import real_path
 
 COLUMNS = ["path", "label", "guess", "confidence", "artist"]
 
@@ -64,8 +65,8 @@ def write_suggestions(results: list, n: int, csv_file: Path) -> Suggested:
     """Choose ``n`` of the labelled ``results`` (TrackResult) and write ``csv_file`` and
     ``<csv_file stem>.m3u8`` beside it."""
     rows = _read_rows(csv_file)
-    listed = {str(Path(r["path"]).resolve()) for r in rows}
-    pool = [r for r in results if not r.error and str(Path(r.path).resolve()) not in listed]
+    listed = {str(real_path(Path(r["path"]))) for r in rows}
+    pool = [r for r in results if not r.error and str(real_path(Path(r.path))) not in listed]
     classes = list(pool[0].scores) if pool else []
     scores = np.array([[r.scores[c] for c in classes] for r in pool]).reshape(len(pool), -1)
     has_emb = bool(pool) and all(r.embedding is not None for r in pool)
@@ -73,7 +74,7 @@ def write_suggestions(results: list, n: int, csv_file: Path) -> Suggested:
     artists = [read_artist(r.path) if Path(r.path).is_file() else None for r in pool]
     chosen = [pool[i] for i in suggest_tracks(scores, emb, n, groups=artists)]
     by_path = {id(r): a for r, a in zip(pool, artists)}
-    new_rows = [{"path": str(Path(r.path).resolve()), "label": "", "guess": r.label,
+    new_rows = [{"path": str(real_path(Path(r.path))), "label": "", "guess": r.label,
                  "confidence": f"{r.confidence:.3f}", "artist": by_path[id(r)] or ""}
                 for r in chosen]
     buffer = io.StringIO()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +52,24 @@ def _key(path: Path, root: Path) -> str:
     return unicodedata.normalize("NFC", readable_name(path.relative_to(root).as_posix()))
 
 
-def find_library(params, classes: tuple[str, ...], labelled_files: set[Path],
+def real_path(path: Path) -> Path:
+    """``path`` resolved; as it is when it cannot be (a link loop: the build reports it)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def find_library(params, classes: tuple[str, ...], labelled: Iterable[Path],
                  skip: tuple[Path, ...] = ()) -> Library:
     """The library of ``params`` (``paths.unlabelled_dir`` and ``paths.labels_file``): its
-    audio files minus those already labelled (``labelled_files``: resolved paths of the
-    class folders' tracks, which are never counted twice) and minus the labels file's."""
+    audio files minus those already labelled (``labelled``: the class folders' tracks,
+    never counted twice) and minus the labels file's."""
     root = params.paths.unlabelled_dir
     library = Library(root=root)
+    if root is None and params.paths.labels_file is None:
+        return library
+    labelled_files = {real_path(p) for p in labelled}
     if params.paths.labels_file is not None:
         _read_labels(params.paths.labels_file, classes, root, labelled_files, library)
     if root is None:
@@ -71,7 +83,7 @@ def find_library(params, classes: tuple[str, ...], labelled_files: set[Path],
     for path, kind in walk_audio(root, skipped):
         if kind != "audio":
             continue
-        real = path.resolve()
+        real = real_path(path)
         if real in labelled_files or real in answered:
             continue
         library.files[_key(path, root)] = path
@@ -145,7 +157,7 @@ def _check_row(row: list[str], col_path: int, col_label: int, classes: tuple[str
     track = Path(raw) if Path(raw).is_absolute() else base / raw
     if not track.is_file():
         return f"'{shown(raw)}' is not a file; expected the path of an audio file (not used)"
-    real = track.resolve()
+    real = real_path(track)
     if real in labelled_files:
         return None  # already in a class folder: the folder's class counts
     return real, label
