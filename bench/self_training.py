@@ -19,7 +19,9 @@ set of labelled artists). Methods (``--methods``):
 - ``lp:A:K:T``: the same, but the track scores are first propagated over the k-NN graph
   (K neighbours) of labelled and library tracks (weight A, labelled tracks clamped to
   their truth: :mod:`slapp.models.self_training`);
-- ``rc``: the library's embeddings re-centred on the labelled mean before scoring.
+- ``rc``: the library's embeddings re-centred on the labelled mean before scoring;
+- ``stw:T:W``: ``st:T`` with the pseudo-labelled snippets weighted W in the loss;
+- ``sta:T:A``: ``st:T`` keeping only tracks whose snippets vote the label in share ≥ A.
 
 Protocols: ``--protocol folds`` (choose here): 5 artist-disjoint folds of the labelled
 collection; each fold's held-out tracks are the "library" (unlabelled), the next fold
@@ -133,11 +135,19 @@ def run_method(method, labelled, lab_y, val, val_y, library, classes, extra=()):
     else:
         threshold, spread = float(args[0]), scores
     keep, labels = st.pseudo_labels(spread, threshold)
+    if kind == "sta":  # and most snippets vote for the label
+        agree = float(args[1])
+        votes = [np.mean(model.predict(library[i]["emb"], verbose=0).argmax(1) == c)
+                 for i, c in zip(keep, labels)]
+        keep, labels = keep[np.array(votes) >= agree], labels[np.array(votes) >= agree]
     user = {i for i, _ in extra}
     keep_labels = [(i, c) for i, c in zip(keep, labels) if i not in user]
     x2, y2, _ = snippets(train + [library[i] for i, _ in keep_labels],
                          train_y + [c for _, c in keep_labels])
-    model = fit_head(x2, y2, xv, yv, n)
+    weights = None
+    if kind == "stw":  # pseudo-labelled rows count less
+        weights = np.where(np.arange(len(y2)) < len(x), 1.0, float(args[1])).astype(np.float32)
+    model = fit_head(x2, y2, xv, yv, n, weights=weights)
     return track_scores(model, library)
 
 

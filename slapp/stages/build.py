@@ -177,14 +177,7 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                              gone=sorted(k for k, e in old.items() if k not in dataset.files
                                          and layout.track_file(k).exists()),
                              collection=collection, library=lib)
-        if changed:
-            logger.info("%d track(s) changed since they were cached: rebuilding them",
-                        len(changed))
-        if todo:
-            logger.info("%d tracks to build (%d already cached), %d workers (%s engine)", len(todo),
-                        len(keys) - len(todo), min(params.n_workers, len(todo)), params.engine.kind)
-        else:
-            logger.info("nothing to do: all %d tracks are cached", len(keys))
+        _log_plan(params, len(keys), len(todo), len(changed))
         results: dict[str, dict] = {}
         lib_results: dict[str, dict] = {}
         try:
@@ -204,6 +197,16 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
         finish_library(lib, lib_results)
         _finish(report, keys, split, layout, results, old, start)
     return report
+
+
+def _log_plan(params: PipelineParams, n_keys: int, n_todo: int, n_changed: int) -> None:
+    if n_changed:
+        logger.info("%d track(s) changed since they were cached: rebuilding them", n_changed)
+    if n_todo:
+        logger.info("%d tracks to build (%d already cached), %d workers (%s engine)", n_todo,
+                    n_keys - n_todo, min(params.n_workers, n_todo), params.engine.kind)
+    else:
+        logger.info("nothing to do: all %d tracks are cached", n_keys)
 
 
 def _split_and_record(params: PipelineParams, dataset: Dataset, layout: BuildLayout,
