@@ -40,7 +40,8 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
                                  "unlabelled_dir": str(library)},
                           slicing={"overlap_seconds": 2.0, "max_snippets_per_track": 3},
                           training={"epochs": 20, "learning_rate": 0.01, "batch_size": 8,
-                                    "library": {"min_confidence": 0.5}})
+                                    "library": {"min_confidence": 0.5, "suggest": 4,
+                                                "method": "self-train"}})
     run_stages(params, "build", "process", "train")
     out = capsys.readouterr().out
     assert ("library (paths.unlabelled_dir, for training only): 7 unlabelled tracks, "
@@ -57,6 +58,16 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
     assert not any("inbox" in k for c in split.values() for p in c.values() for k in p)
     bundle = json.loads((root / "model" / "bundle.json").read_text())
     assert bundle["trained"]["library"] == joined[0].strip()
+    # stage 3 keeps 4 library tracks to label in <output_dir>/to-label.csv
+    to_label = root / "to-label.csv"
+    assert (f"  library: 4 track(s) worth labelling next added to {to_label} (listen: "
+            f"{to_label.with_suffix('.m3u8')})") in out
+    listed = list(csv.DictReader(to_label.open()))
+    assert len({r["path"] for r in listed}) == 4
+    assert {r["path"] for r in listed} <= {str(library / "inbox" / f"track_{i}.wav")
+                                           for i in range(6)}
+    run_stages(params, "train")  # up to date: the file is left as it is
+    assert len(list(csv.DictReader(to_label.open()))) == 4
     assert bundle["signature"]["arrays"]["library"]  # a changed library retrains
 
     # --suggest: the CSV to fill and the playlist; no track twice

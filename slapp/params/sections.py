@@ -108,14 +108,18 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class LibraryParams:
-    """``training.library``: how stage 3 learns from ``paths.unlabelled_dir``
+    """``training.library``: what stage 3 does with ``paths.unlabelled_dir``
     (:mod:`slapp.models.self_training`; BENCHMARKS.md, "Learning from the library")."""
 
-    # the folds of gtzan-mini could not tell the two apart: the simpler one
-    method: str = param("self-train", "str", choices=("self-train", "propagate", "off"),
-                        doc="self-train: library tracks the first model labels confidently "
-                            "join training; propagate: their scores are first smoothed over "
-                            "each track's nearest neighbours; off: the library is not used")
+    suggest: int = param(10, "int", lo=0, hi=10000,
+                         doc="keep this many library tracks to label in the labels file "
+                             "(paths.labels_file, else <output_dir>/to-label.csv); 0: none")
+    # off: on gtzan-mini's artist folds neither method labelled the held-out artists
+    # better (a small labelled collection: worse); BENCHMARKS.md
+    method: str = param("off", "str", choices=("off", "self-train", "propagate"),
+                        doc="self-train: a second round adds the library tracks the first "
+                            "model labels confidently; propagate: their scores are first "
+                            "smoothed over each track's nearest neighbours; off: no round")
     min_confidence: float = param(0.8, "float", lo=0.0, hi=1.0, lo_open=True,
                                   doc="a library track joins training with this score or more")
     neighbours: int = param(10, "int", lo=1, hi=1000)

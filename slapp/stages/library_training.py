@@ -9,6 +9,7 @@ and the round resumes like the first one. Validation and test stay labelled trac
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +42,55 @@ class Pseudo:
                 "on labelled tracks only")
 
 
-def uses_library(params, arrays: ArraysLayout) -> bool:
-    """Whether stage 3 learns from the library: a method is set and stage 2 embedded one."""
-    return (params.training.library.method != "off"
-            and params.paths.unlabelled_dir is not None
+def has_library(params, arrays: ArraysLayout) -> bool:
+    """Whether stage 2 embedded a library for this run."""
+    return (params.paths.unlabelled_dir is not None
             and arrays.library_file.exists() and arrays.array("library", "E").exists())
+
+
+def uses_library(params, arrays: ArraysLayout) -> bool:
+    """Whether stage 3 trains a second round on the library."""
+    return params.training.library.method != "off" and has_library(params, arrays)
+
+
+def suggest_from_library(params, arrays: ArraysLayout, model, classes: list[str]
+                         ) -> list[str]:
+    """Keep ``training.library.suggest`` library tracks waiting for a label in the labels
+    file (``paths.labels_file``, else ``<output_dir>/to-label.csv``): the trained
+    ``model``'s scores and the cached embeddings of each track pick the new ones
+    (:mod:`slapp.stages.suggestions`). Returns the summary's lines."""
+    from slapp.stages.outputs import TrackResult
+    from slapp.stages.suggestions import unanswered, write_suggestions
+    from slapp.store.unlabelled import library_layout
+
+    want = params.training.library.suggest
+    target = params.paths.labels_file or Path(params.paths.output_dir) / "to-label.csv"
+    waiting = unanswered(target)
+    if not want or not has_library(params, arrays):
+        return []
+    if waiting >= want:
+        return [f"  {waiting} library track(s) in {target} still wait for a label"]
+    lib_e = np.load(arrays.array("library", "E"))
+    lib_t = np.load(arrays.array("library", "track"))
+    keys = read_json(arrays.library_file)["keys"]
+    scores = track_scores(model, lib_e, lib_t, len(keys))
+    emb = st.track_means(lib_e, lib_t, len(keys))
+    entries = read_json(library_layout(params).manifest_file)["tracks"]
+    root = Path(params.paths.unlabelled_dir)
+    results = [TrackResult(path=str(root / key), label=classes[int(np.argmax(row))],
+                           confidence=float(np.max(row)),
+                           scores={c: float(v) for c, v in zip(classes, row)},
+                           seconds=entries.get(key, {}).get("seconds"),
+                           embedding=e.tolist())
+               for key, row, e in zip(keys, scores, emb)]
+    try:
+        done = write_suggestions(results, want - waiting, target)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return [f"  library: could not update {target} with tracks to label ({exc}); the "
+                "bundle is written"]
+    return [f"  library: {len(done.new)} track(s) worth labelling next added to {target} "
+            f"(listen: {done.playlist}); fill in their label column, set paths.labels_file "
+            "to it and train again"]
 
 
 def track_scores(model, rows: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:

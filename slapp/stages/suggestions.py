@@ -61,6 +61,14 @@ def _read_rows(csv_file: Path) -> list[dict]:
         return [row for row in csv.DictReader(f) if row.get("path")]
 
 
+def unanswered(csv_file: Path) -> int:
+    """Rows of ``csv_file`` (if any) without a label."""
+    try:
+        return sum(not (r.get("label") or "").strip() for r in _read_rows(csv_file))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0
+
+
 def write_suggestions(results: list, n: int, csv_file: Path) -> Suggested:
     """Choose ``n`` of the labelled ``results`` (TrackResult) and write ``csv_file`` and
     ``<csv_file stem>.m3u8`` beside it."""

@@ -32,7 +32,7 @@ from slapp.params import PipelineParams
 from slapp.stages import bundle as bundle_io
 from slapp.stages.evaluate import plot_curves
 from slapp.stages.train_report import TrainReport
-from slapp.stages.library_training import pseudo_label, uses_library
+from slapp.stages.library_training import pseudo_label, suggest_from_library, uses_library
 from slapp.stages.held_out import EVAL_SPLITS, evaluate_held_out, keras_scorer, write_evaluation
 from slapp.store import cache
 from slapp.store.artists import heard_tracks, training_artists
@@ -129,6 +129,7 @@ def train_crnn(params: PipelineParams, *, retrain: bool = False, restart: bool =
                                                           fitted.stopped)
         report.train_snippets = fitted.train_snippets
         _write_bundle(params, fitted, x_files, arrays, classes, signature, report)
+        report.suggested = suggest_from_library(params, arrays, fitted.model, classes)
         report.seconds = time.monotonic() - started
         shutil.rmtree(layout.root)
     return report

@@ -24,6 +24,7 @@ class TrainReport:
     best: str = ""      # the kept epoch's validation figures
     artists: list[str] = field(default_factory=list)  # artists per class, warnings
     library: str = ""   # what the unlabelled library added to training
+    suggested: list[str] = field(default_factory=list)  # the library tracks to label
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -51,4 +52,5 @@ class TrainReport:
         if not self.metrics and not self.up_to_date:
             lines.append("  no validation or test tracks: nothing to evaluate")
         lines.append(f"model bundle: {self.bundle_dir}")
+        lines += self.suggested
         return lines
