@@ -5,6 +5,7 @@ representative and never near-copies."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,7 +170,8 @@ def test_second_round_head_learns_the_moved_cluster(tmp_path):
     np.save(arrays.array("library", "track"), np.repeat(np.arange(len(library)), per))
     arrays.library_file.write_text(json.dumps({"keys": [f"t{i}" for i in range(len(library))]}))
     params = params_from_dict({"paths": {"input_dir": "x", "unlabelled_dir": "lib"},
-                               "training": {"library": {"neighbours": 4, "alpha": 0.95,
+                               "training": {"library": {"method": "propagate",
+                                                        "neighbours": 4, "alpha": 0.95,
                                                         "min_confidence": 0.6}}})
 
     def fit(x, labels):
@@ -200,3 +202,40 @@ def test_second_round_head_learns_the_moved_cluster(tmp_path):
     after = track_scores(second, lib_e, lib_t, len(library))
     assert (after[far_rows].argmax(1) == 0).all()
     assert (after[-len(lib_b):].argmax(1) == 1).all()  # the other class stays
+
+
+def test_suggestions_file_keeps_earlier_rows_and_works_without_embeddings(tmp_path):
+    """A CRNN bundle gives no embedding: suggestions spread over the class scores; a
+    second call keeps the first rows (and an answer) and never lists a track twice."""
+    import csv
+
+    from slapp.stages.outputs import TrackResult
+    from slapp.stages.suggestions import unanswered, write_suggestions
+
+    results = []
+    for i in range(8):
+        path = tmp_path / "lib" / f"t{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"")
+        p = 0.5 + 0.05 * i
+        results.append(TrackResult(path=str(path), label="a", confidence=p,
+                                   scores={"a": p, "b": 1 - p}, seconds=3.0))
+    target = tmp_path / "to-label.csv"
+    first = write_suggestions(results, 3, target)
+    assert first.by_class_space and len(first.new) == 3
+    assert first.new[0].path == results[0].path  # the most uncertain first
+    rows = list(csv.DictReader(target.open()))
+    assert [r["path"] for r in rows] == [r.path for r in first.new]
+    rows[0]["label"] = "b"
+    with target.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert unanswered(target) == 2
+    second = write_suggestions(results, 2, target)
+    again = list(csv.DictReader(target.open()))
+    assert second.kept == 3 and second.answered == 1
+    assert again[0]["label"] == "b" and len(again) == 5
+    assert len({r["path"] for r in again}) == 5
+    playlist = target.with_suffix(".m3u8").read_text().splitlines()
+    assert playlist[0] == "#EXTM3U" and playlist[2] == "lib/" + Path(second.new[0].path).name

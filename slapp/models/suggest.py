@@ -28,14 +28,16 @@ def worth(scores: np.ndarray, unit: np.ndarray, *, k: int = NEIGHBOURS) -> np.nd
 
 
 def suggest_tracks(scores: np.ndarray, embeddings: np.ndarray, n: int, *,
-                   groups: list | None = None, redundancy: float = 1.0) -> np.ndarray:
+                   groups: list | None = None, redundancy: float = 1.0,
+                   near_copy: float = NEAR_COPY) -> np.ndarray:
     """Indices of the ``n`` tracks to label next, best first.
 
     ``scores`` ``(n_tracks, n_classes)``: the model's track scores; ``embeddings``
     ``(n_tracks, width)``: mean snippet embeddings (or any per-track vector); ``groups``:
     per track an artist (or None): a group already picked waits until every other
     group has had a turn. A track whose cosine similarity to a picked one exceeds
-    :data:`NEAR_COPY` is never picked.
+    ``near_copy`` is never picked (1.0: only the picked tracks themselves, for vectors
+    that are not embeddings).
     """
     count = len(scores)
     if count == 0 or n <= 0:
@@ -61,5 +63,6 @@ def suggest_tracks(scores: np.ndarray, embeddings: np.ndarray, n: int, *,
             used_groups.add(groups[best])
         sim = unit @ unit[best]
         closest = np.maximum(closest, sim)
-        open_ &= closest <= NEAR_COPY
+        open_ &= closest <= near_copy
+        open_[best] = False
     return np.asarray(picked, np.int64)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slapp.models.suggest import suggest_tracks
+from slapp.models.suggest import NEAR_COPY, suggest_tracks
 from slapp.stages.playlists import playlist_entry
 from slapp.store.artists import read_artist
 from slapp.store.atomic import atomic_write
@@ -80,7 +80,8 @@ def write_suggestions(results: list, n: int, csv_file: Path) -> Suggested:
     has_emb = bool(pool) and all(r.embedding is not None for r in pool)
     emb = np.array([r.embedding for r in pool]) if has_emb else scores
     artists = [read_artist(r.path) if Path(r.path).is_file() else None for r in pool]
-    chosen = [pool[i] for i in suggest_tracks(scores, emb, n, groups=artists)]
+    chosen = [pool[i] for i in suggest_tracks(scores, emb, n, groups=artists,
+                                              near_copy=NEAR_COPY if has_emb else 1.0)]
     by_path = {id(r): a for r, a in zip(pool, artists)}
     new_rows = [{"path": str(real_path(Path(r.path))), "label": "", "guess": r.label,
                  "confidence": f"{r.confidence:.3f}", "artist": by_path[id(r)] or ""}
