@@ -101,3 +101,44 @@ def test_ctrl_c_or_sigterm_exits_cleanly_and_rerun_continues(tmp_path, slow_data
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert f"{24 - done} cached now, {done} already cached" in out
+
+
+def test_kill_9_while_building_the_library_then_rerun_gives_the_same_library(
+        tmp_path, slow_dataset, reference):
+    """The unlabelled library (paths.unlabelled_dir) has the labelled tracks' guarantees:
+    killed at several moments, a re-run ends with the cache an uninterrupted run makes,
+    and the library never enters the split."""
+    import json
+
+    library = make_dataset(tmp_path / "lib", classes=("x",), per_class=10, seconds=12.0)
+    ref_out, out = tmp_path / "ref", tmp_path / "out"
+    raw_params = {target: write_params(
+        tmp_path / f"{target.name}.json", slow_dataset, target, workers=2,
+        slicing={"max_snippets_per_track": None},
+        paths={"input_dir": str(slow_dataset), "output_dir": str(target),
+               "unlabelled_dir": str(library)}) for target in (ref_out, out)}
+    proc = start(raw_params[ref_out])
+    assert proc.wait(180) == 0, proc.stderr.read()
+    kills = 0
+    for n in (1, 4, 8):
+        proc = start(raw_params[out])
+        if not wait_for_files(out / "library" / "cache", n, proc):
+            proc.wait(60)
+            continue
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        kills += 1
+    assert kills >= 2
+    proc = start(raw_params[out])
+    stdout, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert "library (paths.unlabelled_dir, for training only): 10 unlabelled tracks, 10 cached" in stdout
+    got = cache_contents(out / "library")
+    want = cache_contents(ref_out / "library")
+    assert sorted(got) == sorted(want) and len(got) == 10
+    for key in want:
+        assert np.array_equal(got[key][0], want[key][0]), key
+    manifest = json.loads((out / "library" / "build_manifest.json").read_text())
+    assert manifest["complete"] and {e["status"] for e in manifest["tracks"].values()} == {"done"}
+    split = json.loads((out / "train_val_test_dict.json").read_text())
+    assert not any(k.startswith("x/") for c in split.values() for p in c.values() for k in p)
