@@ -61,7 +61,8 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
     # stage 3 keeps 4 library tracks to label in <output_dir>/to-label.csv
     to_label = root / "to-label.csv"
     assert (f"  library: 4 track(s) worth labelling next added to {to_label} (listen: "
-            f"{to_label.with_suffix('.m3u8')})") in out
+            f"{to_label.with_suffix('.m3u8')}); fill in their label column, set "
+            "paths.labels_file to it and train again") in out
     listed = list(csv.DictReader(to_label.open()))
     assert len({r["path"] for r in listed}) == 4
     assert {r["path"] for r in listed} <= {str(library / "inbox" / f"track_{i}.wav")

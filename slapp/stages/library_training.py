@@ -88,9 +88,10 @@ def suggest_from_library(params, arrays: ArraysLayout, model, classes: list[str]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         return [f"  library: could not update {target} with tracks to label ({exc}); the "
                 "bundle is written"]
+    then = ("train again" if params.paths.labels_file else
+            "set paths.labels_file to it and train again")
     return [f"  library: {len(done.new)} track(s) worth labelling next added to {target} "
-            f"(listen: {done.playlist}); fill in their label column, set paths.labels_file "
-            "to it and train again"]
+            f"(listen: {done.playlist}); fill in their label column, {then}"]
 
 
 def track_scores(model, rows: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:
