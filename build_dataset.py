@@ -20,7 +20,10 @@ def get_parser():
         "Re-running skips tracks already cached, rebuilds those whose file changed, and "
         "retries failed ones; Ctrl-C, SIGTERM or a kill loses only the tracks in progress "
         "(exit 130 / 143). Operating-system clutter (__MACOSX, @eaDir, Thumbs.db, ._* ...) "
-        "and slapp's own output folders are ignored and listed.")
+        "and slapp's own output folders are ignored and listed. With paths.unlabelled_dir "
+        "(your unlabelled library) its tracks are built the same way under "
+        "output_dir/library, never in the split; with paths.labels_file the tracks you "
+        "labelled there join the training split.")
     parser.add_argument("--rebuild", action="store_true",
                         help="delete the cached features and build them again (needed "
                              "after changing audio, slicing or features parameters)")

@@ -17,7 +17,8 @@ def get_parser():
         "paths.output_dir/arrays, chunk by chunk so datasets larger than RAM work. With a "
         "pretrained backbone (the default musicnn-msd) it first embeds each cached track "
         "once, on all cores, through onnxruntime (output_dir/embeddings/; Ctrl-C and run "
-        "again: only the rest is embedded) and adds the E arrays the head trains on. A "
+        "again: only the rest is embedded) and adds the E arrays the head trains on (and "
+        "the library's, with paths.unlabelled_dir). A "
         "re-run with nothing changed does nothing; an interrupted run leaves no file a "
         "later stage trusts.")
     parser.add_argument("--skip-failed", action="store_true",

@@ -22,7 +22,11 @@ def get_parser():
         "prediction runs without TensorFlow) and evaluates on the validation and test "
         "tracks (snippet accuracy; track accuracy with the tracks labelled as "
         "predict_track.py labels them; macro-F1, confusion matrices, curves). Stopped at "
-        "any moment, the same command continues from the last finished epoch.")
+        "any moment, the same command continues from the last finished epoch. With "
+        "paths.unlabelled_dir it ends with the library tracks worth labelling next, "
+        "written to paths.labels_file (else output_dir/to-label.csv), and with "
+        "training.library.method self-train or propagate it trains a second round on the "
+        "library tracks it labels confidently.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--summary", action="store_true",
                       help="print the model's layers and parameter count, and exit")

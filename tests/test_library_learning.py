@@ -152,3 +152,21 @@ def test_a_missing_library_folder_is_one_clear_error(tmp_path, capsys):
     assert err == [f"error: Library folder '{tmp_path / 'nowhere'}' (paths.unlabelled_dir) "
                    "does not exist or is not a folder. Expected a folder of audio files (any "
                    "sub-folders), or null."]
+
+
+def test_the_crnn_ignores_the_library_with_one_warning(tmp_path, capsys):
+    from conftest import TINY
+
+    music = make_dataset(tmp_path / "music")
+    library = _library(tmp_path / "library")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          model={"backbone": "crnn", **TINY["model"]},
+                          paths={"input_dir": str(music), "output_dir": str(tmp_path / "out"),
+                                 "unlabelled_dir": str(library)})
+    run_stages(params, "build", "process")
+    printed = capsys.readouterr()
+    warnings = [line for line in (printed.out + printed.err).splitlines()
+                if "unlabelled_dir is set" in line]
+    assert warnings == ["WARNING: paths.unlabelled_dir is set, but the crnn backbone does not "
+                        "learn from an unlabelled library (the musicnn backbones do): ignored"]
+    assert not (tmp_path / "out" / "arrays" / "library.json").exists()
