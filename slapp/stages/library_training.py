@@ -75,7 +75,8 @@ def suggest_from_library(params, arrays: ArraysLayout, model, classes: list[str]
     keys = read_json(arrays.library_file)["keys"]
     scores = track_scores(model, lib_e, lib_t, len(keys))
     emb = st.track_means(lib_e, lib_t, len(keys))
-    entries = read_json(library_layout(params).manifest_file)["tracks"]
+    manifest = library_layout(params).manifest_file
+    entries = read_json(manifest)["tracks"] if manifest.exists() else {}
     root = Path(params.paths.unlabelled_dir)
     results = [TrackResult(path=str(root / key), label=classes[int(np.argmax(row))],
                            confidence=float(np.max(row)),
