@@ -168,8 +168,8 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
         lib = plan_library(params, library, library_layout(params), fingerprint,
                            rebuild=rebuild)
         keys = sorted(dataset.files)
-        old = _old_manifest(layout)
-        changed = _changed_sources(keys, dataset, layout, old)
+        old = cache.manifest_entries(layout)
+        changed = cache.drop_changed(dataset.files, layout, old)
         todo = [k for k in keys if not layout.track_file(k).exists()]
         report = BuildReport(layout=layout, n_tracks=len(keys),
                              cached_before=len(keys) - len(todo),
@@ -227,36 +227,6 @@ def _split_and_record(params: PipelineParams, dataset: Dataset, layout: BuildLay
         "split_origin": split_origin(params.split), "split_method": method,
         "artists": artists}, tmp_dir=layout.tmp_dir)
     return split, collection_lines(split, artists, method, why)
-
-
-def _old_manifest(layout: BuildLayout) -> dict[str, dict]:
-    """The previous run's manifest entries (empty when none or unreadable)."""
-    if layout.manifest_file.exists():
-        try:
-            return read_json(layout.manifest_file).get("tracks", {})
-        except StageError:
-            pass
-    return {}
-
-
-def _changed_sources(keys: list[str], dataset: Dataset, layout: BuildLayout,
-                     old: dict[str, dict]) -> list[str]:
-    """Cached tracks whose audio file's size or modification time differ from what their
-    cache recorded; their cache files are deleted (so they are rebuilt)."""
-    changed = []
-    for key in keys:
-        path = layout.track_file(key)
-        if not path.exists():
-            continue
-        recorded = old.get(key, {}).get("file") or cache.cached_source(path)
-        try:
-            now = cache.source_stat(dataset.files[key])
-        except OSError:
-            continue  # vanished since the scan: its build will report it
-        if recorded is not None and list(recorded) != now:
-            path.unlink()
-            changed.append(key)
-    return changed
 
 
 def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayout,

@@ -42,6 +42,9 @@ class LibraryBuild:
                 f"{self.cached_before} of them already, {len(self.failed)} failed"
                 + (f", {self.pending} not done yet" if self.pending else ""))
             lines += [f"  failed: {key}: {why}" for key, why in sorted(self.failed.items())]
+            if self.changed:
+                lines.append(f"  rebuilt {len(self.changed)} library track(s) whose file "
+                             "changed since it was cached")
         answered = sum(len(v) for v in lib.labelled.values())
         if answered or lib.problems:
             lines.append(f"labels file (paths.labels_file): {answered} track(s) labelled, "
@@ -79,36 +82,18 @@ def plan_library(params, library: Library, layout: BuildLayout, fingerprint: str
     write_json(layout.info_file, {"stage": "build_dataset (library)",
                                   "library_dir": str(library.root),
                                   "fingerprint": fingerprint}, tmp_dir=layout.tmp_dir)
-    old = _old_entries(layout)
-    for key, path in library.files.items():
-        cached = layout.track_file(key)
-        if cached.exists():
-            recorded = old.get(key, {}).get("file") or cache.cached_source(cached)
-            try:
-                now = cache.source_stat(path)
-            except OSError:
-                continue
-            if recorded is not None and list(recorded) != now:
-                cached.unlink()
-                plan.changed.append(key)
+    plan.changed = cache.drop_changed(library.files, layout, cache.manifest_entries(layout))
     plan.todo = [TrackTask(k, p, params, layout, fingerprint)
                  for k, p in sorted(library.files.items()) if not layout.track_file(k).exists()]
     plan.cached_before = len(library.files) - len(plan.todo)
     return plan
 
 
-def _old_entries(layout: BuildLayout) -> dict[str, dict]:
-    try:
-        return read_json(layout.manifest_file).get("tracks", {})
-    except Exception:  # missing or unreadable: nothing is trusted, files are re-checked
-        return {}
-
-
 def finish_library(plan: LibraryBuild, results: dict[str, dict]) -> None:
     """Write the library's manifest (atomically) and fill ``plan``'s counts."""
     if plan.library.root is None:
         return
-    layout, old = plan.layout, _old_entries(plan.layout)
+    layout, old = plan.layout, cache.manifest_entries(plan.layout)
     tracks = {}
     for key in sorted(plan.library.files):
         if key in results:

@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from slapp.store.atomic import write_npz
+from slapp.store.atomic import read_json, write_npz
 from slapp.errors import StageError
 from slapp.store.layout import BuildLayout
 
@@ -111,3 +111,34 @@ def remove_cache(layout: BuildLayout) -> None:
         shutil.rmtree(layout.cache_dir)
     if layout.manifest_file.exists():
         os.unlink(layout.manifest_file)
+
+
+def manifest_entries(layout: BuildLayout) -> dict[str, dict]:
+    """The previous build run's per-track manifest entries (empty when none or
+    unreadable)."""
+    if layout.manifest_file.exists():
+        try:
+            return read_json(layout.manifest_file).get("tracks", {})
+        except StageError:
+            pass
+    return {}
+
+
+def drop_changed(files: dict, layout: BuildLayout, old: dict[str, dict]) -> list[str]:
+    """Keys of ``files`` (key → audio file) whose cached track was made from the file at
+    another size or modification time than it has now (``old``: the manifest entries);
+    their cache files are deleted, so they are rebuilt."""
+    changed = []
+    for key in sorted(files):
+        path = layout.track_file(key)
+        if not path.exists():
+            continue
+        recorded = old.get(key, {}).get("file") or cached_source(path)
+        try:
+            now = source_stat(files[key])
+        except OSError:
+            continue  # vanished since the scan: its build will report it
+        if recorded is not None and list(recorded) != now:
+            path.unlink()
+            changed.append(key)
+    return changed
