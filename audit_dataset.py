@@ -29,7 +29,7 @@ def main(argv=None) -> int:
 
     def job():
         from slapp.params import load_params
-        from slapp.stages.audit import audit_collection
+        from slapp.stages.audit.audit import audit_collection
 
         report = audit_collection(load_params(args.params), progress=not args.quiet)
         print("\n".join(report.summary()))

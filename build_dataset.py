@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     setup_logging(args.quiet)
 
     def job():
-        from slapp.stages.build import build_dataset
+        from slapp.stages.build.dataset import build_dataset
         from slapp.params import load_params
 
         params = load_params(args.params)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from slapp.cli import make_parser, run_script, setup_logging
 from slapp.dsp.aggregate import RULES
-from slapp.stages.predict import PredictOptions
+from slapp.stages.label.predict import PredictOptions
 
-from slapp.stages.library import LibraryOptions
+from slapp.stages.deliver.deliver import LibraryOptions
 
 DEFAULTS = PredictOptions()
 LIBRARY = LibraryOptions()
@@ -126,8 +126,8 @@ def main(argv=None) -> int:
     def job():
         from slapp.errors import StageError
         from slapp.params import load_params
-        from slapp.stages.bundle import load_bundle
-        from slapp.stages.predict import predict_tracks
+        from slapp.stages.train.bundle import load_bundle
+        from slapp.stages.label.predict import predict_tracks
 
         if args.undo_tags is not None:
             return _undo(args.undo_tags, args.force)
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         print(report.table())
         print("\n".join(report.summary()))
         if args.suggest:
-            from slapp.stages.suggestions import write_suggestions
+            from slapp.stages.train.suggestions import write_suggestions
 
             target = args.suggest_file or (current.paths.labels_file if current else None)
             done = write_suggestions(report.results, args.suggest,
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
 def _undo(journal: Path | bool, force: bool) -> int:
     """``--undo-tags [JOURNAL] [--force]``: undo one journal, or list the recent ones."""
     from slapp.store.discovery import shown
-    from slapp.stages.tags import journal_folder, recent_journals, undo_tags
+    from slapp.stages.deliver.tags import journal_folder, recent_journals, undo_tags
 
     if journal is True:  # --undo-tags alone
         found = recent_journals()

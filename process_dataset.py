@@ -33,7 +33,7 @@ def main(argv=None) -> int:
 
     def job():
         from slapp.params import load_params
-        from slapp.stages.process import process_dataset
+        from slapp.stages.process.arrays import process_dataset
 
         report = process_dataset(load_params(args.params), skip_failed=args.skip_failed,
                                  progress=not args.quiet)

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         from slapp.params import load_params
 
         params = load_params(args.params)
-        from slapp.stages import train
+        from slapp.stages.train import training as train
 
         if args.summary:
             print(train.model_summary(params))

@@ -19,7 +19,7 @@ are skipped (``--force`` labels them again). ``--pretend`` shows what would chan
 ``--undo`` puts the previous values back, except where the field no longer holds slapp's
 label (you changed it since: it is left and listed). Items below ``min_confidence`` keep
 their field; ``beet ls slapp_check:1`` lists them. The work is
-:mod:`slapp.stages.beets_library`.
+:mod:`slapp.stages.deliver.beets`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class SlappPlugin(BeetsPlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        from slapp.stages.beets_library import default_field
+        from slapp.stages.deliver.beets import default_field
 
         self.config.add({"model": None, "field": default_field(), "min_confidence": 0.5,
                          "auto": False})
@@ -60,14 +60,14 @@ class SlappPlugin(BeetsPlugin):
         return [cmd]
 
     def _options(self, write: bool, force: bool = False, pretend: bool = False):
-        from slapp.stages.beets_library import LabelOptions
+        from slapp.stages.deliver.beets import LabelOptions
 
         return LabelOptions(field=self.config["field"].as_str(),
                             min_confidence=self.config["min_confidence"].as_number(),
                             write=write, force=force, pretend=pretend)
 
     def command(self, lib, opts, args) -> None:
-        from slapp.stages.beets_library import label_items, undo_items
+        from slapp.stages.deliver.beets import label_items, undo_items
 
         items = list(lib.items(args))
         options = self._options(ui.should_write(opts.write), opts.force, opts.pretend)
@@ -77,7 +77,7 @@ class SlappPlugin(BeetsPlugin):
             label_items(items, self.bundle(), options, self._log)
 
     def imported(self, session, task) -> None:
-        from slapp.stages.beets_library import label_items
+        from slapp.stages.deliver.beets import label_items
 
         label_items(list(task.imported_items()), self.bundle(),
                     self._options(ui.should_write()), self._log)
@@ -86,7 +86,7 @@ class SlappPlugin(BeetsPlugin):
         """The configured bundle, loaded once; a missing or bad one is a one-line error."""
         if self._bundle is None:
             from slapp.errors import SlappError
-            from slapp.stages.bundle import load_bundle
+            from slapp.stages.train.bundle import load_bundle
 
             model = self.config["model"].get()
             if not model:

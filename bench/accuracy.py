@@ -115,10 +115,10 @@ def split_for(folds, f: int) -> dict:
 
 def run_pipeline(params_file: Path, overrides: dict, work: Path, split: dict) -> dict:
     """Build (cache reused across folds) → process → train; return evaluation.json."""
-    from slapp.stages.build import build_dataset
+    from slapp.stages.build.dataset import build_dataset
     from slapp.params import load_params, params_from_dict
-    from slapp.stages.process import process_dataset
-    from slapp.stages.train import train_crnn
+    from slapp.stages.process.arrays import process_dataset
+    from slapp.stages.train.training import train_crnn
 
     base = load_params(params_file).to_dict()
     for section, values in overrides.items():
@@ -188,8 +188,8 @@ def shift_accuracies(model_dir: Path, split: dict, files: dict, classes: list[st
     """Track accuracy of the bundle in ``model_dir`` on the fold's test tracks, as
     ``predict_track.py`` labels them (default hop 2 s, sum), per ``files`` variant (clean and each
     shift), and on the clean tracks at each other hop of ``hops`` (``"hop 2s"``...)."""
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import predict_tracks
 
     bundle = load_bundle(model_dir)
     test = [(c, key) for c in classes for key in split[c]["test"]]
@@ -242,7 +242,7 @@ def head_variants(tag_dir: Path, classes: list[str], split: dict) -> dict:
 
     from slapp.dsp.aggregate import aggregate_tracks
     from slapp.models.inference import predict_probs
-    from slapp.stages.bundle import load_bundle
+    from slapp.stages.train.bundle import load_bundle
 
     for row in ("musicnn", "mtt"):  # the rows' outputs must be this fold's
         if json.loads((tag_dir / row / "split.json").read_text()) != split:
@@ -302,8 +302,8 @@ def unheard_row(params_file: Path, overrides: dict, work: Path, dataset, unheard
     label every track of ``unheard`` with predict's path: per-genre ``[right, count]``."""
     from slapp.store.artists import group_key, read_artist
     from slapp.store.split import make_split
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import predict_tracks
 
     groups = {k: group_key(read_artist(p), k) for k, p in dataset.files.items()}
     split = make_split(dataset.tracks, val_share=0.1, test_share=0.0, seed=42,
@@ -554,7 +554,7 @@ def main() -> int:
         print("\ntrack accuracy under domain shifts (predict_track.py, hop 2 s; mean ± sd):")
         print("\n".join(table))
     if results["confusion"] is not None:
-        from slapp.stages.evaluate import plot_confusion
+        from slapp.stages.label.evaluate import plot_confusion
 
         png = tag_dir / "confusion.png"
         plot_confusion(png, results["confusion"], classes,

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def labels(model_dir: str, paths: list[str], bf16: bool) -> list[str]:
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import predict_tracks
 
     bundle = load_bundle(model_dir)
     if bf16:  # the bundle's cached Scorer (the one predict uses), in bfloat16

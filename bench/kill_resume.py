@@ -121,7 +121,7 @@ def compare(stage: str, ref: Path, got: Path) -> list[str]:
             rows = list(csv.DictReader((out_g / "model" / "history.csv").open()))
             if [int(r["epoch"]) for r in rows] != list(range(len(rows))):
                 problems.append("history has missing or repeated epochs")
-            from slapp.stages.bundle import load_bundle
+            from slapp.stages.train.bundle import load_bundle
 
             load_bundle(out_g / "model")
     elif stage == "predict":

@@ -79,8 +79,8 @@ def engine_options(bundle: Path, track: Path) -> dict:
     import onnxruntime as ort
 
     from slapp.models.portable import session_options
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import Predictor
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import Predictor
 
     predictor = Predictor(load_bundle(bundle))
     prepared = predictor.prepare(track)
@@ -129,8 +129,8 @@ scorer(x)
 
 def per_track(bundle: Path, folder: Path, n: int, repeat: int) -> dict:
     """Seconds per track of predict_tracks on ``folder``, per engine (median)."""
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import PredictOptions, predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import PredictOptions, predict_tracks
 
     ways = {"onnx, every snippet": (load_bundle(bundle), PredictOptions()),
             "keras, every snippet": (load_bundle(bundle, engine="keras"), PredictOptions()),
@@ -152,8 +152,8 @@ def labels(bundle: Path) -> dict:
     """Both engines on gtzan-other-artists: how many labels differ, largest differences."""
     import numpy as np
 
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import PredictOptions, predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import PredictOptions, predict_tracks
 
     folder = DATA / "gtzan-other-artists"
     options = PredictOptions(timeline=True)

@@ -7,7 +7,7 @@ size of a new process (``ru_maxrss`` from ``wait4``), so imports, TensorFlow and
 are included:
 
 - baseline: the process that imports slapp, TensorFlow and loads the bundle, and stops;
-- build: stage 1's per-track work (:func:`slapp.stages.prepare.prepare_track` and its features: decode, checks,
+- build: stage 1's per-track work (:func:`slapp.stages.build.prepare.prepare_track` and its features: decode, checks,
   profile, snippets, features) with the default parameters;
 - predict: ``predict_track.py --quiet --model M track.mp3`` with the default-architecture
   CRNN bundle, and with a musicnn-msd bundle (``--musicnn``; up to 60 minutes: it labels
@@ -68,10 +68,10 @@ def peak_mb(cmd: list[str]) -> float:
     return usage.ru_maxrss / 1024
 
 
-BASELINE = ("import sys; from slapp.stages.bundle import load_bundle; "
-            "from slapp.stages.predict import Predictor; load_bundle(sys.argv[1])")
+BASELINE = ("import sys; from slapp.stages.train.bundle import load_bundle; "
+            "from slapp.stages.label.predict import Predictor; load_bundle(sys.argv[1])")
 BUILD = ("import sys; from slapp.params import params_from_dict; "
-         "from slapp.stages.prepare import build_starts, prepare_track; "
+         "from slapp.stages.build.prepare import build_starts, prepare_track; "
          "p = params_from_dict({'paths': {'input_dir': '.'}}); "
          "t = prepare_track(sys.argv[1], p); t.features(build_starts(t, p, key='x'), p)")
 

@@ -2,7 +2,7 @@
 """Time to first screen of ``predict_track.py --report`` pages in headless Chromium.
 
 Writes pages of N synthetic results (10 classes, 90-snippet timelines, as a 3-minute track
-at the default hop gives) with :func:`slapp.stages.page.write_page`, then times Debian's
+at the default hop gives) with :func:`slapp.stages.deliver.page.write_page`, then times Debian's
 ``chromium --headless --screenshot`` of each (the wall time of the whole command: start,
 parse, script, layout, paint, PNG). The 10-track page is the baseline measured in the same
 run; what grows beyond it is the page's own cost.
@@ -33,7 +33,7 @@ CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disabl
 def fake_report(n: int, folder: Path):
     import numpy as np
 
-    from slapp.stages.outputs import PredictReport, TrackResult
+    from slapp.stages.label.outputs import PredictReport, TrackResult
 
     classes = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
                "reggae", "rock"]
@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("--tracks", type=int, nargs="+", default=[10, 2000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    from slapp.stages.page import write_page
+    from slapp.stages.deliver.page import write_page
 
     work = Path(tempfile.mkdtemp(prefix="slapp-page-"))
     print(f"command: python bench/page_speed.py --tracks "

@@ -10,7 +10,7 @@ model-only floors : the bundle's network on each track's snippet batch (hop 1 s)
         :class:`slapp.models.inference.Scorer` (one traced function, fixed batch of 64) plain,
         with XLA (``jit``) and with oneDNN bfloat16 (run in a subprocess: the option is
         process-wide).
-slapp : ``slapp.stages.predict.predict_tracks`` on the folder with the loaded bundle (what
+slapp : ``slapp.stages.label.predict.predict_tracks`` on the folder with the loaded bundle (what
         predict_track.py runs after loading): decode, checks, levelling, features,
         network, aggregation, the table; the next track is prepared in a background
         thread while the network runs.
@@ -115,9 +115,9 @@ def bf16_child(model_dir: str, tracks: list[str], repeat: int, out: str) -> None
     import numpy as np
 
     from keras_options import option_scorer
-    from slapp.stages.bundle import load_bundle
+    from slapp.stages.train.bundle import load_bundle
     from slapp.models.inference import Scorer
-    from slapp.stages.predict import Predictor
+    from slapp.stages.label.predict import Predictor
 
     bundle = load_bundle(model_dir)
     predictor = Predictor(bundle)
@@ -137,7 +137,7 @@ def bf16_child(model_dir: str, tracks: list[str], repeat: int, out: str) -> None
 
 
 def slapp_run(bundle, paths: list[str]) -> float:
-    from slapp.stages.predict import predict_tracks
+    from slapp.stages.label.predict import predict_tracks
 
     start = time.perf_counter()
     report = predict_tracks(paths, bundle=bundle, progress=False)
@@ -149,7 +149,7 @@ def slapp_run(bundle, paths: list[str]) -> float:
 def stages(bundle, path: Path, repeat: int) -> dict[str, float]:
     from slapp.dsp.audio import decode as decode_file
     from slapp.dsp.slicing import track_starts
-    from slapp.stages.prepare import prepare_track
+    from slapp.stages.build.prepare import prepare_track
 
     p = bundle.params
     decode = statistics.median(timed(lambda: decode_file(path, sample_rate=p.audio.sample_rate))
@@ -165,8 +165,8 @@ def stages(bundle, path: Path, repeat: int) -> dict[str, float]:
 COLD = r"""
 import time, sys
 t0 = time.perf_counter()
-from slapp.stages.predict import predict_tracks
-from slapp.stages.bundle import load_bundle
+from slapp.stages.label.predict import predict_tracks
+from slapp.stages.train.bundle import load_bundle
 t1 = time.perf_counter()
 bundle = load_bundle(sys.argv[1])
 t2 = time.perf_counter()
@@ -205,8 +205,8 @@ def main() -> int:
                    args.bf16_child[1])
         return 0
 
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import Predictor
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import Predictor
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

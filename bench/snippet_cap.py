@@ -52,7 +52,7 @@ def make_long_tracks(unheard: Path, folder: Path, clips_per_track: int = 6) -> l
 
 def label(bundle, paths: list[Path], cap: int) -> tuple[dict[str, str], float]:
     """{path: label} and the wall seconds of one ``predict_tracks`` run."""
-    from slapp.stages.predict import PredictOptions, predict_tracks
+    from slapp.stages.label.predict import PredictOptions, predict_tracks
 
     start = time.perf_counter()
     report = predict_tracks([str(p) for p in paths], bundle=bundle,
@@ -76,7 +76,7 @@ def main() -> int:
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "slapp-bench-long"))
     args = parser.parse_args()
 
-    from slapp.stages.bundle import load_bundle
+    from slapp.stages.train.bundle import load_bundle
 
     caps = [int(c) for c in args.caps.split(",")]
     unheard = Path(args.unheard)

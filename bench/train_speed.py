@@ -46,7 +46,7 @@ def main() -> int:
     from slapp.models.keras_env import import_keras
     from slapp.params import load_params
     from slapp.store.layout import ArraysLayout
-    from slapp.stages.train import compile_model, new_model
+    from slapp.stages.train.training import compile_model, new_model
 
     keras = import_keras()
     params = load_params(args.params)

@@ -55,7 +55,7 @@ def patches(folder: Path, params, hop_seconds: float):
     musicnn-msd input path, a patch every ``hop_seconds``."""
     from slapp.dsp.slicing import snippet_starts
     from slapp.models.backbones import snippet_features
-    from slapp.stages.prepare import prepare_track
+    from slapp.stages.build.prepare import prepare_track
     from slapp.store.discovery import find_tracks
 
     data = find_tracks(folder)

@@ -64,7 +64,7 @@ def embed_folder(folder: Path, params, backbone, augments=()) -> dict:
     from slapp.store.artists import read_artist
     from slapp.store.discovery import find_tracks
     from slapp.dsp.slicing import select_snippets, snippet_starts
-    from slapp.stages.prepare import prepare_track
+    from slapp.stages.build.prepare import prepare_track
 
     data = find_tracks(folder)
     out = {}

@@ -103,7 +103,7 @@ def sounds(kind: str, seconds: float, seed: int, sr: int = 16000) -> np.ndarray:
 
 def test_wrong_labels_by_sound_rank_the_moved_track_first_and_are_cached(tmp_path,
                                                                         monkeypatch):
-    from slapp.stages import label_issues
+    from slapp.stages.audit import label_issues
 
     files, tracks, artists = {}, {}, {}
     for kind in ("pads", "drums", "bells"):
@@ -132,7 +132,7 @@ def test_wrong_labels_by_sound_rank_the_moved_track_first_and_are_cached(tmp_pat
 
 
 def test_fold_groups_keep_artists_together_but_deal_a_dominant_artist_track_by_track():
-    from slapp.stages.label_issues import fold_groups
+    from slapp.stages.audit.label_issues import fold_groups
 
     keys = ["blues/a", "blues/b", "blues/c", "jazz/d", "jazz/e", "jazz/f", "jazz/g"]
     labels = ["blues"] * 3 + ["jazz"] * 4
@@ -144,7 +144,7 @@ def test_fold_groups_keep_artists_together_but_deal_a_dominant_artist_track_by_t
 
 
 def test_the_split_file_without_leaks_moves_each_group_to_its_majority_side(tmp_path):
-    from slapp.stages.audit import split_without_leaks
+    from slapp.stages.audit.audit import split_without_leaks
 
     split = {"rock": {"train": ["rock/a", "rock/b"], "val": ["rock/c"], "test": ["rock/d"]},
              "pop": {"train": ["pop/e"], "val": [], "test": ["pop/f", "pop/g"]}}
@@ -189,7 +189,7 @@ def test_the_duplicate_search_finds_copies_among_many_and_ignores_silence():
 
 def test_a_track_its_folder_is_contradicted_outright_is_flagged_even_where_cleanlab_is_not_sure(
         tmp_path, monkeypatch):
-    from slapp.stages import label_issues
+    from slapp.stages.audit import label_issues
 
     keys = [f"{c}/{c}{i}" for c in "abc" for i in range(4)]
     tracks = {k: {"class": k[0]} for k in keys}
@@ -211,7 +211,7 @@ def test_a_small_class_with_a_few_exceptions_is_a_shortcut_by_its_counts():
     """10 of the 11 jazz tracks are 44.1 kHz stereo (one reggae clip moved in), none of the
     92 others is: the rule on the counts names it, with them; a value spread over classes
     is not named."""
-    from slapp.stages.shortcuts import categorical
+    from slapp.stages.audit.shortcuts import categorical
 
     tracks = {f"jazz/{i}": {"class": "jazz", "source": "44100 Hz stereo"} for i in range(10)}
     tracks["jazz/moved"] = {"class": "jazz", "source": "22050 Hz mono"}

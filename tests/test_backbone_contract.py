@@ -44,8 +44,8 @@ VARIANTS = [(name, "gru") for name in backbones.NAMES] + [("crnn", "lstm")]
 def test_backbone_end_to_end_predict_reproduces_evaluation(name, recurrent, tmp_path):
     if name != "crnn" and not HAS_MUSICNN:
         pytest.skip("musicnn weights not installed (pip install --no-deps musicnn==0.1.0)")
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import PredictOptions, predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import PredictOptions, predict_tracks
 
     music = make_dataset(tmp_path / "music", per_class=4, seconds=4.0)
     params_file = write_params(tmp_path / "params.json", music, tmp_path / "out",

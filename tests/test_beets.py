@@ -66,8 +66,8 @@ def beets(trained, tmp_path):
 
 
 def test_beet_slapp_labels_writes_tags_and_a_second_run_does_nothing(beets, trained):
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import predict_tracks
 
     done = beets("slapp")
     assert done.returncode == 0, done.stderr

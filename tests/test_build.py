@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import build_dataset
-from slapp.stages.build import build_dataset as build
+from slapp.stages.build.dataset import build_dataset as build
 from slapp.store.cache import read_track
 from slapp.store.layout import BuildLayout
 from slapp.errors import DatasetError, StageError

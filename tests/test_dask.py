@@ -79,7 +79,7 @@ def test_a_killed_worker_is_replaced_and_its_task_runs_again(tmp_path):
 @pytest.mark.parametrize("n_others", [4, 40])  # 40: batches of 3 tracks per future
 def test_a_track_that_kills_its_worker_twice_is_failed_not_retried_forever(tmp_path,
                                                                            n_others):
-    from slapp.stages.build_worker import TrackTask, lost as _lost
+    from slapp.stages.build.worker import TrackTask, lost as _lost
     from slapp.executor import DaskExecutor
 
     executor = DaskExecutor(2)

@@ -85,8 +85,8 @@ def test_disk_full_while_bundling_leaves_no_bundle_that_is_trusted(trained, tmp_
         return real(path, write, **kw)
 
     monkeypatch.setattr(atomic, "atomic_write", full)
-    import slapp.stages.held_out as held_out
-    import slapp.stages.train as train
+    import slapp.stages.train.held_out as held_out
+    import slapp.stages.train.training as train
 
     monkeypatch.setattr(held_out, "write_json", lambda p, obj, **kw: full(
         p, lambda f: f.write(json.dumps(obj).encode())))

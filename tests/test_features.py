@@ -51,10 +51,10 @@ def test_build_and_predict_compute_identical_features_for_each_snippet(tmp_path)
     array, bit for bit (one decoding, one waveform preparation, one slicing, one feature
     function), with silence trimming and loudness levelling on."""
     from conftest import write_audio
-    from slapp.stages.bundle import Bundle
+    from slapp.stages.train.bundle import Bundle
     from slapp.params import params_from_dict
-    from slapp.stages.predict import PredictOptions, Predictor
-    from slapp.stages.prepare import build_starts, prepare_track
+    from slapp.stages.label.predict import PredictOptions, Predictor
+    from slapp.stages.build.prepare import build_starts, prepare_track
 
     y = np.concatenate([np.zeros((16000, 1), np.float32), tone(4.3, sr=16000, seed=2)])
     path = write_audio(tmp_path / "song.mp3", y, 16000)

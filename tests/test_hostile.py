@@ -183,7 +183,7 @@ def test_a_track_whose_file_is_gone_is_reported(tmp_path, music, params, capsys)
 
 def test_a_file_vanishing_during_the_run_fails_alone(tmp_path, music, params, capsys,
                                                      monkeypatch):
-    import slapp.stages.build as build
+    import slapp.stages.build.dataset as build
 
     real = build.find_tracks
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import tone, write_audio
-from slapp.stages.outputs import PredictReport, TrackResult
-from slapp.stages.tags import apply_tags, plan_tags, undo_tags
+from slapp.stages.label.outputs import PredictReport, TrackResult
+from slapp.stages.deliver.tags import apply_tags, plan_tags, undo_tags
 
 FORMATS = [".mp3", ".flac", ".ogg", ".opus", ".m4a"]
 
@@ -136,7 +136,7 @@ def test_genre_tags_are_written_read_back_and_undone_with_the_audio_untouched(tm
 
 def test_a_run_killed_halfway_leaves_whole_files_and_undo_or_rerun_finishes(tmp_path,
                                                                             monkeypatch):
-    import slapp.stages.tags as tags
+    import slapp.stages.deliver.tags as tags
 
     files = [make_file(tmp_path / f"t{i}.mp3", genre="Pop", seed=i) for i in range(3)]
     plan = plan_tags([result(f, "metal", 0.9) for f in files], min_confidence=0.5)
@@ -216,7 +216,7 @@ def test_the_cli_dry_run_writes_nothing_then_apply_and_undo(trained, tmp_path, c
 
 
 def test_playlists_hold_relative_paths_best_first_and_a_list_to_check(tmp_path):
-    from slapp.stages.playlists import write_playlists
+    from slapp.stages.deliver.playlists import write_playlists
 
     music = tmp_path / "music"
     files = [write_audio(music / "a" / f"{i}.wav", tone(1.0), 22050) for i in range(4)]
@@ -262,7 +262,7 @@ class _Page(HTMLParser):
 
 
 def test_the_page_is_one_file_with_the_table_data_and_relative_audio(tmp_path):
-    from slapp.stages.page import write_page
+    from slapp.stages.deliver.page import write_page
 
     files = [write_audio(tmp_path / "music" / "jazz" / f"{i}.wav", tone(1.0), 22050)
              for i in range(2)]

@@ -123,3 +123,31 @@ def test_unknown_keys_inside_a_backbone_section_are_named_with_their_path(tmp_pa
     with pytest.raises(ParameterError, match=r"Unknown parameter 'model.crnn.gru_units'. "
                                              r"Did you mean 'recurrent_units'\?"):
         load(tmp_path, base(model={"crnn": {"gru_units": [8]}}))
+
+
+def test_parameters_page_matches_the_code():
+    """docs/parameters.md is what the code generates, and every key has a meaning."""
+    from slapp.params import reference
+
+    assert reference.undocumented() == []
+    assert reference.PAGE.read_text(encoding="utf-8") == reference.page(), (
+        "docs/parameters.md is stale: run python -m slapp.params.reference")
+
+
+def test_parameters_page_lists_every_key_of_the_committed_file():
+    import json
+    from pathlib import Path
+
+    from slapp.params import reference
+
+    def leaves(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from leaves(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}"
+
+    committed = json.loads((Path(__file__).parent.parent / "pipeline_parameters.json")
+                           .read_text())
+    listed = {path for path, _, _ in reference.keys()}
+    assert set(leaves(committed)) - listed == set()

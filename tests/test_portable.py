@@ -31,7 +31,7 @@ def _copy_bundle(trained, tmp_path):
 
 def test_training_writes_a_portable_copy_with_the_keras_probabilities(trained):
     from slapp.models.portable import OnnxScorer
-    from slapp.stages.bundle import load_bundle
+    from slapp.stages.train.bundle import load_bundle
 
     root, _ = trained
     folder = root / "out" / "model"
@@ -60,8 +60,8 @@ def test_prediction_in_a_fresh_interpreter_never_imports_tensorflow(trained, tmp
 
 def test_the_onnx_and_keras_engines_give_the_same_labels_and_probabilities(trained,
                                                                            tmp_path):
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.predict import PredictOptions, predict_tracks
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.predict import PredictOptions, predict_tracks
 
     root, _ = trained
     tracks = [str(write_audio(tmp_path / f"t{i}.wav", tone(6.0, sr=22050, freq=f, seed=i),
@@ -81,7 +81,7 @@ def test_the_onnx_and_keras_engines_give_the_same_labels_and_probabilities(train
 
 
 def test_an_older_bundle_gets_its_portable_copy_once(trained, tmp_path, caplog):
-    from slapp.stages.bundle import load_bundle
+    from slapp.stages.train.bundle import load_bundle
 
     folder = _copy_bundle(trained, tmp_path)
     (folder / "model.onnx").unlink()

@@ -168,9 +168,9 @@ def test_interrupted_run_with_an_output_file_resumes(trained, tmp_path, capsys):
     full = json.loads(out.read_text())
     out.unlink()
     # what an interrupted run leaves: the header, two finished tracks, a torn line
-    from slapp.stages.bundle import load_bundle
-    from slapp.stages.outputs import partial_path, run_signature
-    from slapp.stages.predict import PredictOptions
+    from slapp.stages.train.bundle import load_bundle
+    from slapp.stages.label.outputs import partial_path, run_signature
+    from slapp.stages.label.predict import PredictOptions
 
     part = partial_path(out)
     bundle = load_bundle(root / "out" / "model")
@@ -191,8 +191,8 @@ def test_long_tracks_are_scored_chunk_by_chunk_with_the_same_result(trained, tmp
                                                                     monkeypatch):
     """A long track is featurised and scored a chunk of snippets at a time (memory stays
     small); the scores and timeline are those of one pass."""
-    import slapp.stages.predict as predict
-    from slapp.stages.bundle import load_bundle
+    import slapp.stages.label.predict as predict
+    from slapp.stages.train.bundle import load_bundle
 
     root, _ = trained
     bundle = load_bundle(root / "out" / "model")
@@ -218,9 +218,9 @@ def test_max_snippets_scores_an_even_subset_of_the_same_snippets(trained, tmp_pa
                                                                  monkeypatch, streamed):
     """--max-snippets N: N snippets spread from the first to the last, each scored as in
     a run over every snippet (also when the track is decoded as a stream)."""
-    import slapp.stages.predict as predict
-    from slapp.stages import stream
-    from slapp.stages.bundle import load_bundle
+    import slapp.stages.label.predict as predict
+    from slapp.stages.build import stream
+    from slapp.stages.train.bundle import load_bundle
 
     if streamed:
         monkeypatch.setattr(stream, "STREAM_SECONDS", 5)
@@ -241,9 +241,9 @@ def test_max_snippets_scores_an_even_subset_of_the_same_snippets(trained, tmp_pa
 
 def test_every_snippet_is_scored_by_default_and_the_cap_is_validated(trained, tmp_path):
     """The method sums the scores of every snippet: no cap unless --max-snippets asks."""
-    import slapp.stages.predict as predict
+    import slapp.stages.label.predict as predict
     from slapp.errors import StageError
-    from slapp.stages.bundle import load_bundle
+    from slapp.stages.train.bundle import load_bundle
 
     bundle = load_bundle(trained[0] / "out" / "model")
     track = write_audio(tmp_path / "long.wav", tone(40.0, sr=22050, seed=3), 22050)
@@ -295,7 +295,7 @@ def test_the_scripts_give_freed_memory_back_to_the_system(monkeypatch):
 
 
 def test_a_bundle_without_its_training_artists_says_the_figure_may_flatter():
-    from slapp.stages.outputs import artists_note
+    from slapp.stages.label.outputs import artists_note
 
     assert artists_note(None) == (
         "the bundle does not record its training artists (trained by an older slapp): if "

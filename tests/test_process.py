@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import process_dataset
-from slapp.stages.build import build_dataset as build
+from slapp.stages.build.dataset import build_dataset as build
 from slapp.store.cache import read_track
 from slapp.store.layout import BuildLayout
 from slapp.errors import StageError
 from slapp.dsp.normalization import RunningStats, apply
 from slapp.params import load_params
-from slapp.stages.process import process_dataset as process
+from slapp.stages.process.arrays import process_dataset as process
 
 from conftest import make_dataset, write_params
 
@@ -208,7 +208,7 @@ def test_interrupted_run_leaves_nothing_trusted(built, monkeypatch):
     p["process"] = {"seed": 3}  # a change, so the re-run really rewrites everything
     (tmp / "p.json").write_text(json.dumps(p))
     changed = load_params(tmp / "p.json")
-    import slapp.stages.process as mod
+    import slapp.stages.process.arrays as mod
 
     calls = {"n": 0}
     real_write = mod._RowWriter.write

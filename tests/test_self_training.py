@@ -145,7 +145,7 @@ def test_second_round_head_learns_the_moved_cluster(tmp_path):
     from slapp.models.backbones.musicnn_msd import build_head
     from slapp.models.keras_env import import_keras
     from slapp.params import params_from_dict
-    from slapp.stages.library_training import library_scores, pseudo_label
+    from slapp.stages.train.library_round import library_scores, pseudo_label
     from slapp.store.layout import ArraysLayout
 
     keras = import_keras()
@@ -183,7 +183,7 @@ def test_second_round_head_learns_the_moved_cluster(tmp_path):
 
     first = fit(np.load(arrays.array("train", "E")), np.load(arrays.array("train", "y")))
     far_rows = slice(len(chain), len(chain) + len(far))
-    from slapp.stages.library_training import track_scores
+    from slapp.stages.train.library_round import track_scores
 
     lib_e, lib_t = np.load(arrays.array("library", "E")), np.load(arrays.array("library", "track"))
     before = track_scores(first, lib_e, lib_t, len(library))
@@ -209,8 +209,8 @@ def test_suggestions_file_keeps_earlier_rows_and_works_without_embeddings(tmp_pa
     second call keeps the first rows (and an answer) and never lists a track twice."""
     import csv
 
-    from slapp.stages.outputs import TrackResult
-    from slapp.stages.suggestions import unanswered, write_suggestions
+    from slapp.stages.label.outputs import TrackResult
+    from slapp.stages.train.suggestions import unanswered, write_suggestions
 
     results = []
     for i in range(8):

@@ -1,4 +1,4 @@
-"""A long track is prepared in passes (slapp.stages.stream) without holding its waveform,
+"""A long track is prepared in passes (slapp.stages.build.stream) without holding its waveform,
 and gives the features of the whole-waveform path to the bit."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def test_a_streamed_long_track_gives_the_same_features_to_the_bit(tmp_path, monk
                                                                   channels):
     import slapp.dsp.audio as audio_mod
     from slapp.dsp.slicing import track_starts
-    from slapp.stages import prepare, stream
+    from slapp.stages.build import prepare, stream
 
     y = tone(40.0, sr=source_rate, channels=channels, seed=4)
     y[: source_rate * 2] = 0.0          # leading silence to trim
@@ -52,7 +52,7 @@ def test_batches_that_start_in_the_block_the_last_one_ended_in_are_read(tmp_path
     """Predict's batches of snippets: each new batch may begin in the spectrogram block
     the previous batch's last snippet ended in, so the stream keeps that much."""
     from slapp.dsp.slicing import track_starts
-    from slapp.stages import prepare, stream
+    from slapp.stages.build import prepare, stream
 
     path = write_audio(tmp_path / "long.flac", tone(100.0, sr=22050, seed=9), 22050)
     params = params_from_dict({"paths": {"input_dir": str(tmp_path)}, "model": {"backbone": "crnn"}})
@@ -70,7 +70,7 @@ def test_batches_that_start_in_the_block_the_last_one_ended_in_are_read(tmp_path
 
 
 def test_a_streamed_waveform_refuses_to_be_read_backwards(tmp_path, monkeypatch):
-    from slapp.stages import prepare, stream
+    from slapp.stages.build import prepare, stream
 
     path = write_audio(tmp_path / "long.wav", tone(60.0, sr=22050), 22050)
     monkeypatch.setattr(stream, "STREAM_SECONDS", 5)

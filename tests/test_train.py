@@ -18,7 +18,7 @@ from slapp.store.atomic import TMP_SUFFIX
 from conftest import ROOT, TINY, make_dataset, popen_script, run_stages, write_params
 from slapp.dsp.aggregate import aggregate, aggregate_tracks
 from slapp.errors import ParameterError, StageError
-from slapp.stages.evaluate import split_metrics
+from slapp.stages.label.evaluate import split_metrics
 from slapp.models.backbones.crnn import CrnnParams
 from slapp.params import load_params
 
@@ -80,7 +80,7 @@ def test_track_level_metrics_sum_snippet_scores():
 
 
 def test_training_writes_a_complete_bundle(trained):
-    from slapp.stages.bundle import load_bundle
+    from slapp.stages.train.bundle import load_bundle
 
     root, params = trained
     bundle = root / "out" / "model"
@@ -168,7 +168,7 @@ def test_interrupted_training_with_other_parameters_is_refused(trained, tmp_path
 
     with pytest.raises(StageError, match="interrupted training with other inputs or "
                                          r"parameters .*--restart"):
-        from slapp.stages.train import train_crnn as train
+        from slapp.stages.train.training import train_crnn as train
 
         train(load_params(other), progress=False)
     assert train_crnn.main(["--params", str(other), "--quiet", "--restart"]) == 0
@@ -253,7 +253,7 @@ def test_killed_training_resumes_from_last_finished_epoch(trained, tmp_path, sig
 
 LOST_CTRL_C = r"""
 import os, signal, sys
-import slapp.stages.train as train
+import slapp.stages.train.training as train
 
 real = train._callbacks
 

@@ -24,7 +24,7 @@ from slapp.models.keras_env import import_keras
 from slapp.store.atomic import atomic_path, read_json, write_json
 from slapp.store.layout import TrainingLayout
 
-logger = logging.getLogger("slapp.stages.train")
+logger = logging.getLogger("slapp.stages.train.training")
 
 keras = import_keras()
 

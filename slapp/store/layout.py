@@ -61,7 +61,7 @@ class BuildLayout:
         return self.cache_dir / (key + ".npz")
 
     def embedding_dir(self, backbone: str) -> Path:
-        """A frozen backbone's per-track embeddings (:mod:`slapp.stages.embed`)."""
+        """A frozen backbone's per-track embeddings (:mod:`slapp.stages.process.embed`)."""
         return self.root / "embeddings" / backbone
 
     def embedding_file(self, backbone: str, key: str) -> Path:
@@ -136,7 +136,7 @@ class TrainingLayout:
 
 @dataclass(frozen=True)
 class BundleLayout:
-    """The model bundle folder (see :mod:`slapp.stages.bundle`)."""
+    """The model bundle folder (see :mod:`slapp.stages.train.bundle`)."""
 
     root: Path
 

@@ -5,9 +5,9 @@ Training runs Keras with the callbacks of :mod:`slapp.models.callbacks`: one jud
 best epoch (its weights are the model's at the end) that early stopping, the learning-rate
 schedule and the summary read, and a backup at each epoch end, so a run stopped anywhere
 (Ctrl-C, SIGTERM, kill -9, power loss) continues from its last finished epoch when started
-again. Work files live in ``<output_dir>/training``. The bundle (:mod:`slapp.stages.bundle`:
+again. Work files live in ``<output_dir>/training``. The bundle (:mod:`slapp.stages.train.bundle`:
 ``model.keras``, its portable copy ``model.onnx``) is written at the end, then the figures
-on the held-out tracks (:mod:`slapp.stages.held_out`), ``bundle.json`` last.
+on the held-out tracks (:mod:`slapp.stages.train.held_out`), ``bundle.json`` last.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from slapp.models.callbacks import (MIN_DELTA, BestEpoch, EpochSummary, LowerRat
                                     write_state)
 from slapp.models.keras_env import import_keras
 from slapp.params import PipelineParams
-from slapp.stages import bundle as bundle_io
-from slapp.stages.evaluate import plot_curves
-from slapp.stages.train_report import TrainReport
-from slapp.stages.library_training import pseudo_label, suggest_from_library, uses_library
-from slapp.stages.held_out import EVAL_SPLITS, evaluate_held_out, keras_scorer, write_evaluation
+from slapp.stages.train import bundle as bundle_io
+from slapp.stages.label.evaluate import plot_curves
+from slapp.stages.train.report import TrainReport
+from slapp.stages.train.library_round import pseudo_label, suggest_from_library, uses_library
+from slapp.stages.train.held_out import EVAL_SPLITS, evaluate_held_out, keras_scorer, write_evaluation
 from slapp.store import cache
 from slapp.store.artists import heard_tracks, training_artists
 from slapp.store.atomic import atomic_write, read_json, remove_temp_files
@@ -139,7 +139,7 @@ def _library_round(params: PipelineParams, arrays: ArraysLayout, x_files: dict[s
                    classes: list[str], layout: TrainingLayout, signature: dict,
                    first: Fitted, report: TrainReport, progress: bool) -> Fitted:
     """The second round on the labelled and the confidently labelled library tracks
-    (:mod:`slapp.stages.library_training`), resumable like the first."""
+    (:mod:`slapp.stages.train.library_round`), resumable like the first."""
     folder = layout.root / "round-1"
     pseudo = pseudo_label(params, arrays, first.model, classes, x_files["train"], folder)
     report.library = pseudo.line(params.training.library)

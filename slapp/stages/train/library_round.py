@@ -58,9 +58,9 @@ def suggest_from_library(params, arrays: ArraysLayout, model, classes: list[str]
     """Keep ``training.library.suggest`` library tracks waiting for a label in the labels
     file (``paths.labels_file``, else ``<output_dir>/to-label.csv``): the trained
     ``model``'s scores and the cached embeddings of each track pick the new ones
-    (:mod:`slapp.stages.suggestions`). Returns the summary's lines."""
-    from slapp.stages.outputs import TrackResult
-    from slapp.stages.suggestions import unanswered, write_suggestions
+    (:mod:`slapp.stages.train.suggestions`). Returns the summary's lines."""
+    from slapp.stages.label.outputs import TrackResult
+    from slapp.stages.train.suggestions import unanswered, write_suggestions
     from slapp.store.unlabelled import library_layout
 
     want = params.training.library.suggest

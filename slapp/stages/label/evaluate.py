@@ -42,7 +42,7 @@ def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
     """``snippet`` and ``track`` :func:`label_metrics` of ``(n_snippets, n_classes)``
     probabilities against int ``labels``, a track's label from the sum of its snippets'
     scores (the cached snippets only: stage 3 labels its tracks through prediction, see
-    :mod:`slapp.stages.held_out`)."""
+    :mod:`slapp.stages.train.held_out`)."""
     labels = np.asarray(labels)
     ids, track_scores = aggregate_tracks(probs, track_ids, "sum")
     track_labels = np.array([labels[np.asarray(track_ids) == t][0] for t in ids])
@@ -147,7 +147,7 @@ def artist_line(split: dict | None) -> str:
 def folder_truth(results, classes: list[str]) -> dict:
     """Compare labels with the class each track's folder names (``--evaluate``).
 
-    ``results``: :class:`~slapp.stages.predict.TrackResult` list. Returns ``{"right", "count",
+    ``results``: :class:`~slapp.stages.label.predict.TrackResult` list. Returns ``{"right", "count",
     "confusion" (rows true, columns predicted), "skipped": [path, ...] (failed, or a folder
     that is no class)}``.
     """

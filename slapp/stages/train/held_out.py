@@ -3,7 +3,7 @@
 - **snippet** figures: the trained network on stage 2's arrays of those tracks (the
   snippets it was trained on the like of);
 - **track** figures: each validation and test track labelled exactly as
-  ``predict_track.py`` labels a file (:func:`slapp.stages.predict.predict_tracks`: decoded
+  ``predict_track.py`` labels a file (:func:`slapp.stages.label.predict.predict_tracks`: decoded
   again, the bundle's ``"label"`` snippet plan, every snippet, the bundle's network, the sum
   of snippet scores), so the track accuracy that stage 3 reports is the one prediction gets
   on those files. A track that cannot be labelled now (moved since the build) is left out
@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from slapp.models.inference import predict_probs
-from slapp.stages.bundle import Bundle
-from slapp.stages.evaluate import (label_metrics, plot_confusion, report_text,
+from slapp.stages.train.bundle import Bundle
+from slapp.stages.label.evaluate import (label_metrics, plot_confusion, report_text,
                                    write_confusion_csv)
 from slapp.store.atomic import atomic_write, read_json, write_json
 from slapp.store.discovery import find_tracks
 from slapp.store.layout import ArraysLayout, BundleLayout
 
-logger = logging.getLogger("slapp.stages.train")
+logger = logging.getLogger("slapp.stages.train.training")
 
 EVAL_SPLITS = ("val", "test")
 
@@ -49,7 +49,7 @@ def track_figures(bundle: Bundle, arrays: ArraysLayout, input_dir: Path, parts,
                   heard: set[str] | None) -> dict[str, dict]:
     """``{part: track metrics}``: the held-out tracks of ``parts`` labelled by prediction
     with ``bundle``; ``heard`` (keys by artists also in training) adds the split by artist."""
-    from slapp.stages.predict import PredictOptions, predict_tracks
+    from slapp.stages.label.predict import PredictOptions, predict_tracks
 
     tracks = read_json(arrays.tracks_file)["tracks"]
     try:

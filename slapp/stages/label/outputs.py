@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slapp.stages.evaluate import artist_line, confusion_lines
+from slapp.stages.label.evaluate import artist_line, confusion_lines
 from slapp.store.atomic import atomic_write
 from slapp.store.discovery import shown
 
@@ -249,7 +249,7 @@ def plot_name(name: str, used: set[str]) -> str:
 
 def artists_note(artists: dict | list | None) -> str:
     """Which artists an ``--evaluate`` figure is on. ``artists``: the heard/unheard counts
-    of :func:`~slapp.stages.evaluate.split_by_artist`; ``[]`` when no training track had
+    of :func:`~slapp.stages.label.evaluate.split_by_artist`; ``[]`` when no training track had
     an artist; None for a bundle older than its record of training artists."""
     if artists is None:
         return ("the bundle does not record its training artists (trained by an older "

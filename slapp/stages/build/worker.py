@@ -15,7 +15,7 @@ from slapp import signals
 from slapp.dsp.audio import check_regular_file
 from slapp.errors import AudioError, StageError
 from slapp.params import PipelineParams
-from slapp.stages.prepare import build_starts, prepare_track
+from slapp.stages.build.prepare import build_starts, prepare_track
 from slapp.store import cache
 from slapp.store.layout import BuildLayout
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from slapp.stages.build_worker import TrackTask, run_tracks, warm_up
-from slapp.stages.library_build import (LibraryBuild, finish_library, plan_library,
+from slapp.stages.build.worker import TrackTask, run_tracks, warm_up
+from slapp.stages.build.library import (LibraryBuild, finish_library, plan_library,
                                         with_labelled)
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json

@@ -1,5 +1,5 @@
-"""What prediction gives the music library: genre tags (:mod:`slapp.stages.tags`),
-playlists (:mod:`slapp.stages.playlists`) and a page to read (:mod:`slapp.stages.page`)."""
+"""What prediction gives the music library: genre tags (:mod:`slapp.stages.deliver.tags`),
+playlists (:mod:`slapp.stages.deliver.playlists`) and a page to read (:mod:`slapp.stages.deliver.page`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from slapp.store.discovery import shown
 from slapp.errors import StageError
-from slapp.stages.playlists import write_playlists
-from slapp.stages.tags import apply_tags, new_journal_path, plan_tags
+from slapp.stages.deliver.playlists import write_playlists
+from slapp.stages.deliver.tags import apply_tags, new_journal_path, plan_tags
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def use_labels(report, options: LibraryOptions) -> list[str]:
                      + ", ".join(f"{name} {_count(path)}" for name, path in written.items())
                      + ")")
     if options.html is not None:
-        from slapp.stages.page import write_page
+        from slapp.stages.deliver.page import write_page
 
         write_page(options.html, report, min_confidence=options.min_confidence)
         lines.append(f"report: {options.html} (open it in a browser)")

@@ -117,7 +117,7 @@ def _confusion(truth, classes: list[str]) -> str:
 
 
 def write_page(path: Path, report, *, min_confidence: float = 0.5) -> None:
-    """Write the page for ``report`` (a :class:`~slapp.stages.outputs.PredictReport`)
+    """Write the page for ``report`` (a :class:`~slapp.stages.label.outputs.PredictReport`)
     atomically to ``path``."""
     folder = path.parent
     data = {"classes": report.classes,

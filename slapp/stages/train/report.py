@@ -1,12 +1,12 @@
-"""What a run of stage 3 did, and the lines it prints (:func:`slapp.stages.train.train_crnn`,
-:func:`~slapp.stages.train.evaluate_bundle`)."""
+"""What a run of stage 3 did, and the lines it prints (:func:`slapp.stages.train.training.train_crnn`,
+:func:`~slapp.stages.train.training.evaluate_bundle`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slapp.stages.evaluate import artist_line
+from slapp.stages.label.evaluate import artist_line
 
 
 @dataclass

@@ -10,7 +10,7 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from slapp.stages.build_worker import TrackTask
+from slapp.stages.build.worker import TrackTask
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json
 from slapp.store.discovery import Dataset

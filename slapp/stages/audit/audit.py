@@ -18,7 +18,7 @@ nothing of the user's is changed) and finds:
 - **class health**: tracks and artists per class, one-artist classes, small classes.
 - **likely wrong folders, by artist**: a track whose artist has most of their tracks in
   another class;
-- **likely wrong labels, by sound** (:mod:`slapp.stages.label_issues`): out-of-fold
+- **likely wrong labels, by sound** (:mod:`slapp.stages.audit.label_issues`): out-of-fold
   predictions on musicnn-MSD's embedding, folds keeping artists apart, ranked by confident
   learning (cleanlab).
 
@@ -42,10 +42,10 @@ import numpy as np
 from tqdm import tqdm
 
 from slapp.dsp.duplicates import find_duplicates, seconds_of
-from slapp.stages.shortcuts import categorical, numeric
+from slapp.stages.audit.shortcuts import categorical, numeric
 from slapp.errors import StageError
 from slapp.params import PipelineParams
-from slapp.stages.label_issues import LabelIssues, find_label_issues
+from slapp.stages.audit.label_issues import LabelIssues, find_label_issues
 from slapp.store import cache
 from slapp.store.artists import artist_warnings, class_artists
 from slapp.store.atomic import atomic_write, read_json, write_json
@@ -286,7 +286,7 @@ def draw_map(path: Path, shapes: dict[str, np.ndarray], tracks: dict, report: Au
     import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
 
-    from slapp.stages.evaluate import save_figure
+    from slapp.stages.label.evaluate import save_figure
 
     keys = sorted(shapes)
     where = report.labels.xy

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from slapp.models.suggest import NEAR_COPY, suggest_tracks
-from slapp.stages.playlists import playlist_entry
+from slapp.stages.deliver.playlists import playlist_entry
 from slapp.store.artists import read_artist
 from slapp.store.atomic import atomic_write
 from slapp.store.unlabelled import real_path

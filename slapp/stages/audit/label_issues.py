@@ -82,7 +82,7 @@ def penultimate_scorer(backbone_file: Path):
     the audit imports no TensorFlow."""
     from slapp.models.backbone_onnx import ensure_backbone
     from slapp.models.portable import open_session
-    from slapp.stages.embed import embed_rows
+    from slapp.stages.process.embed import embed_rows
 
     session = open_session(ensure_backbone("MSD_musicnn", backbone_file))
     return lambda x: embed_rows(session, x)["penultimate"]
@@ -93,7 +93,7 @@ def track_embedding(path: Path, params, scorer) -> np.ndarray:
     :data:`PATCHES` 3-second patches spread evenly over ``path`` (``scorer``: see
     :func:`penultimate_scorer`)."""
     from slapp.models.backbones import snippet_features
-    from slapp.stages.prepare import prepare_track
+    from slapp.stages.build.prepare import prepare_track
 
     track = prepare_track(path, params)
     starts = params.snippet_plan("label", max_snippets=PATCHES).starts(len(track.y))

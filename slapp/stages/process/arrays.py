@@ -33,8 +33,8 @@ from slapp.store.lock import output_lock
 from slapp.dsp.normalization import RunningStats, apply
 from slapp.params import PipelineParams
 from slapp.store.split import SPLITS
-from slapp.stages.embed import embed_cached_tracks, read_embedding
-from slapp.stages.library_build import library_keys
+from slapp.stages.process.embed import embed_cached_tracks, read_embedding
+from slapp.stages.build.library import library_keys
 from slapp.store.unlabelled import library_layout
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from slapp.stages.predict import predict_tracks
+from slapp.stages.label.predict import predict_tracks
 from slapp.store.discovery import shown
 
 FIELDS = ("slapp_confidence", "slapp_model", "slapp_previous", "slapp_check", "slapp_label")
@@ -78,7 +78,7 @@ def label_items(items, bundle, options: LabelOptions, log) -> None:
              len(items) - len(todo), ident)
     if not todo:
         return
-    own = logging.getLogger("slapp.stages.predict")  # its error lines: said below, once
+    own = logging.getLogger("slapp.stages.label.predict")  # its error lines: said below, once
     own.disabled = True
     try:
         results = predict_tracks([os.fsdecode(i.path) for i in todo], bundle,

@@ -16,8 +16,8 @@ from slapp.dsp.levels import bandwidth_hz, loudness_db, prepare_waveform
 from slapp.errors import AudioError
 from slapp.models.backbones import snippet_features
 from slapp.params import PipelineParams
-from slapp.stages import stream
-from slapp.stages.stream import StreamedWaveform, measure
+from slapp.stages.build import stream
+from slapp.stages.build.stream import StreamedWaveform, measure
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class PreparedTrack:
     """A decoded, checked and levelled track.
 
     ``y``: ``(n_samples,)`` float32 at ``audio.sample_rate``, after trimming and levelling
-    (for a track longer than :data:`~slapp.stages.stream.STREAM_SECONDS`, a
-    :class:`~slapp.stages.stream.StreamedWaveform` that the feature code reads forward);
+    (for a track longer than :data:`~slapp.stages.build.stream.STREAM_SECONDS`, a
+    :class:`~slapp.stages.build.stream.StreamedWaveform` that the feature code reads forward);
     ``offset``: the sample of the decoded file where ``y`` starts; ``seconds``: decoded
     length; ``bandwidth_hz`` and ``loudness_db``: the decoded audio's
     :mod:`slapp.dsp.levels` profile (before levelling); ``notes``: warnings worth a line
@@ -124,7 +124,7 @@ def _notes(decoded, seconds: float, n_prepared: int, params: PipelineParams
 
 def stream_it(path: str | os.PathLike) -> bool:
     """Whether ``path`` is long enough (its header says) to be prepared in passes
-    (:mod:`slapp.stages.stream`) and soundfile reads it."""
+    (:mod:`slapp.stages.build.stream`) and soundfile reads it."""
     try:
         with open(path, "rb") as f:
             kind = sniff(f.read(1 << 16))
@@ -139,7 +139,7 @@ def stream_it(path: str | os.PathLike) -> bool:
 def _prepare_streamed(path: Path, params: PipelineParams, min_seconds: float | None
                       ) -> PreparedTrack:
     """:func:`prepare_track` of a long track without holding its waveform (its ``y`` is a
-    :class:`~slapp.stages.stream.StreamedWaveform`)."""
+    :class:`~slapp.stages.build.stream.StreamedWaveform`)."""
     a = params.audio
     rate, channels, declared = soundfile_info(path)
     m = measure(path, params)
