@@ -49,6 +49,10 @@ def get_parser():
     parser.add_argument("--aggregate", choices=RULES, default=DEFAULTS.rule,
                         help="how snippet scores make a track label: sum of probabilities "
                              "(default), mean of log-probabilities, or majority vote")
+    parser.add_argument("--none-below", type=float, metavar="KNOWN",
+                        help="label a track 'none' (none of the model's classes) when its "
+                             "known score (0-1) is below this; 0: never; default: the "
+                             "bundle's training.none_below")
     parser.add_argument("--min-seconds", type=float, metavar="SECONDS",
                         help="refuse tracks shorter than this (default: the bundle's "
                              "slicing.min_track_seconds)")
@@ -137,7 +141,7 @@ def main(argv=None) -> int:
         options = PredictOptions(hop_seconds=args.hop, rule=args.aggregate,
                                  min_seconds=args.min_seconds, timeline=args.timeline,
                                  max_snippets=args.max_snippets,
-                                 embed=args.suggest is not None)
+                                 embed=args.suggest is not None, none_below=args.none_below)
         library = LibraryOptions(write_tags=args.write_tags, apply=args.apply,
                                  min_confidence=args.min_confidence,
                                  confidence_tag=args.confidence_tag, journal=args.tags_journal,

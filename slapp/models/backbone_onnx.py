@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from slapp.errors import StageError
+from slapp.models.musicnn import OUTPUTS as _BACKBONE_OUTPUTS
 
-OUTPUTS = ("penultimate", "pooled")
+OUTPUTS = _BACKBONE_OUTPUTS[1:]  # the embeddings: the ONNX file's outputs, in order
 TOLERANCE = 1e-3  # largest difference accepted, relative to the largest embedding value
 
 

@@ -44,6 +44,7 @@ N_FRAMES = 187            # 3 s: librosa.time_to_frames(3, sr=16000, hop_length=
 PATCH_SECONDS = 3.0
 EMBEDDING_SIZE = 200      # the "penultimate" layer
 POOLED_SIZE = 1506        # max and mean over time of the 753 mid-end features
+OUTPUTS = ("tags", "penultimate", "pooled")  # build_backbone's outputs, in order
 TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance',
         '00s', 'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout',
         'male vocalists', 'classic rock', 'soul', 'indie rock', 'Mellow', 'electronica',

@@ -58,6 +58,7 @@ MEANINGS = {
     'model.crnn.training.augment_lowpass_min_hz': 'CRNN only: this share of training snippets lose every mel band above a random cut-off (uniform from `min_hz` to the top of the mel range), as a 16 kHz / 8 kHz file or a low-bitrate MP3 would; 0 = off',
     'training.precision': 'or `"mixed_bfloat16"` (see BENCHMARKS.md)',
     'training.seed': 'weights initialisation, dropout and batch order',
+    'training.none_below': "a track whose `known` score is below this is labelled `none` (unlike every class: music of a genre you have no folder for); `known` is the share of training tracks, each scored against the tracks by other artists, that the track looks at least as familiar as; stored in the bundle; `0` = never `none` (`predict_track.py --none-below` overrides it)",
     'training.library.suggest': 'with `paths.unlabelled_dir`: stage 3 keeps this many library tracks waiting for a label in `paths.labels_file` (else `<output_dir>/to-label.csv`), with a playlist beside it; `0` = none',
     'training.library.method': 'with `paths.unlabelled_dir`: `"self-train"` (a second round on the labelled tracks plus the library tracks the first model labels with at least `min_confidence`), `"propagate"` (the same, the scores first smoothed over each track\'s `neighbours` nearest tracks with weight `alpha`), or `"off"` (no gain on gtzan-mini\'s artist folds, see "Label your library with little effort")',
     'training.library.min_confidence': 'a library track joins the second round with this track score or more',

@@ -147,6 +147,7 @@ class TrainingParams:
     augment_lowpass_min_hz: float = param(3500.0, "float", lo=0.0, lo_open=True)
     precision: str = param("float32", "str", choices=("float32", "mixed_bfloat16"))
     seed: int = param(0, "int", lo=0)
+    none_below: float = param(0.2, "float", lo=0.0, hi=1.0)
     library: LibraryParams = section(LibraryParams)
 
 

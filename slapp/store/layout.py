@@ -141,6 +141,11 @@ class BundleLayout:
     root: Path
 
     @property
+    def known_file(self) -> Path:
+        """What ``known`` is measured against (:class:`slapp.models.known.KnownModel`)."""
+        return self.root / "known.npz"
+
+    @property
     def model_file(self) -> Path:
         return self.root / "model.keras"
 

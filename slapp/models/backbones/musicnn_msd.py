@@ -25,7 +25,6 @@ class MusicnnParams:
 
     fine_tune: bool = param(False, "bool", doc="also train musicnn's top layers")
 
-LAYERS = {"penultimate": 1, "pooled": 2}  # outputs of slapp.models.musicnn.build_backbone
 HEAD_DROPOUT = 0.5
 HEAD_L2 = 1e-3
 
@@ -64,13 +63,10 @@ class Musicnn(Backbone):
     def compress(self, power: np.ndarray, spec) -> np.ndarray:
         return musicnn.compress(power)
 
-    @staticmethod
-    def layer(params) -> str:
-        """Which backbone output the head reads: ``"penultimate"`` or ``"pooled"``."""
-        return "pooled" if params.model.musicnn.fine_tune else "penultimate"
-
     def embedding_layer(self, params) -> str:
-        return self.layer(params)
+        """Which backbone output stage 2 caches and the head reads: ``"penultimate"``, or
+        ``"pooled"`` when fine-tuning musicnn's top layers."""
+        return "pooled" if params.model.musicnn.fine_tune else "penultimate"
 
     def build_trainable(self, params, n_classes: int):
         if params.model.musicnn.fine_tune:
@@ -104,7 +100,7 @@ class Musicnn(Backbone):
         keras = import_keras()
         backbone = musicnn.load_backbone(checkpoint=self.checkpoint)
         inputs = keras.Input(shape=(musicnn.N_FRAMES, musicnn.N_MELS), name="musicnn_mel")
-        embedding = backbone(inputs)[LAYERS[self.layer(params)]]  # tags, penultimate, pooled
+        embedding = backbone(inputs)[musicnn.OUTPUTS.index(self.embedding_layer(params))]
         return keras.Model(inputs, trained(embedding),
                            name=f"slapp_{self.checkpoint.lower()}")
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from slapp.stages.label.predict import predict_tracks
 from slapp.store.discovery import shown
 
-FIELDS = ("slapp_confidence", "slapp_model", "slapp_previous", "slapp_check", "slapp_label")
+FIELDS = ("slapp_confidence", "slapp_model", "slapp_previous", "slapp_check", "slapp_label",
+          "slapp_written")
 SEPARATOR = "; "  # how beets shows a multi-valued field as one string
 
 
@@ -85,12 +86,13 @@ def label_items(items, bundle, options: LabelOptions, log) -> None:
                                  progress=False).results
     finally:
         own.disabled = False
-    counts = {"changed": 0, "unsure": 0, "failed": 0}
+    counts = {"changed": 0, "unsure": 0, "none": 0, "failed": 0}
     for item, result in zip(todo, results):
         _store(item, result, ident, options, log, counts)
-    log.info("{} {} item(s), {} below min_confidence (beet ls slapp_check:1), {} failed",
+    log.info("{} {} item(s), {} below min_confidence (beet ls slapp_check:1), {} none of "
+             "the classes (beet ls slapp_label:none), {} failed",
              "would change" if options.pretend else "changed", counts["changed"],
-             counts["unsure"], counts["failed"])
+             counts["unsure"], counts["none"], counts["failed"])
 
 
 def _store(item, result, ident: str, options: LabelOptions, log, counts: dict) -> None:
@@ -100,8 +102,12 @@ def _store(item, result, ident: str, options: LabelOptions, log, counts: dict) -
         log.error("{}: {}", name, shown(result.error))
         return
     field, old = options.field, get_value(item, options.field)
-    sure = result.confidence >= options.min_confidence
-    if not sure:
+    sure = result.labelled and result.confidence >= options.min_confidence
+    if not result.labelled:
+        counts["none"] += 1
+        log.info("{}: none of the model's classes (known {}): {} left as it is", name,
+                 result.known, field)
+    elif not sure:
         counts["unsure"] += 1
         log.info("{}: {} {:.2f} is below min_confidence {}: {} left as it is", name,
                  result.label, result.confidence, options.min_confidence, field)
@@ -112,9 +118,10 @@ def _store(item, result, ident: str, options: LabelOptions, log, counts: dict) -
     if options.pretend:
         return
     if sure:
-        if not item.get("slapp_model"):
-            item["slapp_previous"] = old  # the value before slapp, kept once
+        if item.get("slapp_previous") is None:  # the value before slapp's first write, kept once
+            item["slapp_previous"] = old
         set_value(item, field, result.label)
+        item["slapp_written"] = result.label  # what the field holds from slapp
     item["slapp_label"] = result.label
     item["slapp_confidence"] = round(result.confidence, 4)
     item["slapp_model"] = ident
@@ -123,24 +130,29 @@ def _store(item, result, ident: str, options: LabelOptions, log, counts: dict) -
 
 
 def undo_items(items, options: LabelOptions, log) -> None:
-    """Put back ``slapp_previous`` in the items slapp labelled and remove the slapp fields,
-    except where the field no longer holds slapp's label (changed since: left, named)."""
+    """Put back the value from before slapp's first write (``slapp_previous``) wherever the
+    field still holds what slapp wrote (``slapp_written``), whatever slapp did in between,
+    and remove the slapp fields; a field changed since is left, and named."""
     field = options.field
     restored = left = 0
     for item in [i for i in items if i.get("slapp_model")]:
         name = shown(os.fsdecode(item.path))
         current = get_value(item, field)
-        if item.get("slapp_check") == 0 and current != item.get("slapp_label"):
+        written = item.get("slapp_written")
+        if written is None and item.get("slapp_check") == 0:  # labelled by an older slapp
+            written = item.get("slapp_label")
+        if written is not None and current != written:
             left += 1
             log.warning("{}: {} is {!r}, not slapp's {!r}: changed since; left as it is",
-                        name, field, current, item.get("slapp_label"))
+                        name, field, current, written)
             continue
-        previous = item.get("slapp_previous", "")
+        previous = item.get("slapp_previous") or ""
+        back = previous if written is not None else current
         log.info("{}: {} {} -> {}", name, "would put back" if options.pretend else "put back",
-                 current or "(none)", previous or "(none)")
+                 current or "(none)", back or "(none)")
         if options.pretend:
             continue
-        if item.get("slapp_check") == 0:
+        if written is not None:
             set_value(item, field, previous)
         for key in FIELDS:
             if key in item:

@@ -68,8 +68,9 @@ def _tags(results, options: LibraryOptions) -> list[str]:
                      with_confidence=options.confidence_tag)
     changing = [c for c in plan if c.changes]
     refused = [c for c in plan if c.refused]
-    below = sum(1 for r in results if not r.error and r.confidence is not None
+    below = sum(1 for r in results if r.labelled and r.confidence is not None
                 and r.confidence < options.min_confidence)
+    none = sum(1 for r in results if not r.error and not r.labelled)
     lines = []
     for c in changing:
         old = "; ".join(c.old.get("genre", [])) or "(none)"
@@ -78,7 +79,8 @@ def _tags(results, options: LibraryOptions) -> list[str]:
     lines += [f"  not tagged: {shown(c.path)}: {shown(c.refused)}" for c in refused]
     head = (f"genre tags: {len(changing)} to change, {len(plan) - len(changing) - len(refused)}"
             f" already right, {len(refused)} refused, {below} below --min-confidence "
-            f"{options.min_confidence:g}")
+            f"{options.min_confidence:g}" + (f", {none} labelled none (left as they are)"
+                                             if none else ""))
     if not options.apply:
         return [head + " (dry run: add --apply to write them)", *lines]
     journal = options.journal_file

@@ -89,11 +89,11 @@ def _refusal(path: Path) -> str:
 def plan_tags(results, *, min_confidence: float, with_confidence: bool = False
               ) -> list[TagChange]:
     """One :class:`TagChange` per labelled track of ``results`` (``TrackResult``) whose
-    confidence is at least ``min_confidence``."""
+    confidence is at least ``min_confidence`` (a track labelled ``none`` keeps its tags)."""
     keys = (GENRE, CONFIDENCE) if with_confidence else (GENRE,)
     plan = []
     for r in results:
-        if r.error or r.confidence is None or r.confidence < min_confidence:
+        if not r.labelled or r.confidence is None or r.confidence < min_confidence:
             continue
         path = Path(r.path)
         change = TagChange(path=r.path, label=r.label, confidence=r.confidence)

@@ -149,19 +149,23 @@ def folder_truth(results, classes: list[str]) -> dict:
 
     ``results``: :class:`~slapp.stages.label.predict.TrackResult` list. Returns ``{"right", "count",
     "confusion" (rows true, columns predicted), "skipped": [path, ...] (failed, or a folder
-    that is no class)}``.
+    that is no class), "none": {"class": tracks of a class folder labelled none, "other":
+    tracks of other folders labelled none}}``; tracks labelled none are in no other count.
     """
     index = {name: i for i, name in enumerate(classes)}
     confusion = np.zeros((len(classes), len(classes)), dtype=int)
-    skipped = []
+    skipped, none = [], {"class": 0, "other": 0}
     for r in results:
         truth = Path(r.path).parent.name
+        if not r.error and r.label not in index:  # "none": reported apart
+            none["class" if truth in index else "other"] += 1
+            continue
         if r.error or truth not in index:
             skipped.append(r.path)
             continue
         confusion[index[truth], index[r.label]] += 1
     return {"right": int(np.trace(confusion)), "count": int(confusion.sum()),
-            "confusion": confusion.tolist(), "skipped": skipped}
+            "confusion": confusion.tolist(), "skipped": skipped, "none": none}
 
 
 def split_by_artist(results, classes: list[str], training_artists: list[str]) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slapp.models.known import NONE
 from slapp.stages.label.evaluate import artist_line, confusion_lines
 from slapp.store.atomic import atomic_write
 from slapp.store.discovery import shown
@@ -35,6 +36,13 @@ class TrackResult:
     error: str | None = None
     outside_training: bool = False
     embedding: list[float] | None = None  # mean snippet embedding (--suggest)
+    known: float | None = None  # 0-1: how much it looks like the trained classes
+    guess: str | None = None    # the best class of a track labelled "none"
+
+    @property
+    def labelled(self) -> bool:
+        """Labelled with a class (not failed, not ``none``)."""
+        return not self.error and self.label is not None and self.label != NONE
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k] if self.scores else []
@@ -45,13 +53,14 @@ class TrackResult:
         return cls(**{k: row.get(k) for k in ("path", "label", "confidence", "scores",
                                               "seconds", "snippets", "timeline", "error")},
                    outside_training=bool(row.get("outside_training")),
-                   notes=row.get("notes", []), embedding=row.get("embedding"))
+                   notes=row.get("notes", []), embedding=row.get("embedding"),
+                   known=row.get("known"), guess=row.get("guess"))
 
     def to_dict(self, timeline: bool) -> dict:
         out = {"path": self.path, "label": self.label, "confidence": self.confidence,
                "scores": self.scores, "seconds": self.seconds, "snippets": self.snippets,
                "notes": self.notes, "outside_training": self.outside_training,
-               "error": self.error}
+               "error": self.error, "known": self.known, "guess": self.guess}
         if timeline:
             out["timeline"] = self.timeline
         if self.embedding is not None:
@@ -79,7 +88,7 @@ class PredictReport:
     def table(self) -> str:
         """One line per track: path, label, confidence, top 3 (or the failure)."""
         width = min(60, max([len(shown(r.path)) for r in self.results] + [5]))
-        lines = [f"{'track':<{width}}  {'label':<12} {'conf':>5}  top 3"]
+        lines = [f"{'track':<{width}}  {'label':<12} {'conf':>5} {'known':>5}  top 3"]
         for r in self.results:
             path = shown(r.path)
             name = path if len(path) <= width else "…" + path[-(width - 1):]
@@ -87,7 +96,9 @@ class PredictReport:
                 lines.append(f"{name:<{width}}  FAILED: {shown(r.error)}")
             else:
                 top = ", ".join(f"{c} {s:.2f}" for c, s in r.top(3))
-                lines.append(f"{name:<{width}}  {r.label:<12} {r.confidence:5.2f}  {top}")
+                shown_known = "" if r.known is None else f"{r.known:.2f}"
+                lines.append(f"{name:<{width}}  {r.label:<12} {r.confidence:5.2f} "
+                             f"{shown_known:>5}  {top}")
                 lines += [f"{'':<{width}}  note: {shown(note)}" for note in r.notes]
         return "\n".join(lines)
 
@@ -97,6 +108,11 @@ class PredictReport:
         lines = [f"labelled {done} track(s){resumed}, failed {len(self.failed)}, in "
                  f"{self.seconds:.1f} s with bundle {self.bundle} ("
                  + ("onnxruntime" if self.engine == "onnx" else "TensorFlow") + ")"]
+        nones = [r for r in self.results if not r.error and r.label == NONE]
+        if nones:
+            lines.append(f"  {len(nones)} track(s) labelled none: unlike every class of the "
+                         "model (known below the bundle's threshold; predict_track.py "
+                         "--none-below 0 labels them anyway)")
         outside = [r for r in self.results if r.outside_training]
         if outside:
             lines.append(f"  {len(outside)} track(s) unlike the training audio (see their "
@@ -111,6 +127,10 @@ class PredictReport:
                              f"right ({t['right'] / t['count']:.2f})"
                              + (f"; mistakes: {', '.join(mistakes)}" if mistakes else ""))
                 lines.append("  " + artists_note(t.get("artists")))
+            none = t.get("none") or {}
+            if any(none.values()):
+                lines.append(f"  labelled none (not counted above): {none['class']} of the "
+                             f"class folders, {none['other']} of folders that are no class")
             if t["skipped"]:
                 lines.append(f"  not evaluated ({len(t['skipped'])}): failed, or the folder "
                              f"is not a class of the model ({', '.join(self.classes)})")
@@ -191,7 +211,8 @@ def write_output(path: Path, results: list[TrackResult], classes: list[str],
     else:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        head = ["path", "label", "confidence", "seconds", "snippets", "error", "notes"]
+        head = ["path", "label", "confidence", "known", "guess", "seconds", "snippets",
+                "error", "notes"]
         if timeline:
             writer.writerow(head[:2] + ["start", "snippet_label"] + classes)
             for r in results:
@@ -202,7 +223,8 @@ def write_output(path: Path, results: list[TrackResult], classes: list[str],
             writer.writerow(head + classes)
             for r in results:
                 writer.writerow([r.path, r.label or "", "" if r.confidence is None
-                                 else f"{r.confidence:.6f}", r.seconds or "", r.snippets,
+                                 else f"{r.confidence:.6f}", "" if r.known is None
+                                 else f"{r.known:.4f}", r.guess or "", r.seconds or "", r.snippets,
                                  r.error or "", "; ".join(r.notes),
                                  *((r.scores or {}).get(c, "") for c in classes)])
         data = buf.getvalue().encode("utf-8")

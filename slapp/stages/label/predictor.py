@@ -15,6 +15,7 @@ from slapp.dsp.aggregate import RULES, aggregate
 from slapp.dsp.coverage import model_band_hz, range_notes
 from slapp.dsp.normalization import apply
 from slapp.errors import StageError
+from slapp.models.known import NONE
 from slapp.params import PipelineParams
 from slapp.stages.build.prepare import PreparedTrack, prepare_track
 from slapp.stages.label.outputs import TrackResult
@@ -36,6 +37,7 @@ class PredictOptions:
     max_snippets: int | None = None           # None or 0: every snippet
     batch_size: int | None = None             # None: the engine's (Bundle.batch_size)
     embed: bool = False                       # keep each track's mean embedding (--suggest)
+    none_below: float | None = None           # None: the bundle's; 0: never "none"
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -52,6 +54,10 @@ class PredictOptions:
                                                   and self.max_snippets >= 0):
             raise StageError("The --max-snippets value must be a whole number >= 0 (0: "
                              f"every snippet). Got {self.max_snippets} instead.")
+        if self.none_below is not None and not (isinstance(self.none_below, (int, float))
+                                                and 0 <= self.none_below <= 1):
+            raise StageError("The --none-below value must be a number from 0 to 1 (0: never "
+                             f"none). Got {self.none_below} instead.")
         if self.batch_size is not None and not self.batch_size >= 1:
             raise StageError(f"The batch size must be >= 1. Got {self.batch_size} instead.")
 
@@ -128,7 +134,9 @@ class Predictor:
     def label(self, name: str, prepared: Prepared) -> TrackResult:
         """Score ``prepared``'s snippets with the network, chunk by chunk, and aggregate."""
         scorer = self.bundle.scorer(self.options.batch_size)
-        embed = self.options.embed and getattr(scorer, "has_embedding", False)
+        known = self.bundle.known
+        embed = ((self.options.embed or known is not None and known.reference is not None)
+                 and getattr(scorer, "has_embedding", False))
         score = scorer.with_embedding if embed else (lambda rows: (scorer(rows), None))
         x, times = prepared.first
         chunks, embs, all_times = [], [], []
@@ -148,7 +156,9 @@ class Predictor:
                              seconds=round(prepared.track.seconds, 3), snippets=len(probs),
                              notes=[*prepared.track.notes, *prepared.unlike],
                              outside_training=bool(prepared.unlike))
-        if embed:
+        if known is not None:
+            self._judge(result, known, np.concatenate(embs) if embed else None)
+        if embed and self.options.embed:
             result.embedding = [round(float(v), 5)
                                 for v in np.concatenate(embs).mean(axis=0)]
         if self.options.timeline:
@@ -157,3 +167,14 @@ class Predictor:
                  "scores": {c: round(float(v), 6) for c, v in zip(classes, row)}}
                 for t, row in zip(times, probs)]
         return result
+
+    def _judge(self, result: TrackResult, known, embeddings: np.ndarray | None) -> None:
+        """Set ``result.known`` and, below the threshold, the label ``none`` (the model's
+        best class stays in ``result.guess``)."""
+        score = known.score(result.confidence, embeddings)
+        if score is None:
+            return
+        result.known = round(score, 4)
+        threshold = known.threshold if self.options.none_below is None else self.options.none_below
+        if score < threshold:
+            result.guess, result.label = result.label, NONE

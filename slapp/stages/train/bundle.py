@@ -56,6 +56,25 @@ class Bundle:
     engine: str = "keras"
     _model: object = field(default=None, repr=False, compare=False)
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
+    _known: object = field(default=False, repr=False, compare=False)
+
+    @property
+    def known(self):
+        """The :class:`~slapp.models.known.KnownModel` of ``known.npz`` and
+        ``bundle.json``'s ``known`` (None: a bundle trained before slapp measured it)."""
+        if self._known is False:
+            from slapp.models.known import KnownModel
+
+            entry, path = self.info.get("known"), BundleLayout(self.folder).known_file
+            self._known = None
+            if isinstance(entry, dict) and path.exists():
+                try:
+                    with np.load(path, allow_pickle=False) as data:
+                        self._known = KnownModel.from_arrays(data, entry["threshold"])
+                except (OSError, ValueError, KeyError) as exc:
+                    raise StageError(f"Model bundle file '{path}' is damaged ({exc}). "
+                                     "Retrain it with train_crnn.py --retrain.") from None
+        return self._known
 
     @property
     def model(self):

@@ -33,6 +33,7 @@ from slapp.stages.train import bundle as bundle_io
 from slapp.stages.label.evaluate import plot_curves
 from slapp.stages.train.report import TrainReport
 from slapp.stages.train.library_round import pseudo_label, suggest_from_library, uses_library
+from slapp.stages.train.known_fit import fit_known, write_known
 from slapp.stages.train.held_out import EVAL_SPLITS, evaluate_held_out, keras_scorer, write_evaluation
 from slapp.store import cache
 from slapp.store.artists import heard_tracks, training_artists
@@ -317,6 +318,7 @@ def _write_bundle(params: PipelineParams, fitted: Fitted, x_files: dict[str, Pat
     report.metrics = evaluate_held_out(bundle, keras_scorer(trained), arrays, x_files,
                                        params.paths.input_dir, heard)
     write_evaluation(bundle_dir, report.metrics, classes)
+    info["known"] = write_known(bundle_dir, fit_known(params, tracks, artists, report.metrics))
     data = bundle_io.history_csv(fitted.state["history"])
     atomic_write(BundleLayout(bundle_dir).history_file, lambda f: f.write(data))
     plot_curves(BundleLayout(bundle_dir).curves_file, fitted.state["history"])
