@@ -144,3 +144,28 @@ def test_bad_input_is_one_line_and_the_other_items_go_on(beets, tmp_path):
     lines = [line for line in missing.stderr.splitlines() if line.strip()]
     assert lines == [f"error: slapp: Model bundle '{tmp_path / 'nowhere'}' not found. Expected "
                      "the folder train_crnn.py writes (paths.model_dir), or pass --model."]
+
+
+def _min_confidence(setup: Beets, value: float) -> None:
+    config = setup.home / "config.yaml"
+    lines = [ln for ln in config.read_text().splitlines() if "min_confidence" not in ln]
+    config.write_text("\n".join(lines) + f"\n  min_confidence: {value}\n")
+
+
+@pytest.mark.parametrize("first,second", [(0.999, 0.0), (0.0, 0.999)])
+def test_undo_puts_back_the_users_genre_whatever_slapp_did_between(beets, first, second):
+    """Unsure then labelled, or labelled then unsure: --undo gives back 'Jazz' (the
+    value before slapp's first write), in the database and in the file."""
+    _min_confidence(beets, first)
+    assert beets("slapp").returncode == 0
+    _min_confidence(beets, second)
+    assert beets("slapp", "-f").returncode == 0
+    labelled = beets.fields("$genres")["low"]
+    assert labelled != "Jazz"  # slapp's label is in the field now
+    pretend = beets("slapp", "-u", "--pretend")
+    assert f"would put back {labelled} -> Jazz" in pretend.stderr, pretend.stderr
+    assert beets.fields("$genres")["low"] == labelled
+    undo = beets("slapp", "-u")
+    assert undo.returncode == 0, undo.stderr
+    assert beets.fields("$genres")["low"] == "Jazz" and genre_of(beets.files["low"]) == ["Jazz"]
+    assert beets.fields("$slapp_previous")["low"] == "$slapp_previous"
