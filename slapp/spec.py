@@ -23,3 +23,6 @@ def param(default, kind: str, **kw):
 def section(cls):
     """A dataclass field holding a nested parameter object of dataclass ``cls``."""
     return field(default_factory=cls, metadata=spec("section", cls=cls))
+
+
+NONE = "none"  # the label of a track that is none of the classes (predicted, or answered)

@@ -109,7 +109,7 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
     assert (f"labels file (paths.labels_file): 1 track(s) labelled, in training: mid 1; "
             "2 row(s) not used") in out
     assert (f"{suggest_file}, line 3: label 'jazz' is not a class; expected one of bass, "
-            "mid, treble (not used)") in out
+            "mid, treble, or none (not used)") in out
     assert f"{suggest_file}, line 5: '{tmp_path / 'missing.wav'}' is not a file" in out
     assert "6 unlabelled tracks, 5 cached, 5 of them already, 1 failed" in out
     split = json.loads((root / "train_val_test_dict.json").read_text())
@@ -170,3 +170,38 @@ def test_the_crnn_ignores_the_library_with_one_warning(tmp_path, capsys):
     assert warnings == ["WARNING: paths.unlabelled_dir is set, but the crnn backbone does not "
                         "learn from an unlabelled library (the musicnn backbones do): ignored"]
     assert not (tmp_path / "out" / "arrays" / "library.json").exists()
+
+
+def test_none_answers_leave_the_library_and_a_new_labels_file_is_no_error(tmp_path, caplog):
+    """An answer 'none' takes the track out of the library (so out of its suggestions and
+    of training); a labels file that does not exist yet is a note, not an error."""
+    from slapp.params import params_from_dict
+    from slapp.store.unlabelled import find_library
+
+    library = tmp_path / "lib"
+    for name in ("a", "b", "c"):
+        write_audio(library / f"{name}.wav", tone(1.0, seed=ord(name)), 22050)
+    labels = tmp_path / "answers.csv"
+    params = params_from_dict({"paths": {"input_dir": str(tmp_path), "unlabelled_dir":
+                                         str(library), "labels_file": str(labels)}})
+    with caplog.at_level("INFO"):
+        lib = find_library(params, ("bass", "mid"), [])
+    assert sorted(lib.files) == ["a.wav", "b.wav", "c.wav"] and not lib.problems
+    assert f"labels file '{labels}' (paths.labels_file) does not exist yet" in caplog.text
+    labels.write_text(f"path,label\n{library / 'a.wav'},none\n{library / 'b.wav'},mid\n"
+                      f"{library / 'c.wav'},\n")
+    lib = find_library(params, ("bass", "mid"), [])
+    assert sorted(lib.files) == ["c.wav"] and lib.none == {(library / "a.wav").resolve()}
+    assert list(lib.labelled) == ["mid"] and not lib.problems
+
+
+def test_a_labels_file_in_a_missing_folder_is_one_clear_error(tmp_path):
+    from slapp.errors import DatasetError
+    from slapp.params import params_from_dict
+    from slapp.store.unlabelled import find_library
+
+    bad = tmp_path / "nowhere" / "answers.csv"
+    params = params_from_dict({"paths": {"input_dir": str(tmp_path), "labels_file": str(bad)}})
+    with pytest.raises(DatasetError, match=f"Labels file '{bad}' \\(paths.labels_file\\) is "
+                                           "not a file in an existing folder"):
+        find_library(params, ("bass",), [])

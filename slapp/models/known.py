@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from slapp.spec import NONE  # noqa: F401  (the label, re-exported)
+
 K = 5            # nearest training tracks averaged
 THRESHOLD = 0.05  # default: below the 5th percentile of the leave-artist-out scores
-NONE = "none"     # the label of a track unlike every class
 
 
 def track_vectors(embeddings: list[np.ndarray]) -> np.ndarray:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slapp.spec import NONE
 from slapp.errors import DatasetError
 from slapp.store.discovery import readable_name, shown, walk_audio
 from slapp.store.layout import BuildLayout
@@ -45,6 +46,7 @@ class Library:
     root: Path | None
     files: dict[str, Path] = field(default_factory=dict)
     labelled: dict[str, dict[str, Path]] = field(default_factory=dict)
+    none: set[Path] = field(default_factory=set)  # answered "none of these": out of the loop
     problems: list[str] = field(default_factory=list)
 
 
@@ -84,7 +86,7 @@ def find_library(params, classes: tuple[str, ...], labelled: Iterable[Path],
         if kind != "audio":
             continue
         real = real_path(path)
-        if real in labelled_files or real in answered:
+        if real in labelled_files or real in answered or real in library.none:
             continue
         library.files[_key(path, root)] = path
     return library
@@ -101,9 +103,14 @@ def labelled_key(label: str, path: Path, root: Path | None) -> str:
 
 def _read_labels(path: Path, classes: tuple[str, ...], root: Path | None,
                  labelled_files: set[Path], library: Library) -> None:
+    if not path.exists() and path.parent.is_dir():
+        logger.info("labels file '%s' (paths.labels_file) does not exist yet: train_crnn.py "
+                    "writes the library tracks worth labelling there", shown(str(path)))
+        return
     if not path.is_file():
-        raise DatasetError(f"Labels file '{path}' (paths.labels_file) does not exist. "
-                           "Expected a CSV with columns path,label, or null.")
+        raise DatasetError(f"Labels file '{path}' (paths.labels_file) is not a file in an "
+                           "existing folder. Expected a CSV with columns path,label, or a "
+                           "new file's path in an existing folder, or null.")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -132,8 +139,12 @@ def _read_labels(path: Path, classes: tuple[str, ...], root: Path | None,
                 "expected one label per track (neither is used)")
             library.labelled.get(given[track][0], {}).pop(
                 labelled_key(given[track][0], track, root), None)
+            library.none.discard(track)
             continue
         given[track] = (label, line)
+        if label == NONE:
+            library.none.add(track)
+            continue
         library.labelled.setdefault(label, {})[labelled_key(label, track, root)] = track
     for problem in library.problems:
         logger.warning("%s", problem)
@@ -151,9 +162,9 @@ def _check_row(row: list[str], col_path: int, col_label: int, classes: tuple[str
     label, raw = cells[col_label], cells[col_path]
     if not label:
         return None
-    if label not in classes:
+    if label not in classes and label != NONE:
         return (f"label '{shown(label)}' is not a class; expected one of "
-                f"{', '.join(classes)} (not used)")
+                f"{', '.join(classes)}, or {NONE} (not used)")
     track = Path(raw) if Path(raw).is_absolute() else base / raw
     if not track.is_file():
         return f"'{shown(raw)}' is not a file; expected the path of an audio file (not used)"

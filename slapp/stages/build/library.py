@@ -46,11 +46,13 @@ class LibraryBuild:
                 lines.append(f"  rebuilt {len(self.changed)} library track(s) whose file "
                              "changed since it was cached")
         answered = sum(len(v) for v in lib.labelled.values())
-        if answered or lib.problems:
+        if answered or lib.problems or lib.none:
             lines.append(f"labels file (paths.labels_file): {answered} track(s) labelled, "
                          "in training" + (": " + ", ".join(
                              f"{c} {len(v)}" for c, v in sorted(lib.labelled.items()))
                                           if answered else "")
+                         + (f"; {len(lib.none)} answered none of these (out of the library "
+                            "and its suggestions)" if lib.none else "")
                          + (f"; {len(lib.problems)} row(s) not used" if lib.problems else ""))
             lines += [f"  {p}" for p in lib.problems]
         return lines
