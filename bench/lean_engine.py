@@ -172,6 +172,31 @@ def labels(bundle: Path) -> dict:
             "largest snippet-probability difference (rounded to 1e-6)": snippet_diff}
 
 
+def make_tracks(data: Path, folder: Path, n: int) -> list[Path]:
+    """``n`` 3-minute 44.1 kHz stereo MP3s of 6 consecutive gtzan-mini clips each."""
+    import numpy as np
+    import soundfile as sf
+
+    from slapp.dsp.audio import resample
+
+    clips = sorted(data.rglob("*.mp3"))
+    out = []
+    for i in range(n):
+        path = folder / f"long_{i:02d}.mp3"
+        out.append(path)
+        if path.exists():
+            continue
+        parts = []
+        for clip in clips[(i * 6) % len(clips):(i * 6) % len(clips) + 6]:
+            y, sr = sf.read(str(clip), dtype="float32", always_2d=True)
+            y = resample(y.mean(axis=1), orig_sr=sr, target_sr=44100)[:30 * 44100]
+            parts.append(y)
+        mono = np.concatenate(parts)
+        stereo = np.stack([mono, 0.9 * mono], axis=1)
+        sf.write(str(path), stereo, 44100, format="MP3")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/slapp-lean"))
@@ -182,7 +207,6 @@ def main() -> int:
                         choices=["options", "speed", "cold", "memory", "labels"])
     args = parser.parse_args()
     from memory import make_track
-    from predict_speed import make_tracks
 
     print(f"# {' '.join(sys.argv)}")
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "

@@ -5,7 +5,7 @@ Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when 
 signal arrives. If that is inside a finaliser (``__del__``: TensorFlow and Keras run many,
 e.g. when an epoch's data iterator is dropped) or a weakref or GC callback, Python prints
 "Exception ignored" and carries on: the Ctrl-C is lost (a training then ran all its
-epochs; ``bench/ctrl_c_training.py`` reproduces it). So the handlers also set a flag, and
+epochs; ``bench/kill_resume.py`` interrupts every stage at random moments). So the handlers also set a flag, and
 long loops ask :func:`check` at safe points (every training batch), which raises the
 exception again if it was lost; and an error a library raised while a stop was pending
 (TensorFlow can turn the KeyboardInterrupt into an error of its own) is taken for the

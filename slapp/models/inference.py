@@ -6,7 +6,7 @@ call; ``model.predict`` rebuilds its data pipeline on every call. :class:`Scorer
 network in one ``tf.function`` with a fixed input shape ``(batch_size, n_frames, n_mels)``:
 it is traced on the first batch and reused for every later batch of every track (a short
 last batch is zero-padded, its padding rows dropped). XLA and bfloat16 were measured in
-``bench/predict_speed.py`` (``bench/keras_options.py``) and not adopted.
+the retired ``bench/predict_speed.py`` and ``bench/keras_options.py`` and not adopted (BENCHMARKS).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 PATCHES = 10        # musicnn patches per track, spread evenly
 PLAN = f"label plan, at most {PATCHES}"  # in the cache names: other patches, another file
 MAX_FOLDS = 5
-C = 1.0             # logistic regression's inverse regularisation (bench/unheard_heads.py)
+C = 1.0             # logistic regression's inverse regularisation (bench/unheard_heads.py, retired; BENCHMARKS: 'Artists the model never heard')
 OUTRIGHT = 0.01     # a track whose folder gets at most this, another class at least 0.5
 
 
