@@ -160,8 +160,10 @@ def main(argv=None) -> int:
             from slapp.stages.train.suggestions import write_suggestions
 
             target = args.suggest_file or (current.paths.labels_file if current else None)
-            done = write_suggestions(report.results, args.suggest,
-                                     target or Path("to-label.csv"))
+            target = target or Path("to-label.csv")
+            labels = current.paths.labels_file if current else None
+            done = write_suggestions(report.results, args.suggest, target, in_labels_file=(
+                labels is not None and Path(labels).resolve() == Path(target).resolve()))
             print("\n".join(done.lines(bundle.classes)))
         return EXIT_SOME_FAILED if report.failed else 0
 

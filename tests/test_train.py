@@ -18,7 +18,6 @@ from slapp.store.atomic import TMP_SUFFIX
 from conftest import ROOT, TINY, make_dataset, popen_script, run_stages, write_params
 from slapp.dsp.aggregate import aggregate, aggregate_tracks
 from slapp.errors import ParameterError, StageError
-from slapp.stages.label.evaluate import split_metrics
 from slapp.models.backbones.crnn import CrnnParams
 from slapp.params import load_params
 
@@ -65,18 +64,6 @@ def test_aggregate_rules():
                                "mean-log")) == 0
     ids, scores = aggregate_tracks(np.vstack([probs, probs[::-1]]), np.array([5] * 3 + [2] * 3))
     assert list(ids) == [2, 5] and scores.shape == (2, 3)
-
-
-def test_track_level_metrics_sum_snippet_scores():
-    # track 0 (true class 0): snippets mostly say 1 weakly, one says 0 strongly
-    probs = np.array([[0.9, 0.1], [0.45, 0.55], [0.45, 0.55], [0.2, 0.8], [0.1, 0.9]])
-    labels = np.array([0, 0, 0, 1, 1])
-    tracks = np.array([0, 0, 0, 1, 1])
-    m = split_metrics(probs, labels, tracks, ["a", "b"])
-    assert m["snippet"]["accuracy"] == pytest.approx(3 / 5)
-    assert m["track"]["accuracy"] == 1.0
-    assert m["track"]["confusion"] == [[1, 0], [0, 1]]
-    assert m["snippet"]["confusion"] == [[1, 2], [0, 2]]
 
 
 def test_training_writes_a_complete_bundle(trained):

@@ -78,8 +78,9 @@ class Scorer:
 def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int, *,
             width: int, progress: bool = False, desc: str = "") -> np.ndarray:
     """``fn`` over ``x`` ``batch_size`` rows at a time (a memory map is read one batch at a
-    time): ``(n, width)`` float32. The one batched-inference loop of evaluation,
-    prediction and embedding."""
+    time): ``(n, width)`` float32. The Keras engine's loop (stage 3's snippet figures, a
+    bundle without its portable copy); onnxruntime batches in :mod:`slapp.models.portable`
+    and stage 2 in :mod:`slapp.stages.process.embed`."""
     out = np.empty((len(x), width), np.float32)
     for i in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch",
                   disable=not progress, leave=False):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from slapp.dsp.aggregate import aggregate_tracks
 from slapp.store.atomic import atomic_write
 
 
@@ -35,19 +34,6 @@ def label_metrics(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) 
                                             target_names=classes, output_dict=True,
                                             zero_division=0),
             "confusion": confusion_matrix(truth, predicted, labels=index).tolist()}
-
-
-def split_metrics(probs: np.ndarray, labels: np.ndarray, track_ids: np.ndarray,
-                  classes: list[str]) -> dict:
-    """``snippet`` and ``track`` :func:`label_metrics` of ``(n_snippets, n_classes)``
-    probabilities against int ``labels``, a track's label from the sum of its snippets'
-    scores (the cached snippets only: stage 3 labels its tracks through prediction, see
-    :mod:`slapp.stages.train.held_out`)."""
-    labels = np.asarray(labels)
-    ids, track_scores = aggregate_tracks(probs, track_ids, "sum")
-    track_labels = np.array([labels[np.asarray(track_ids) == t][0] for t in ids])
-    return {"snippet": label_metrics(labels, probs.argmax(axis=1), classes),
-            "track": label_metrics(track_labels, track_scores.argmax(axis=1), classes)}
 
 
 def report_text(metrics: dict, classes: list[str]) -> str:

@@ -281,7 +281,7 @@ def _library_signature(lib_layout: BuildLayout, keys: list[str]) -> str | None:
 def _write_library(layout: BuildLayout, lib_layout: BuildLayout, keys: list[str],
                    backbone: str, layer: str) -> list[str]:
     """``library_E.npy`` (snippets, width), ``library_track.npy`` (snippets,) index into
-    ``library.json``'s keys; written under ``.tmp`` and moved in. Their names."""
+    ``library.json``'s keys; each file written atomically (a temp file replaced whole). Their names."""
     arrays = layout.arrays
     parts = [read_embedding(lib_layout, backbone, k, layer) for k in keys]
     emb = np.concatenate(parts).astype(np.float32)

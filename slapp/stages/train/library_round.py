@@ -85,7 +85,8 @@ def suggest_from_library(params, arrays: ArraysLayout, model, classes: list[str]
                            embedding=e.tolist())
                for key, row, e in zip(keys, scores, emb)]
     try:
-        done = write_suggestions(results, want - waiting, target)
+        done = write_suggestions(results, want - waiting, target,
+                                 in_labels_file=params.paths.labels_file is not None)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         return [f"  library: could not update {target} with tracks to label ({exc}); the "
                 "bundle is written"]

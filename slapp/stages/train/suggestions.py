@@ -37,6 +37,7 @@ class Suggested:
     kept: int          # rows of an earlier CSV kept
     answered: int      # of them, rows with a label
     by_class_space: bool  # the bundle gives no embedding: diversity in class scores
+    in_labels_file: bool = False  # the CSV is paths.labels_file already
 
     def lines(self, classes: list[str]) -> list[str]:
         out = [f"suggested {len(self.new)} track(s) to label (uncertain, like many others, "
@@ -49,8 +50,9 @@ class Suggested:
         out += [f"listen: {self.playlist}",
                 f"fill in the 'label' column of {self.csv_file} with one of: "
                 + ", ".join(classes) + " (leave it empty if unsure)",
-                "then set paths.labels_file to that file and run build_dataset.py, "
-                "process_dataset.py and train_crnn.py again"]
+                "(or none: none of these), then run build_dataset.py, process_dataset.py and "
+                "train_crnn.py again" + ("" if self.in_labels_file else
+                                         f" with paths.labels_file set to {self.csv_file}")]
         return out
 
 
@@ -69,7 +71,8 @@ def unanswered(csv_file: Path) -> int:
         return 0
 
 
-def write_suggestions(results: list, n: int, csv_file: Path) -> Suggested:
+def write_suggestions(results: list, n: int, csv_file: Path, *, in_labels_file: bool = False
+                      ) -> Suggested:
     """Choose ``n`` of the labelled ``results`` (TrackResult) and write ``csv_file`` and
     ``<csv_file stem>.m3u8`` beside it."""
     rows = _read_rows(csv_file)
@@ -83,7 +86,7 @@ def write_suggestions(results: list, n: int, csv_file: Path) -> Suggested:
     chosen = [pool[i] for i in suggest_tracks(scores, emb, n, groups=artists,
                                               near_copy=NEAR_COPY if has_emb else 1.0)]
     by_path = {id(r): a for r, a in zip(pool, artists)}
-    new_rows = [{"path": str(real_path(Path(r.path))), "label": "", "guess": r.label,
+    new_rows = [{"path": str(real_path(Path(r.path))), "label": "", "guess": r.guess or r.label,
                  "confidence": f"{r.confidence:.3f}", "artist": by_path[id(r)] or ""}
                 for r in chosen]
     buffer = io.StringIO()
@@ -97,4 +100,4 @@ def write_suggestions(results: list, n: int, csv_file: Path) -> Suggested:
     atomic_write(playlist, lambda f: f.write(text.encode("utf-8")))
     return Suggested(csv_file=csv_file, playlist=playlist, new=chosen, kept=len(rows),
                      answered=sum(bool((r.get("label") or "").strip()) for r in rows),
-                     by_class_space=not has_emb)
+                     by_class_space=not has_emb, in_labels_file=in_labels_file)
