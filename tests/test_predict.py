@@ -199,7 +199,9 @@ def test_long_tracks_are_scored_chunk_by_chunk_with_the_same_result(trained, tmp
     track = write_audio(tmp_path / "long.wav", tone(9.0, sr=22050, seed=7), 22050)
     options = predict.PredictOptions(hop_seconds=0.25, timeline=True)
     whole = predict.predict_tracks([str(track)], bundle, options, progress=False).results[0]
-    monkeypatch.setattr(predict, "CHUNK_SNIPPETS", 5)
+    import slapp.stages.label.predictor as predictor
+
+    monkeypatch.setattr(predictor, "CHUNK_SNIPPETS", 5)
     small = predict.PredictOptions(hop_seconds=0.25, timeline=True, batch_size=5)
     assert predict.Predictor(bundle, small).chunk == 5  # 7 chunks of 5 snippets
     chunked = predict.predict_tracks([str(track)], bundle, small,

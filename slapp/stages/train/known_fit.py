@@ -7,7 +7,9 @@ stage 2's cache, calibrated on music by artists the reference does not hold: eac
 against the training tracks by other artists; a track without an artist tag is taken to
 share its artist with its whole class (the worst case: a class of one artist, as
 gtzan-mini's blues), which errs towards labelling, not towards ``none``. Without an
-embedding (the CRNN): the validation tracks' confidences, as stage 3 labelled them."""
+embedding (the CRNN): the validation tracks' confidences, as stage 3 labelled them; such a
+bundle shows ``known`` but labels ``none`` only when ``--none-below`` asks (the largest
+probability separates other genres poorly: BENCHMARKS.md, issue 41)."""
 
 from __future__ import annotations
 
@@ -60,8 +62,8 @@ def fit_known(params: PipelineParams, tracks: list[dict], artists: dict | None,
             return KnownModel(calibrate(ref, names, K), threshold, ref, K)
     val = metrics.get("val", {}).get("track", {}).get("tracks", {})
     confidences = [v["confidence"] for v in val.values() if v.get("confidence") is not None]
-    if confidences:
-        return KnownModel(np.array(confidences), threshold)
+    if confidences:  # a confidence tells a new genre poorly (AUROC 0.45-0.90, BENCHMARKS):
+        return KnownModel(np.array(confidences), 0.0)  # known shown, never none by itself
     logger.warning("no validation track to measure 'known' against: this bundle labels "
                    "every track with one of its classes (never none)")
     return None
