@@ -7,17 +7,14 @@ out-of-distribution score of Sun et al. 2022). The raw score is turned into ``kn
 others *by other artists* (so the figure is what music by an artist the model never
 heard looks like), and ``known`` is the share of those scores that the track's raw
 score reaches or passes. A track whose ``known`` is below the bundle's threshold (a
-share: 0.05 = less like the classes than 95 % of that reference) is labelled ``none``.
+share: 0.2 = less like the classes than 80 % of that reference) is labelled ``none``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from slapp.spec import NONE  # noqa: F401  (the label, re-exported)
-
 K = 5            # nearest training tracks averaged
-THRESHOLD = 0.05  # default: below the 5th percentile of the leave-artist-out scores
 
 
 def track_vectors(embeddings: list[np.ndarray]) -> np.ndarray:
@@ -42,16 +39,14 @@ def similarity(vectors: np.ndarray, reference: np.ndarray, k: int = K,
     return top.mean(axis=1)
 
 
-def calibrate(reference: np.ndarray, artists: list[str | None], k: int = K,
-              only: np.ndarray | None = None) -> np.ndarray:
-    """Sorted raw scores of the training tracks (those ``only`` marks, default all), each
-    against the training tracks by other artists (a track without an artist leaves out
-    only itself; artists compared case-blind)."""
+def calibrate(reference: np.ndarray, artists: list[str | None], k: int = K) -> np.ndarray:
+    """Sorted ``(n,)`` raw scores of the training tracks, each against the training tracks
+    by other artists (a track without an artist leaves out only itself; artists compared
+    case-blind)."""
     names = np.array([a.casefold() if a else f"\0{i}" for i, a in enumerate(artists)],
                      dtype=object)
-    rows = np.arange(len(names)) if only is None else np.flatnonzero(only)
-    same = names[rows, None] == names[None, :]
-    return np.sort(similarity(reference[rows], reference, k, exclude=same))
+    same = names[:, None] == names[None, :]
+    return np.sort(similarity(reference, reference, k, exclude=same))
 
 
 def known_scores(raw: np.ndarray, calibration: np.ndarray) -> np.ndarray:

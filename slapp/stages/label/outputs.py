@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from slapp.models.known import NONE
 from slapp.stages.label.evaluate import artist_line, confusion_lines
+from slapp.spec import NONE
 from slapp.store.atomic import atomic_write
 from slapp.store.discovery import shown
 

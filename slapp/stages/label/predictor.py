@@ -15,7 +15,7 @@ from slapp.dsp.aggregate import RULES, aggregate
 from slapp.dsp.coverage import model_band_hz, range_notes
 from slapp.dsp.normalization import apply
 from slapp.errors import StageError
-from slapp.models.known import NONE
+from slapp.spec import NONE
 from slapp.params import PipelineParams
 from slapp.stages.build.prepare import PreparedTrack, prepare_track
 from slapp.stages.label.outputs import TrackResult

@@ -3,8 +3,8 @@ music of its classes from music of none of them, written as ``known.npz`` with i
 in ``bundle.json``.
 
 With an embedding (the musicnn backbones): every training track's mean embedding from
-stage 2's cache, calibrated on music by artists the reference does not hold: each training track
-against the training tracks by other artists; a track without an artist tag is taken to
+stage 2's cache, calibrated on music by artists the reference does not hold: each
+training track against the training tracks by other artists; a track without an artist tag is taken to
 share its artist with its whole class (the worst case: a class of one artist, as
 gtzan-mini's blues), which errs towards labelling, not towards ``none``. Without an
 embedding (the CRNN): the validation tracks' confidences, as stage 3 labelled them; such a
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from slapp.errors import StageError
-from slapp.models.known import K, KnownModel, calibrate, similarity, track_vectors
+from slapp.models.known import K, KnownModel, calibrate, track_vectors
 from slapp.params import PipelineParams
 from slapp.stages.process.embed import read_embedding
 from slapp.store.atomic import write_npz
