@@ -117,15 +117,35 @@ def get_parser():
                             "parameters when set, else to-label.csv here); rows already "
                             "in it and their answers are kept; the playlist goes beside "
                             "it (FILE.m3u8)")
+    learn.add_argument("--answer", type=Path, metavar="FILE.csv", nargs="?", const=True,
+                       help="open a local page (127.0.0.1, a private address) to answer the "
+                            "suggested tracks: listen, see where the model hesitates, click "
+                            "a class or 'none of these'; each answer goes into FILE.csv "
+                            "(default: the --suggest file, else paths.labels_file, else "
+                            "<output_dir>/to-label.csv); Ctrl-C stops it")
+    learn.add_argument("--port", type=int, default=0,
+                       help="the page's port with --answer (default: any free one)")
     return parser
+
+
+def _answers_file(args, current) -> Path:
+    """Which CSV ``--answer`` serves."""
+    if args.answer is not True:
+        return args.answer
+    if args.suggest:
+        return args.suggest_file or (current and current.paths.labels_file) or Path("to-label.csv")
+    if current is not None and current.paths.labels_file is not None:
+        return current.paths.labels_file
+    stage3 = Path(current.paths.output_dir) / "to-label.csv" if current else None
+    return stage3 if stage3 is not None and stage3.exists() else Path("to-label.csv")
 
 
 def main(argv=None) -> int:
     parser = get_parser()
     args = parser.parse_args(argv)
     setup_logging(args.quiet)
-    if not args.paths and args.undo_tags is None:
-        parser.error("give at least one PATH (or --undo-tags JOURNAL)")
+    if not args.paths and args.undo_tags is None and args.answer is None:
+        parser.error("give at least one PATH (or --undo-tags JOURNAL, or --answer)")
 
     def job():
         from slapp.errors import StageError
@@ -151,6 +171,8 @@ def main(argv=None) -> int:
             current = load_params(args.params)
         bundle = load_bundle(args.model or current.model_dir, current=current,
                              engine=args.engine)
+        if args.answer is not None and not args.paths:
+            return _answer(_answers_file(args, current), bundle, args.port)
         report = predict_tracks(args.paths, bundle, options, output=args.output,
                                 plot_dir=args.plot, evaluate=args.evaluate, params=current,
                                 library=library, progress=not args.quiet)
@@ -165,9 +187,19 @@ def main(argv=None) -> int:
             done = write_suggestions(report.results, args.suggest, target, in_labels_file=(
                 labels is not None and Path(labels).resolve() == Path(target).resolve()))
             print("\n".join(done.lines(bundle.classes)))
+        if args.answer is not None:
+            _answer(_answers_file(args, current), bundle, args.port)
         return EXIT_SOME_FAILED if report.failed else 0
 
     return run_script(job)
+
+
+def _answer(csv_file: Path, bundle, port: int) -> int:
+    """``--answer``: serve the answering page until Ctrl-C."""
+    from slapp.stages.answer.server import serve_answers
+
+    print("\n".join(serve_answers(csv_file, bundle, port)))
+    return 0
 
 
 def _undo(journal: Path | bool, force: bool) -> int:

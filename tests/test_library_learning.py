@@ -61,8 +61,8 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
     # stage 3 keeps 4 library tracks to label in <output_dir>/to-label.csv
     to_label = root / "to-label.csv"
     assert (f"  library: 4 track(s) worth labelling next added to {to_label} (listen: "
-            f"{to_label.with_suffix('.m3u8')}); fill in their label column, set "
-            "paths.labels_file to it and train again") in out
+            f"{to_label.with_suffix('.m3u8')}); answer them with predict_track.py --answer "
+            "(a page) or in the label column, set paths.labels_file to it and train again") in out
     listed = list(csv.DictReader(to_label.open()))
     assert len({r["path"] for r in listed}) == 4
     assert {r["path"] for r in listed} <= {str(library / "inbox" / f"track_{i}.wav")
@@ -82,7 +82,7 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
     assert all(r["label"] == "" and r["guess"] in ("bass", "mid", "treble") for r in rows)
     playlist = suggest_file.with_suffix(".m3u8").read_text().splitlines()
     assert playlist[0] == "#EXTM3U" and len(playlist) == 7
-    assert f"fill in the 'label' column of {suggest_file}" in out
+    assert f"answer them on a page: predict_track.py --answer {suggest_file}" in out
     # answer one, write a bad row and a wrong label; a second --suggest keeps them all
     rows[0]["label"] = "mid"
     rows[1]["label"] = "jazz"

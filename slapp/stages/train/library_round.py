@@ -93,7 +93,8 @@ def suggest_from_library(params, arrays: ArraysLayout, model, classes: list[str]
     then = ("train again" if params.paths.labels_file else
             "set paths.labels_file to it and train again")
     return [f"  library: {len(done.new)} track(s) worth labelling next added to {target} "
-            f"(listen: {done.playlist}); fill in their label column, {then}"]
+            f"(listen: {done.playlist}); answer them with predict_track.py --answer "
+            f"(a page) or in the label column, {then}"]
 
 
 def track_scores(model, rows: np.ndarray, track: np.ndarray, n_tracks: int) -> np.ndarray:

@@ -48,11 +48,12 @@ class Suggested:
             out.append(f"kept the {self.kept} row(s) already in {self.csv_file} "
                        f"({self.answered} answered)")
         out += [f"listen: {self.playlist}",
-                f"fill in the 'label' column of {self.csv_file} with one of: "
-                + ", ".join(classes) + " (leave it empty if unsure)",
-                "(or none: none of these), then run build_dataset.py, process_dataset.py and "
-                "train_crnn.py again" + ("" if self.in_labels_file else
-                                         f" with paths.labels_file set to {self.csv_file}")]
+                f"answer them on a page: predict_track.py --answer {self.csv_file} (or fill in "
+                "its 'label' column with one of: " + ", ".join(classes)
+                + ", or none for none of these; empty: not sure)",
+                "then run build_dataset.py, process_dataset.py and train_crnn.py again"
+                + ("" if self.in_labels_file else
+                   f" with paths.labels_file set to {self.csv_file}")]
         return out
 
 
