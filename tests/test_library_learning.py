@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 
 from conftest import make_dataset, run_stages, tone, write_audio, write_params
@@ -167,8 +168,10 @@ def test_the_crnn_ignores_the_library_with_one_warning(tmp_path, capsys):
     printed = capsys.readouterr()
     warnings = [line for line in (printed.out + printed.err).splitlines()
                 if "unlabelled_dir is set" in line]
-    assert warnings == ["WARNING: paths.unlabelled_dir is set, but the crnn backbone does not "
-                        "learn from an unlabelled library (the musicnn backbones do): ignored"]
+    said = ("WARNING: paths.unlabelled_dir is set, but the crnn backbone does not learn from "
+            "an unlabelled library (the musicnn backbones do): ")
+    assert warnings == [said + "not built", said + "ignored"]  # stage 1, stage 2
+    assert not (tmp_path / "out" / "library").exists()  # nothing decoded for it
     assert not (tmp_path / "out" / "arrays" / "library.json").exists()
 
 
@@ -205,3 +208,31 @@ def test_a_labels_file_in_a_missing_folder_is_one_clear_error(tmp_path):
     with pytest.raises(DatasetError, match=f"Labels file '{bad}' \\(paths.labels_file\\) is "
                                            "not a file in an existing folder"):
         find_library(params, ("bass",), [])
+
+
+def test_a_damaged_library_cache_file_is_rebuilt_not_a_traceback(tmp_path, capsys):
+    """A truncated library cache file without a manifest to vouch for it (a build killed
+    before writing it) is found when the manifest is written, deleted and built again by
+    the next run, as in the labelled build (before: a traceback)."""
+    music = make_dataset(tmp_path / "music")
+    library = _library(tmp_path / "library")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          model={"backbone": "musicnn-msd"},
+                          paths={"input_dir": str(music), "output_dir": str(tmp_path / "out"),
+                                 "unlabelled_dir": str(library)})
+    run_stages(params, "build")
+    lib = tmp_path / "out" / "library"
+    damaged = lib / "cache" / "inbox" / "track_0.wav.npz"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    (lib / "build_manifest.json").unlink()
+    capsys.readouterr()
+    run_stages(params, "build")
+    out = capsys.readouterr().out
+    assert "7 unlabelled tracks, 5 cached, 6 of them already, 1 failed, 1 not done yet" in out
+    assert not damaged.exists()
+    run_stages(params, "build")
+    out = capsys.readouterr().out
+    assert "7 unlabelled tracks, 6 cached, 5 of them already, 1 failed" in out, out
+    manifest = json.loads((lib / "build_manifest.json").read_text())
+    assert manifest["tracks"]["inbox/track_0.wav"]["status"] == "done"
+    assert np.load(damaged)["mel"].shape[0] >= 1

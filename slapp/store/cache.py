@@ -124,6 +124,27 @@ def manifest_entries(layout: BuildLayout) -> dict[str, dict]:
     return {}
 
 
+def manifest_entry(key: str, layout: BuildLayout, new: dict[str, dict],
+                   old: dict[str, dict]) -> dict:
+    """A track's manifest entry after a build run (the labelled build and the library's
+    alike): this run's result, else the previous run's ``done`` entry while its cache file
+    is there, else one read from the file (a file damaged by something outside slapp is
+    deleted: rebuilt next run), else ``pending``."""
+    if key in new:
+        return {k: v for k, v in new[key].items() if k != "key"}
+    path = layout.track_file(key)
+    if path.exists():
+        prev = old.get(key)
+        if prev and prev.get("status") == "done":
+            return prev
+        try:
+            return {"status": "done", "snippets": snippet_count(path),
+                    "file": cached_source(path)}
+        except Exception:  # damaged by something outside slapp: rebuild it next run
+            path.unlink()
+    return {"status": "pending"}
+
+
 def drop_changed(files: dict, layout: BuildLayout, old: dict[str, dict]) -> list[str]:
     """Keys of ``files`` (key → audio file) whose cached track was made from the file at
     another size or modification time than it has now (``old``: the manifest entries);

@@ -8,6 +8,8 @@ cached, retries what failed, and refuses a cache made with other feature setting
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from collections import Counter
@@ -119,25 +121,6 @@ def _check_cache_settings(layout: BuildLayout, info: dict | None, settings: dict
             "to delete it and build again, or set paths.output_dir to a new folder.")
 
 
-def _manifest_entry(key: str, layout: BuildLayout, new: dict[str, dict],
-                    old: dict[str, dict]) -> dict:
-    if key in new:
-        entry = dict(new[key])
-        entry.pop("key")
-        return entry
-    path = layout.track_file(key)
-    if path.exists():
-        prev = old.get(key)
-        if prev and prev.get("status") == "done":
-            return prev
-        try:
-            return {"status": "done", "snippets": cache.snippet_count(path),
-                    "file": cache.cached_source(path)}
-        except Exception:  # damaged by something outside slapp: rebuild it next run
-            path.unlink()
-    return {"status": "pending"}
-
-
 def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: bool = False,
                   progress: bool = True) -> BuildReport:
     """Run stage 1 (see the module docstring); returns what was done.
@@ -155,6 +138,11 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
     library = find_library(params, dataset.classes, dataset.files.values(),
                            skip=(Path(params.paths.output_dir), params.model_dir))
     dataset = with_labelled(dataset, library)
+    if library.root is not None and not params.backbone.embedding_layer(params):
+        logger.warning("paths.unlabelled_dir is set, but the %s backbone does not learn from "
+                       "an unlabelled library (the musicnn backbones do): not built",
+                       params.model.backbone)
+        library = dataclasses.replace(library, root=None, files={})
     layout = output_layout(params)
     settings = params.feature_settings()
     fingerprint = cache.fingerprint(settings)
@@ -235,7 +223,7 @@ def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayo
     where = split_of(split)
     tracks = {}
     for key in keys:
-        entry = _manifest_entry(key, layout, results, old)
+        entry = cache.manifest_entry(key, layout, results, old)
         tracks[key] = {**entry, "split": where[key]}  # a re-split moves cached tracks
         if entry["status"] == "done":
             report.tracks_per_split[where[key]] = report.tracks_per_split.get(where[key], 0) + 1

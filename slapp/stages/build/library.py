@@ -98,14 +98,7 @@ def finish_library(plan: LibraryBuild, results: dict[str, dict]) -> None:
     layout, old = plan.layout, cache.manifest_entries(plan.layout)
     tracks = {}
     for key in sorted(plan.library.files):
-        if key in results:
-            entry = {k: v for k, v in results[key].items() if k != "key"}
-        elif layout.track_file(key).exists():
-            entry = old.get(key) if old.get(key, {}).get("status") == "done" else {
-                "status": "done", "snippets": cache.snippet_count(layout.track_file(key))}
-        else:
-            entry = {"status": "pending"}
-        tracks[key] = entry
+        tracks[key] = cache.manifest_entry(key, layout, results, old)
     counts = Counter(e["status"] for e in tracks.values())
     plan.done, plan.pending = counts.get("done", 0), counts.get("pending", 0)
     plan.failed = {k: e["reason"] for k, e in tracks.items() if e["status"] == "failed"}
