@@ -32,11 +32,25 @@ def test_backbone_fixes_its_input_settings_and_names_what_it_ignores(tmp_path, c
     assert p.ignored == ("audio.sample_rate 44100", "features.n_mels 128")
     assert p.feature_settings()["backbone"] == "musicnn-msd"
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 1 and lines[0].startswith(
-        "model.backbone 'musicnn-msd' ignores what the parameters file sets for "
-        "audio.sample_rate 44100, features.n_mels 128 (it fixes audio.sample_rate 16000")
+    assert lines == [
+        "model.backbone 'musicnn-msd' ignores audio.sample_rate 44100 (it uses 16000), "
+        "features.n_mels 128 (it uses 96): a backbone's own settings go under "
+        "model.<backbone>"]
     crnn = params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "crnn"}})
     assert "backbone" not in crnn.feature_settings() and crnn.ignored == ()
+
+
+def test_a_bad_value_the_backbone_ignores_is_the_error_alone(caplog):
+    """One problem, one line: no 'ignored' warning before the error."""
+    from slapp.errors import ParameterError
+    from slapp.params import params_from_dict
+
+    with caplog.at_level(logging.WARNING, logger="slapp"), pytest.raises(
+            ParameterError, match=r"^The 'slicing.snippet_seconds' parameter must be a number "
+                                  r"in the range \[0.1, 60.0\]. Got '3' \(a string\) instead.$"):
+        params_from_dict({"paths": {"input_dir": "x"}, "model": {"backbone": "musicnn-msd"},
+                          "slicing": {"snippet_seconds": "3"}})
+    assert caplog.records == []
 
 
 def test_the_committed_file_shows_the_settings_in_force(caplog):

@@ -102,27 +102,29 @@ def place(raw: dict, *, base, note: bool) -> tuple[dict, list[str]]:
         return out, []  # refused when the model section is read
     chosen = backbones.get(name)
     lifted = own.get(chosen.section, {})
-    ignored, moved = [], []
+    ignored, moved, uses = [], [], {}
     for section, values in raw.items():
         if section not in SECTIONS or section == "model" or not isinstance(values, dict):
             continue
         fixed = chosen.fixed_settings.get(section, {})
         for key, value in values.items():
             shown = f"{section}.{key} {json.dumps(value)}"
+            if key in fixed and key in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+                check(f"{section}.{key}", value, _spec(section, key), base)  # bad: the error alone
             if key in lifted.get(section, {}):
                 ignored.append(f"{shown} (model.{chosen.section}.{section}.{key} is used)")
             elif key in chosen.unused.get(section, ()) or (
                     key in fixed and (value != fixed[key] or _owned(section, key))):
                 ignored.append(shown)
+                if key in fixed:
+                    uses[shown] = f" (it uses {json.dumps(fixed[key])})"
             elif key in chosen.owns.get(section, ()) and chosen.name == "crnn":
                 moved.append(f"{section}.{key}")
     for section, values in lifted.items():
         out[section] = {**(raw.get(section) or {}), **values}
     if note and ignored:
-        logger.warning("model.backbone '%s' ignores what the parameters file sets for %s%s; "
-                       "a backbone's own settings go under model.<backbone> (see the "
-                       "project's pipeline_parameters.json)", name, ", ".join(ignored),
-                       _fixes(chosen))
+        logger.warning("model.backbone '%s' ignores %s: a backbone's own settings go under "
+                       "model.<backbone>", name, ", ".join(i + uses.get(i, "") for i in ignored))
     if note and moved:
         logger.info("the parameters file keeps the CRNN's own settings in their old place "
                     "(%s): read as model.crnn.<section>.<key>; move them there (see "
@@ -133,10 +135,3 @@ def place(raw: dict, *, base, note: bool) -> tuple[dict, list[str]]:
 def _owned(section: str, key: str) -> bool:
     """Whether ``section.key`` is some backbone's own setting (not a general one)."""
     return any(key in backbones.get(n).owns.get(section, ()) for n in backbones.NAMES)
-
-
-def _fixes(bb) -> str:
-    """``": it fixes audio.sample_rate 16000, ..."`` (what the backbone uses instead)."""
-    fixed = [f"{s}.{k} {json.dumps(v)}" for s, values in bb.fixed_settings.items()
-             for k, v in values.items()]
-    return f" (it fixes {', '.join(fixed)})" if fixed else " (it does not use them)"
