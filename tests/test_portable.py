@@ -113,3 +113,27 @@ def test_a_damaged_portable_copy_is_one_line_and_model_keras_labels(trained, tmp
     assert "cannot be read" in lines[0] and "model.keras" in lines[0]
     assert "t.wav" in done.stdout
     assert (folder / "model.onnx").read_bytes() == damaged  # the user's file is left as it is
+
+
+def test_a_portable_copy_that_cannot_be_made_says_why_in_the_summary_and_bundle(
+        tmp_path, monkeypatch, capsys):
+    """Before: the reason was a warning lost in the log, and bundle.json said nothing."""
+    import train_crnn
+    from conftest import TINY, make_dataset, run_stages, write_params
+    from slapp.models.backbones.crnn import CRNN
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the converter cannot translate layer 'gru'\nmore detail")
+
+    monkeypatch.setattr(CRNN, "write_portable", broken)
+    music = make_dataset(tmp_path / "music")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out", **TINY)
+    run_stages(params, "build", "process")
+    capsys.readouterr()
+    assert train_crnn.main(["--params", str(params), "--quiet"]) == 0
+    why = ("no portable copy (RuntimeError: the converter cannot translate layer 'gru'): "
+           "predict_track.py labels through TensorFlow (model.keras)")
+    assert f"  {why}" in capsys.readouterr().out.splitlines()
+    info = json.loads((tmp_path / "out" / "model" / "bundle.json").read_text())
+    assert info["portable"] == {"error": why}
+    assert not (tmp_path / "out" / "model" / "model.onnx").exists()

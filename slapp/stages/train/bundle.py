@@ -120,28 +120,28 @@ def save_model(model, folder: Path) -> None:
         model.save(str(tmp))
 
 
-def save_portable(write, folder: Path, n_check: int) -> dict | None:
+def save_portable(write, folder: Path, n_check: int) -> dict:
     """Write ``model.onnx``, the portable copy of the bundle's network, by calling
     ``write(path)`` (a backbone's ``write_portable``; returns the largest difference
-    from Keras on ``n_check`` snippets): ``{"file", "check_snippets", "max_difference"}``
-    for ``bundle.json``, or None (and a warning: prediction then uses TensorFlow) when it
-    cannot be made."""
+    from Keras on ``n_check`` snippets). Returns ``bundle.json``'s ``portable`` entry:
+    ``{"file", "check_snippets", "max_difference"}``, or ``{"error": why}`` when it cannot
+    be made (prediction then runs ``model.keras`` through TensorFlow)."""
     path = BundleLayout(folder).portable_file
     if path.exists():
         path.unlink()  # never keep a copy of an older model
     try:
         diff = write(path)
     except StageError as exc:
-        logger.warning("%s", exc)
-        return None
+        why = str(exc)
     except Exception as exc:  # the converter meets a layer it cannot translate
-        logger.warning("could not write the portable model %s (%s: %s); prediction will "
-                       "use model.keras through TensorFlow", path, type(exc).__name__,
-                       str(exc).splitlines()[0][:160] if str(exc) else "")
-        return None
-    logger.info("wrote %s: onnxruntime gives the Keras probabilities on %d snippets within "
-                "%.1g", path, n_check, diff)
-    return {"file": path.name, "check_snippets": n_check, "max_difference": diff}
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        why = f"{type(exc).__name__}: {first}"
+    else:
+        logger.info("wrote %s: onnxruntime gives the Keras probabilities on %d snippets "
+                    "within %.1g", path, n_check, diff)
+        return {"file": path.name, "check_snippets": n_check, "max_difference": diff}
+    return {"error": f"no portable copy ({why}): predict_track.py labels through "
+                     "TensorFlow (model.keras)"}
 
 
 def history_csv(history: list[dict]) -> bytes:

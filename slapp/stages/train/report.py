@@ -25,6 +25,7 @@ class TrainReport:
     artists: list[str] = field(default_factory=list)  # artists per class, warnings
     library: str = ""   # what the unlabelled library added to training
     suggested: list[str] = field(default_factory=list)  # the library tracks to label
+    portable: str = ""  # why the bundle has no portable copy (empty: it has one)
 
     def summary(self) -> list[str]:
         if self.up_to_date:
@@ -52,5 +53,7 @@ class TrainReport:
         if not self.metrics and not self.up_to_date:
             lines.append("  no validation or test tracks: nothing to evaluate")
         lines.append(f"model bundle: {self.bundle_dir}")
+        if self.portable:
+            lines.append(f"  {self.portable}")
         lines += self.suggested
         return lines

@@ -312,7 +312,9 @@ def _write_bundle(params: PipelineParams, fitted: Fitted, x_files: dict[str, Pat
                         "parameters": int(model.count_params())}}
     bundle = bundle_io.Bundle(folder=bundle_dir, classes=classes, params=params,
                               stats=info["normalization"], info=info,
-                              engine="onnx" if portable else "keras", _model=model)
+                              engine="keras" if "error" in portable else "onnx",
+                              _model=model)
+    report.portable = portable.get("error", "")
     logger.info("evaluating on the validation and test tracks")
     heard, report.artists = _heard(params, arrays)
     report.metrics = evaluate_held_out(bundle, keras_scorer(trained), arrays, x_files,
