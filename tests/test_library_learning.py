@@ -236,3 +236,54 @@ def test_a_damaged_library_cache_file_is_rebuilt_not_a_traceback(tmp_path, capsy
     manifest = json.loads((lib / "build_manifest.json").read_text())
     assert manifest["tracks"]["inbox/track_0.wav"]["status"] == "done"
     assert np.load(damaged)["mel"].shape[0] >= 1
+
+
+def test_copies_of_labelled_tracks_leave_the_library_by_their_audio(tmp_path, capsys):
+    """A library holding renamed copies of the class folders' tracks: the copies leave
+    the library (never suggested, never pseudo-labelled); an answered copy whose label
+    differs from its original's folder is a warning naming both."""
+    import shutil
+
+    def melody(seed: int, low: float) -> np.ndarray:
+        """4 s of random notes (a new one every 0.25 s) in a register: each its own music."""
+        rng = np.random.default_rng(seed)
+        t = np.arange(22050 // 4) / 22050
+        notes = [0.3 * np.sin(2 * np.pi * low * 2 ** (rng.integers(0, 24) / 12) * t)
+                 for _ in range(16)]
+        return np.concatenate(notes).astype(np.float32)[:, None]
+
+    music = tmp_path / "music"
+    for c, low in (("bass", 80.0), ("mid", 300.0), ("treble", 1200.0)):
+        for i in range(4):
+            write_audio(music / c / f"{c}_{i}.wav", melody(10 * len(c) + i, low), 22050)
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(music / "bass" / "bass_1.wav", library / "renamed.wav")
+    shutil.copy(music / "mid" / "mid_2.wav", library / "other name.wav")
+    for i, low in enumerate([300.0, 700.0]):
+        write_audio(library / f"new_{i}.wav", melody(2000 + i, low), 22050)
+    shutil.copy(music / "treble" / "treble_0.wav", tmp_path / "answered.wav")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"path,label\n{tmp_path / 'answered.wav'},bass\n")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          model={"backbone": "musicnn-msd"},
+                          paths={"input_dir": str(music), "output_dir": str(tmp_path / "out"),
+                                 "unlabelled_dir": str(library), "labels_file": str(labels)})
+    run_stages(params, "build")
+    printed = capsys.readouterr()
+    out = printed.out
+    assert ("  2 library track(s) are copies of labelled tracks (by their audio; e.g. other "
+            "name.wav of mid/mid_2.wav): left out of the library") in out
+    tracks = json.loads((tmp_path / "out" / "library" / "build_manifest.json").read_text())[
+        "tracks"]
+    assert {k: e["status"] for k, e in tracks.items()} == {
+        "new_0.wav": "done", "new_1.wav": "done", "other name.wav": "copy",
+        "renamed.wav": "copy"}
+    assert tracks["renamed.wav"]["of"] == "bass/bass_1.wav"
+    from slapp.stages.build.library import library_keys
+    from slapp.store.layout import BuildLayout
+
+    assert library_keys(BuildLayout(tmp_path / "out" / "library")) == ["new_0.wav", "new_1.wav"]
+    assert ("labels file: the answer 'bass' for answered.wav is a copy of "
+            "'treble/treble_0.wav' (100% of its audio; class folder 'treble'): labelled "
+            "differently") in printed.out + printed.err

@@ -18,8 +18,9 @@ from pathlib import Path
 
 
 from slapp.stages.build.worker import TrackTask, run_tracks, warm_up
+from slapp.stages.build.copies import find_copies
 from slapp.stages.build.library import (LibraryBuild, finish_library, plan_library,
-                                        with_labelled)
+                                        previous_manifest, with_labelled)
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json
 from slapp.store.layout import BuildLayout, output_layout
@@ -182,9 +183,23 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                                    results=lib_results, desc="build library")
         except KeyboardInterrupt:
             report.interrupted = True
+        if not report.interrupted:
+            lib.copies, lib.answered_copies, lib.searched = find_copies(
+                params, layout, _lengths(keys, old, results), lib.layout,
+                _lengths(lib.library.files, cache.manifest_entries(lib.layout), lib_results),
+                previous=None if results or lib_results else previous_manifest(lib.layout))
+            for line in lib.answered_copies:
+                logger.warning("%s", line)
         finish_library(lib, lib_results)
         _finish(report, keys, split, layout, results, old, start)
     return report
+
+
+def _lengths(keys, old: dict[str, dict], new: dict[str, dict]) -> dict[str, float]:
+    """``{key: seconds}`` of the built tracks among ``keys`` (this run's, else the last)."""
+    entries = {**old, **new}
+    return {k: entries[k]["seconds"] for k in sorted(keys)
+            if entries.get(k, {}).get("seconds") is not None}
 
 
 def _log_plan(params: PipelineParams, n_keys: int, n_todo: int, n_changed: int) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
+from slapp.errors import StageError
 from slapp.stages.build.worker import TrackTask
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json
@@ -31,6 +32,9 @@ class LibraryBuild:
     failed: dict[str, str] = field(default_factory=dict)
     pending: int = 0
     changed: list[str] = field(default_factory=list)
+    copies: dict[str, str] = field(default_factory=dict)  # library key -> labelled key
+    answered_copies: list[str] = field(default_factory=list)  # warnings (build.copies)
+    searched: str = ""  # digest of the tracks the copy search compared
 
     def summary(self) -> list[str]:
         lib = self.library
@@ -42,6 +46,11 @@ class LibraryBuild:
                 f"{self.cached_before} of them already, {len(self.failed)} failed"
                 + (f", {self.pending} not done yet" if self.pending else ""))
             lines += [f"  failed: {key}: {why}" for key, why in sorted(self.failed.items())]
+            if self.copies:
+                first = min(self.copies)
+                lines.append(f"  {len(self.copies)} library track(s) are copies of labelled "
+                             f"tracks (by their audio; e.g. {first} of {self.copies[first]}): "
+                             "left out of the library")
             if self.changed:
                 lines.append(f"  rebuilt {len(self.changed)} library track(s) whose file "
                              "changed since it was cached")
@@ -99,12 +108,25 @@ def finish_library(plan: LibraryBuild, results: dict[str, dict]) -> None:
     tracks = {}
     for key in sorted(plan.library.files):
         tracks[key] = cache.manifest_entry(key, layout, results, old)
+        if key in plan.copies and tracks[key]["status"] == "done":
+            tracks[key] = {**tracks[key], "status": "copy", "of": plan.copies[key]}
     counts = Counter(e["status"] for e in tracks.values())
-    plan.done, plan.pending = counts.get("done", 0), counts.get("pending", 0)
+    plan.done = counts.get("done", 0) + counts.get("copy", 0)  # a copy is cached too
+    plan.pending = counts.get("pending", 0)
     plan.failed = {k: e["reason"] for k, e in tracks.items() if e["status"] == "failed"}
     write_json(layout.manifest_file, {
         "stage": "build_dataset (library)", "complete": plan.pending == 0,
-        "library_dir": str(plan.library.root), "tracks": tracks}, tmp_dir=layout.tmp_dir)
+        "library_dir": str(plan.library.root), "tracks": tracks,
+        "copies": {"searched": plan.searched, "answered": plan.answered_copies}},
+        tmp_dir=layout.tmp_dir)
+
+
+def previous_manifest(layout: BuildLayout) -> dict | None:
+    """The library manifest of the last run (None: none, or unreadable)."""
+    try:
+        return read_json(layout.manifest_file) if layout.manifest_file.exists() else None
+    except StageError:
+        return None
 
 
 def library_keys(layout: BuildLayout) -> list[str]:
