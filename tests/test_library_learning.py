@@ -287,3 +287,25 @@ def test_copies_of_labelled_tracks_leave_the_library_by_their_audio(tmp_path, ca
     assert ("labels file: the answer 'bass' for answered.wav is a copy of "
             "'treble/treble_0.wav' (100% of its audio; class folder 'treble'): labelled "
             "differently") in printed.out + printed.err
+
+
+def test_answers_are_keyed_by_file_and_a_track_given_two_labels_is_never_used(tmp_path):
+    """Two track01.wav of different folders are two answers; rows X, Y, X for one track
+    leave it out (as the warning says), not labelled X."""
+    from slapp.params import params_from_dict
+    from slapp.store.unlabelled import find_library
+
+    a, b, c = (tmp_path / d / "track01.wav" for d in ("one", "two", "three"))
+    for i, path in enumerate((a, b, c)):
+        write_audio(path, tone(1.0, seed=i), 22050)
+    labels = tmp_path / "answers.csv"
+    labels.write_text(f"path,label\n{a},bass\n{b},bass\n{c},bass\n{c},mid\n{c},bass\n")
+    params = params_from_dict({"paths": {"input_dir": str(tmp_path),
+                                         "labels_file": str(labels)}})
+    lib = find_library(params, ("bass", "mid"), [])
+    assert sorted(lib.labelled["bass"].values()) == sorted([a, b])
+    assert lib.labelled.get("mid", {}) == {}
+    assert [p.split(": ", 1)[1] for p in lib.problems] == [
+        f"'{c}' is labelled 'mid' here and 'bass' on line 4; expected one label per track "
+        "(neither is used)",
+        f"'{c}' was given two labels above; expected one label per track (not used)"]

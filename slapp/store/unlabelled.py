@@ -16,6 +16,8 @@ used.
 from __future__ import annotations
 
 import csv
+import hashlib
+import os
 import logging
 import unicodedata
 from collections.abc import Iterable
@@ -29,6 +31,7 @@ from slapp.store.layout import BuildLayout
 
 logger = logging.getLogger(__name__)
 
+OUTSIDE = "+outside"  # under LABELLED: answered files outside the library folder
 LABELLED = "+labels"  # the folder name under a class that holds the labels file's tracks
 
 
@@ -93,12 +96,17 @@ def find_library(params, classes: tuple[str, ...], labelled: Iterable[Path],
 
 
 def labelled_key(label: str, path: Path, root: Path | None) -> str:
-    """The collection key of a track the labels file labels ``label``."""
+    """The collection key of a track the labels file labels ``label``: its path in the
+    library, or, for a file outside it, its name under a short digest of its folder (two
+    ``track01.mp3`` of different folders stay two tracks)."""
     try:
         rel = _key(path, root) if root is not None else None
     except ValueError:
         rel = None
-    return f"{label}/{LABELLED}/{rel or readable_name(path.name)}"
+    if rel is None:
+        folder = hashlib.sha1(os.fsencode(path.parent.resolve())).hexdigest()[:8]
+        rel = f"{OUTSIDE}/{folder}/{readable_name(path.name)}"
+    return f"{label}/{LABELLED}/{rel}"
 
 
 def _read_labels(path: Path, classes: tuple[str, ...], root: Path | None,
@@ -124,6 +132,7 @@ def _read_labels(path: Path, classes: tuple[str, ...], root: Path | None,
                            "CSV with columns path,label.")
     col_path, col_label = header.index("path"), header.index("label")
     given: dict[Path, tuple[str, int]] = {}
+    conflicting: set[Path] = set()  # given two labels: none of its rows is used
     for line, row in enumerate(rows[1:], start=2):
         problem = _check_row(row, col_path, col_label, classes, path.parent, labelled_files)
         if problem is None:
@@ -132,6 +141,11 @@ def _read_labels(path: Path, classes: tuple[str, ...], root: Path | None,
             library.problems.append(f"{shown(str(path))}, line {line}: {problem}")
             continue
         track, label = problem
+        if track in conflicting:
+            library.problems.append(
+                f"{shown(str(path))}, line {line}: '{shown(str(track))}' was given two "
+                f"labels above; expected one label per track (not used)")
+            continue
         if track in given and given[track][0] != label:
             library.problems.append(
                 f"{shown(str(path))}, line {line}: '{shown(str(track))}' is labelled "
@@ -140,6 +154,7 @@ def _read_labels(path: Path, classes: tuple[str, ...], root: Path | None,
             library.labelled.get(given[track][0], {}).pop(
                 labelled_key(given[track][0], track, root), None)
             library.none.discard(track)
+            conflicting.add(track)
             continue
         given[track] = (label, line)
         if label == NONE:

@@ -14,7 +14,7 @@ from slapp.dsp.duplicates import find_duplicates, seconds_of
 from slapp.errors import StageError
 from slapp.store import cache
 from slapp.store.layout import BuildLayout
-from slapp.store.unlabelled import LABELLED
+from slapp.store.unlabelled import LABELLED, OUTSIDE
 
 LIB, LAB = "library:", "labelled:"
 
@@ -65,8 +65,9 @@ def find_copies(params, layout: BuildLayout, labelled: dict[str, float],
             said, folder = answered.split("/")[0], original.split("/")[0]
             how = ("labelled differently" if said != folder else
                    "the same recording twice in training")
-            lines.append(f"labels file: the answer '{said}' for "
-                         f"{PurePosixPath(answered).relative_to(said, LABELLED)} is a copy of "
+            rel = PurePosixPath(answered).relative_to(said, LABELLED)
+            shown = rel.name if rel.parts[0] == OUTSIDE else rel
+            lines.append(f"labels file: the answer '{said}' for {shown} is a copy of "
                          f"'{original}' ({share:.0%} of its audio; class folder '{folder}'): "
                          f"{how}")
     return copies, lines, digest
