@@ -90,3 +90,20 @@ def test_user_split_errors(mutate, match):
     mutate(split)
     with pytest.raises(DatasetError, match=r"Split file 's.json'.*" + match):
         check_split(split, TRACKS, source="s.json")
+
+
+def test_an_answer_by_a_held_out_artist_is_named_not_blamed_on_the_split():
+    """Answered tracks always go to training: one by an artist of the test tracks makes
+    that artist heard; the summary names it instead of blaming 'too few artists'."""
+    from slapp.store.split_policy import collection_lines
+
+    split = {"rock": {"train": ["rock/a1", "rock/b1", "rock/+labels/x"], "val": ["rock/c1"],
+                      "test": ["rock/d1"]}}
+    artists = {"rock/a1": "A", "rock/b1": "B", "rock/c1": "C", "rock/d1": "D",
+               "rock/+labels/x": "d"}
+    lines = collection_lines(split, artists, "artist", "artists known",
+                             frozenset({"rock/+labels/x"}))
+    assert "split by artist (artists known): no artist is on two sides" in lines
+    assert ("  labels file: 'rock/+labels/x' is by d, an artist of the test tracks: "
+            "answered into training, it makes that artist heard") in lines
+    assert lines[-2].startswith("  1 of 1 test tracks are by artists that are also in training")

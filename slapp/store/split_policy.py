@@ -57,11 +57,12 @@ def split_method(s, artists: dict[str, str | None]) -> tuple[str, str]:
                       "add artist tags or split.groups_file")
 
 
-def collection_lines(split: dict, artists: dict[str, str | None], method: str, why: str
-                     ) -> list[str]:
+def collection_lines(split: dict, artists: dict[str, str | None], method: str, why: str,
+                     answered: frozenset[str] = frozenset()) -> list[str]:
     """What the summary says of the collection: artists per class, warnings for classes
     of one or two artists, how the split was made and whether its test tracks are by
-    artists heard in training."""
+    artists heard in training (and why: too few artists, or ``answered`` tracks — the
+    labels file's, always in training — by artists of the held-out tracks)."""
     per_class = class_artists({c: [k for p in s.values() for k in p] for c, s in split.items()},
                               artists)
     known = any(artists.values())
@@ -74,12 +75,15 @@ def collection_lines(split: dict, artists: dict[str, str | None], method: str, w
     lines += [f"warning: {line}" for line in artist_warnings(per_class)]
     seen = seen_artists(split, artists)["test"]
     leaked = {c: len(k) for c, k in seen.items() if k}
+    dealt = {c: {p: [k for k in keys if k not in answered] for p, keys in s.items()}
+             for c, s in split.items()}
+    by_split = any(seen_artists(dealt, artists)["test"].values())
     n_test = sum(len(s["test"]) for s in split.values())
     where = {"artist": "by artist",
              "random": "track-wise at random", "blocks": "track-wise in name blocks",
              "file": "as the split file says"}[method]
     lines.append(f"split {where} ({why})" + (": no artist is on two sides" + (
-        ", except in classes with too few artists" if leaked else "")
+        ", except in classes with too few artists" if by_split else "")
         if method == "artist" else ""))
     if leaked:
         lines.append(f"  {sum(leaked.values())} of {n_test} test tracks are by artists that "
@@ -90,7 +94,7 @@ def collection_lines(split: dict, artists: dict[str, str | None], method: str, w
     elif n_test and known:
         lines.append(f"  all {n_test} test tracks are by artists not in training (or "
                      "untagged)")
-    return lines
+    return lines + _answered_held_out(split, artists, answered)
 
 
 def prepare_split(s, tracks: Mapping[str, Sequence[str]], layout: BuildLayout,
@@ -108,6 +112,18 @@ def prepare_split(s, tracks: Mapping[str, Sequence[str]], layout: BuildLayout,
         split[name]["train"] = sorted(set(split[name]["train"]) | set(keys))
     write_json(layout.split_file, split, tmp_dir=layout.tmp_dir)
     return split
+
+
+def _answered_held_out(split: dict, artists: dict[str, str | None],
+                       answered: frozenset[str]) -> list[str]:
+    """One line per answered track by an artist of the validation or test tracks."""
+    held = {artists[k].casefold(): side for s in split.values() for side in ("val", "test")
+            for k in s[side] if artists.get(k)}
+    return [f"  labels file: '{k}' is by {artists[k]}, an artist of the "
+            f"{'validation' if held[artists[k].casefold()] == 'val' else 'test'} tracks: "
+            "answered into training, it makes that artist heard"
+            for s in split.values() for k in s["train"]
+            if k in answered and artists.get(k) and artists[k].casefold() in held]
 
 
 def _without(raw, extra: set[str]):

@@ -229,7 +229,8 @@ def _split_and_record(params: PipelineParams, dataset: Dataset, layout: BuildLay
         "n_frames": params.n_frames, "n_mels": params.features.n_mels,
         "split_origin": split_origin(params.split), "split_method": method,
         "artists": artists}, tmp_dir=layout.tmp_dir)
-    return split, collection_lines(split, artists, method, why)
+    answered = frozenset(k for keys in library.labelled.values() for k in keys)
+    return split, collection_lines(split, artists, method, why, answered)
 
 
 def _finish(report: BuildReport, keys: list[str], split: dict, layout: BuildLayout,
