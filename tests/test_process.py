@@ -229,3 +229,39 @@ def test_interrupted_run_leaves_nothing_trusted(built, monkeypatch):
     report = process(changed, progress=False)
     assert not report.up_to_date
     assert (tmp / "out" / "arrays" / "process_manifest.json").exists()
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("musicnn") is None,
+                    reason="musicnn weights not installed")
+def test_a_replaced_backbone_re_embeds_and_a_broken_one_is_one_line(tmp_path, capsys):
+    """Each embedding records its backbone's digest: a re-exported backbone re-embeds
+    every track (never a mix of two); a backbone file that will not open is one error
+    naming it (before: one failure per track blaming its cache file)."""
+    import onnx
+
+    from conftest import make_dataset, run_stages, write_params
+
+    music = make_dataset(tmp_path / "music")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          model={"backbone": "musicnn-msd"})
+    run_stages(params, "build", "process")
+    backbone = tmp_path / "out" / "embeddings" / "musicnn-msd" / "backbone.onnx"
+    model = onnx.load(str(backbone))
+    model.doc_string = "re-exported"
+    onnx.save(model, str(backbone))
+    from slapp.stages.process.embed import backbone_id
+
+    folder = tmp_path / "out" / "embeddings" / "musicnn-msd"
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*.npz")}
+    run_stages(params, "process")
+    assert len(before) == 12 and all(p.stat().st_mtime_ns != t for p, t in before.items())
+    assert {str(np.load(p)["backbone"]) for p in before} == {backbone_id(backbone)}
+    capsys.readouterr()
+
+    backbone.write_bytes(b"not an onnx file")
+    (tmp_path / "out" / "embeddings" / "musicnn-msd" / "bass" / "bass_0.wav.npz").unlink()
+    assert process_dataset.main(["--params", str(params), "--quiet"]) == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("WARNING")]
+    assert len(err) == 1 and err[0].startswith(f"error: The ONNX backbone '{backbone}' "
+                                               "cannot be opened (")
+    assert err[0].endswith("Delete it and run process_dataset.py again: it is made anew.")

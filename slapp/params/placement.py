@@ -116,7 +116,7 @@ def place(raw: dict, *, base, note: bool) -> tuple[dict, list[str]]:
             elif key in chosen.unused.get(section, ()) or (
                     key in fixed and (value != fixed[key] or _owned(section, key))):
                 ignored.append(shown)
-                if key in fixed:
+                if key in fixed and value != fixed[key]:
                     uses[shown] = f" (it uses {json.dumps(fixed[key])})"
             elif key in chosen.owns.get(section, ()) and chosen.name == "crnn":
                 moved.append(f"{section}.{key}")

@@ -57,8 +57,9 @@ def write_track(layout: BuildLayout, key: str, *, mel: np.ndarray, starts: np.nd
 
 
 def source_stat(path: str | os.PathLike) -> list[int]:
-    """``[size in bytes, modification time in ns]`` of an audio file: what a cached track
-    records of its source, to notice a file replaced in place."""
+    """``[size in bytes, modification time in ns]`` of a file: what a cached file records
+    of its source (an audio file for the spectrograms, a spectrogram file for the
+    embeddings), to notice a file replaced in place."""
     st = os.stat(path)
     return [int(st.st_size), int(st.st_mtime_ns)]
 

@@ -33,7 +33,8 @@ from slapp.store.lock import output_lock
 from slapp.dsp.normalization import RunningStats, apply
 from slapp.params import PipelineParams
 from slapp.store.split import SPLITS
-from slapp.stages.process.embed import embed_cached_tracks, read_embedding
+from slapp.models.backbone_onnx import ensure_backbone
+from slapp.stages.process.embed import backbone_id, embed_cached_tracks, read_embedding
 from slapp.stages.build.library import library_keys
 from slapp.store.unlabelled import library_layout
 
@@ -136,6 +137,17 @@ def _inputs_signature(layout: BuildLayout, info: dict, params: PipelineParams,
             "normalization": params.process.normalization, "seed": params.process.seed}
 
 
+def _embedding_signature(params: PipelineParams, layout: BuildLayout, layer: str | None
+                         ) -> str | None:
+    """Which embedding the arrays hold: backbone, layer and the ONNX file's digest (made
+    first if missing), so that a replaced backbone remakes the arrays."""
+    if not layer:
+        return None
+    name = params.backbone.name
+    onnx = ensure_backbone(params.backbone.checkpoint, layout.backbone_file(name))
+    return f"{name}:{layer}:{backbone_id(onnx)}"
+
+
 class _RowWriter:
     """Writes rows of a ``(n, *row_shape)`` float32 ``.npy`` file in any order."""
 
@@ -204,7 +216,7 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         layer = params.backbone.embedding_layer(params)
         lib_layout, lib_keys = _library(params, layer)
         signature = {**_inputs_signature(layout, info, params, chosen),
-                     "embedding": f"{params.backbone.name}:{layer}" if layer else None,
+                     "embedding": _embedding_signature(params, layout, layer),
                      "library": _library_signature(lib_layout, lib_keys)}
         report = ProcessReport(arrays=arrays, skipped_failed=failed,
                                unit=params.backbone.feature_unit)

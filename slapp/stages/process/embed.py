@@ -14,6 +14,7 @@ No process here imports TensorFlow.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import zipfile
@@ -28,6 +29,7 @@ from slapp.errors import StageError
 from slapp.executor import open_executor
 from slapp.models.backbone_onnx import OUTPUTS, ensure_backbone
 from slapp.store.atomic import write_npz
+from slapp.store.cache import source_stat
 from slapp.store.layout import BuildLayout
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class EmbedTask:
     out_file: Path
     backbone_file: Path
     tmp_dir: Path
+    backbone: str = ""  # backbone_id of backbone_file
 
 
 _SESSIONS: dict[Path, object] = {}  # this process's backbone session
@@ -59,10 +62,27 @@ def _session(path: Path):
     return _SESSIONS[path]
 
 
-def source_of(cache_file: Path) -> list[int]:
-    """``[size, mtime_ns]`` of a spectrogram cache file: what its embedding records."""
-    st = cache_file.stat()
-    return [int(st.st_size), int(st.st_mtime_ns)]
+def backbone_id(path: Path) -> str:
+    """A short digest of the ONNX backbone file: what each embedding records, so that a
+    re-exported or replaced backbone re-embeds every track instead of mixing two."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def check_backbone(path: Path) -> None:
+    """Open ``path`` once here: a backbone file that will not open is one error naming it
+    (not one failure per track blaming its cache file)."""
+    from slapp.models.portable import open_session
+
+    try:
+        open_session(path, threads=1)
+    except Exception as exc:  # onnxruntime's errors: InvalidProtobuf, Fail, ...
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise StageError(f"The ONNX backbone '{path}' cannot be opened ({first}). Delete it "
+                         "and run process_dataset.py again: it is made anew.") from None
 
 
 def embed_rows(session, x: np.ndarray, batch: int = BATCH) -> dict[str, np.ndarray]:
@@ -80,7 +100,7 @@ def embed_rows(session, x: np.ndarray, batch: int = BATCH) -> dict[str, np.ndarr
 def embed_track(task: EmbedTask) -> dict:
     """Embed one cached track and store it; never raises for a bad cache file."""
     try:
-        source = source_of(task.cache_file)
+        source = source_stat(task.cache_file)
         with np.load(task.cache_file, allow_pickle=False) as data:
             mel = data["mel"]
         arrays = embed_rows(_session(task.backbone_file), mel)
@@ -89,6 +109,7 @@ def embed_track(task: EmbedTask) -> dict:
                 "reason": f"cannot embed '{task.cache_file}' ({type(exc).__name__}: {exc}); "
                           "delete it and run build_dataset.py again"}
     arrays["source"] = np.array(source, np.int64)
+    arrays["backbone"] = np.array(task.backbone)
     try:
         write_npz(task.out_file, arrays, tmp_dir=task.tmp_dir)
     except OSError as exc:
@@ -102,11 +123,13 @@ def _lost(task: EmbedTask, kills: int) -> dict:
             "reason": f"it stopped the worker process {kills} times"}
 
 
-def is_current(out_file: Path, cache_file: Path) -> bool:
-    """Whether ``out_file`` exists and was made from ``cache_file`` as it is now."""
+def is_current(out_file: Path, cache_file: Path, backbone: str) -> bool:
+    """Whether ``out_file`` exists and was made from ``cache_file`` as it is now, by the
+    backbone whose :func:`backbone_id` is ``backbone``."""
     try:
         with np.load(out_file, allow_pickle=False) as data:
-            return [int(v) for v in data["source"]] == source_of(cache_file)
+            return ([int(v) for v in data["source"]] == source_stat(cache_file)
+                    and "backbone" in data.files and str(data["backbone"]) == backbone)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return False
 
@@ -123,11 +146,14 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
     folder = layout.embedding_dir(backbone.name)
     onnx = ensure_backbone(backbone.checkpoint,
                            backbone_file or layout.backbone_file(backbone.name))
+    made_by = backbone_id(onnx)
     tasks = [EmbedTask(k, layout.track_file(k), layout.embedding_file(backbone.name, k),
-                       onnx, layout.tmp_dir) for k in keys
-             if not is_current(layout.embedding_file(backbone.name, k), layout.track_file(k))]
+                       onnx, layout.tmp_dir, made_by) for k in keys
+             if not is_current(layout.embedding_file(backbone.name, k), layout.track_file(k),
+                               made_by)]
     if not tasks:
         return folder
+    check_backbone(onnx)
     started, failed = time.monotonic(), {}
     n_snippets = 0
     with open_executor(params) as executor, tqdm(
