@@ -6,6 +6,7 @@ the next training; bad rows are one line each."""
 from __future__ import annotations
 
 import csv
+import logging
 import importlib.util
 import json
 
@@ -187,8 +188,13 @@ def test_none_answers_leave_the_library_and_a_new_labels_file_is_no_error(tmp_pa
     labels = tmp_path / "answers.csv"
     params = params_from_dict({"paths": {"input_dir": str(tmp_path), "unlabelled_dir":
                                          str(library), "labels_file": str(labels)}})
-    with caplog.at_level("INFO"):
-        lib = find_library(params, ("bass", "mid"), [])
+    logger = logging.getLogger("slapp.store.unlabelled")
+    logger.addHandler(caplog.handler)  # whatever an earlier test set up for "slapp"
+    try:
+        with caplog.at_level("INFO", logger="slapp.store.unlabelled"):
+            lib = find_library(params, ("bass", "mid"), [])
+    finally:
+        logger.removeHandler(caplog.handler)
     assert sorted(lib.files) == ["a.wav", "b.wav", "c.wav"] and not lib.problems
     assert f"labels file '{labels}' (paths.labels_file) does not exist yet" in caplog.text
     labels.write_text(f"path,label\n{library / 'a.wav'},none\n{library / 'b.wav'},mid\n"
