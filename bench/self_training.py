@@ -116,13 +116,18 @@ def run_method(method, labelled, lab_y, val, val_y, library, classes, extra=()):
     train_y = list(lab_y) + [c for _, c in extra]
     x, y, _ = snippets(train, train_y)
     xv, yv, _ = snippets(val, val_y)
-    model = fit_head(x, y, xv, yv, n)
+    weights = None
+    if method.startswith("aw:"):  # the user's answers count W times a labelled clip
+        n_lab = len(snippets(list(labelled), list(lab_y))[0]) if labelled else 0
+        weights = np.where(np.arange(len(y)) < n_lab, 1.0, float(method.split(":")[1]))
+        weights = weights.astype(np.float32)
+    model = fit_head(x, y, xv, yv, n, weights=weights)
     lib = library
     if method == "rc":
         shift = x.mean(axis=0) - snippets(library)[0].mean(axis=0)
         lib = [{**t, "emb": t["emb"] + shift} for t in library]
     scores = track_scores(model, lib)
-    if method in ("base", "rc"):
+    if method in ("base", "rc") or method.startswith("aw:"):
         return scores
     kind, *args = method.split(":")
     if kind == "lp":
@@ -328,11 +333,59 @@ def suggest_protocol(method, lab, val, lib, classes, sizes, draws, seed=0):
                      else f" ({artists} artists)") + " |", flush=True)
 
 
+def rounds_protocol(method, lab, val, lib, classes, per_round, rounds, draws, seed=0):
+    """The loop as a user runs it: ``rounds`` rounds of ``per_round`` answers (from the
+    truth), each round's picks from the model trained on the answers so far; accuracy and
+    mean per-class recall on the library tracks never answered."""
+    from slapp.models.suggest import suggest_tracks
+
+    lab_y = [classes.index(t["class"]) for t in lab]
+    val_y = [classes.index(t["class"]) for t in val]
+    truth = np.array([classes.index(t["class"]) for t in lib])
+    emb = np.asarray([t["emb"].mean(axis=0) for t in lib])
+    groups = [t["artist"] for t in lib]
+    rng = np.random.default_rng(seed)
+
+    def score(chosen):
+        extra = [(i, int(truth[i])) for i in sorted(chosen)]
+        s = run_method(method, lab, lab_y, val, val_y, lib, classes, extra)
+        rest = [i for i in range(len(lib)) if i not in chosen]
+        table = recall_table(s, truth, classes, rest)
+        right = sum(r for r, _ in table.values())
+        return s, right / max(1, sum(n for _, n in table.values())), mean_recall(table)
+
+    out = {}
+    for how, n_draws in (("suggested", 1), ("random", draws)):
+        for _ in range(n_draws):
+            chosen: set[int] = set()
+            s, acc, rec = score(chosen)
+            out.setdefault((how, 0), []).append((acc, rec))
+            for r in range(1, rounds + 1):
+                free = np.array([i for i in range(len(lib)) if i not in chosen])
+                if how == "suggested":
+                    picks = suggest_tracks(s[free], emb[free], per_round,
+                                           groups=[groups[i] for i in free])
+                else:
+                    picks = rng.choice(len(free), per_round, replace=False)
+                chosen |= {int(free[i]) for i in picks}
+                s, acc, rec = score(chosen)
+                out.setdefault((how, r * per_round), []).append((acc, rec))
+    print(f"| answers | how | accuracy on the rest | mean recall on the rest | ({method}) |")
+    print("| --- | --- | --- | --- | --- |")
+    for (how, n), vals in sorted(out.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        a, r = np.mean(vals, axis=0)
+        spread = f" ± {np.std([v[1] for v in vals]):.3f} ({len(vals)} draws)" if len(vals) > 1 else ""
+        print(f"| {n} | {how} | {a:.3f} | {r:.3f}{spread} | |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labelled", default="/tmp/st/mini")
     parser.add_argument("--library", default="/tmp/st/other")
-    parser.add_argument("--protocol", choices=("folds", "library"), default="folds")
+    parser.add_argument("--protocol", choices=("folds", "library", "rounds"),
+                        default="folds")
+    parser.add_argument("--per-round", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--methods", default="base,st:0.9,lp:0.8:10:0.8")
     parser.add_argument("--suggest", default="")
     parser.add_argument("--subset", default="",
@@ -364,6 +417,12 @@ def main() -> int:
               + (f"; {args.library_folds} folds per rotation make the library"
                  if args.library_folds > 1 else ""))
         print_table(pooled, subset or classes)
+    elif args.protocol == "rounds":
+        lib = load_tracks(Path(args.library), "gtzan-other-artists")
+        lab, val = library_split(tracks, classes)
+        for m in methods:
+            rounds_protocol(m, lab, val, lib, classes, args.per_round, args.rounds,
+                            args.random_draws)
     else:
         lib = load_tracks(Path(args.library), "gtzan-other-artists")
         lab, val = library_split(tracks, classes)
