@@ -165,8 +165,22 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
     assert bundle["trained"]["parameters"] > 700_000  # the frozen network is in the bundle
     ev = json.loads((out / "model" / "evaluation.json").read_text())
     assert ev["test"]["track"]["accuracy"] >= 2 / 3  # three pitch classes, easy for musicnn
+    assert bundle["portable"]["file"] == "model.onnx"  # no silent fall-back to Keras
     if backbone == "musicnn-mtt":  # one variant is enough for the rest
         return
+
+    # the portable copy (musicnn joined to the head): Keras's probabilities, and its
+    # second output is the embedding stage 2 cached for the same snippet
+    from slapp.stages.train.bundle import load_bundle
+
+    loaded = load_bundle(out / "model")
+    assert loaded.engine == "onnx"
+    key = tracks[int(ids[0])]
+    mel = np.load(out / "cache" / f"{key}.npz")["mel"].astype(np.float32)
+    probs, embedding = loaded.scorer().with_embedding(mel)
+    np.testing.assert_allclose(probs, np.asarray(loaded.model(mel, training=False)), atol=1e-4)
+    np.testing.assert_allclose(embedding, np.load(emb / f"{key}.npz")["penultimate"],
+                               atol=1e-3 * float(np.abs(embedding).max()))
 
     capsys.readouterr()
     code = predict_track.main(["--params", str(params), str(music / "treble"), "--quiet"])

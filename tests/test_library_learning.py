@@ -21,9 +21,12 @@ needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
 
 def _library(root):
     """Six unlabelled tones (two near each class's pitch), a file that is not audio, and
-    an MP3 that is not one."""
+    an MP3 that is not one. 4.12 s long, no labelled tone's length (make_dataset: 0.25 s
+    steps): a tone as long as a labelled one a semitone away is the same recording to the
+    duplicate search (equal one-second spectral shapes) and would leave the library as a
+    copy."""
     for i, freq in enumerate([115.0, 125.0, 450.0, 470.0, 1800.0, 1900.0]):
-        write_audio(root / "inbox" / f"track_{i}.wav", tone(4.0, freq=freq, seed=100 + i),
+        write_audio(root / "inbox" / f"track_{i}.wav", tone(4.12, freq=freq, seed=100 + i),
                     22050)
     (root / "notes.txt").write_text("not music")
     (root / "inbox" / "broken.mp3").write_bytes(b"ID3" + b"\x00" * 200)
@@ -53,6 +56,8 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
     joined = [line for line in out.splitlines() if line.startswith("  library: ")
               and "joined training" in line]
     assert len(joined) == 1 and " of 6 unlabelled tracks joined training" in joined[0]
+    n_joined = int(joined[0].split("library: ")[1].split(" of 6")[0])
+    assert n_joined >= 1  # the second round ran on pseudo-labelled tracks
     root = tmp_path / "out"
     keys = json.loads((root / "arrays" / "library.json").read_text())["keys"]
     assert keys == [f"inbox/track_{i}.wav" for i in range(6)]
@@ -71,7 +76,7 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
                                            for i in range(6)}
     run_stages(params, "train")  # up to date: the file is left as it is
     assert len(list(csv.DictReader(to_label.open()))) == 4
-    assert bundle["signature"]["arrays"]["library"]  # a changed library retrains
+    first_library = bundle["signature"]["arrays"]["library"]
 
     # --suggest: the CSV to fill and the playlist; no track twice
     suggest_file = tmp_path / "answers" / "to-label.csv"
@@ -119,6 +124,9 @@ def test_library_training_and_suggestions_through_the_scripts(tmp_path, capsys):
     run_stages(params, "process", "train")
     keys = json.loads((root / "arrays" / "library.json").read_text())["keys"]
     assert f"inbox/{answered}" not in keys and len(keys) == 5
+    retrained = json.loads((root / "model" / "bundle.json").read_text())
+    assert retrained["signature"]["arrays"]["library"] != first_library  # a changed
+    assert retrained["trained"]["date"] > bundle["trained"]["date"]       # library retrains
     # dropping the labels file again: the split stays valid, the answer leaves training
     raw["paths"]["labels_file"] = None
     params.write_text(json.dumps(raw))
