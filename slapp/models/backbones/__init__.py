@@ -1,7 +1,7 @@
 """The backbones: what turns a snippet into class scores, one module per backbone.
 
-Every module here exposes ``BACKBONE``, an instance of :class:`~slapp.models.backbones.base.Backbone`
-that declares its input settings (what it fixes of ``audio``/``slicing``/``features``,
+Every module here exposes ``BACKBONE``, an instance of
+:class:`~slapp.models.backbones.base.Backbone` that declares its input settings (what it fixes of ``audio``/``slicing``/``features``,
 frames per snippet, the feature function), how it builds what stage 3 trains, what it
 trains on (the arrays, or embeddings computed once), and the network the bundle holds
 (which carries its own input shape). Nothing outside this package compares backbone names:

@@ -2,8 +2,8 @@
 softmax head on its 200-d "penultimate" embedding.
 
 Stage 2 embeds every cached snippet once, per track, on onnxruntime
-(:mod:`slapp.stages.process.embed`), and stage 3 trains the head on those embeddings; ``model.musicnn.fine_tune`` trains musicnn's own top layers
-(from the checkpoint) and the softmax on its 1506 pooled features instead. The bundle holds
+(:mod:`slapp.stages.process.embed`), and stage 3 trains the head on those embeddings;
+``model.musicnn.fine_tune`` trains musicnn's own top layers (from the checkpoint) and the softmax on its 1506 pooled features instead. The bundle holds
 backbone and head as one model ``(batch, 187, 96)`` → ``(batch, n_classes)``.
 """
 

@@ -1,20 +1,25 @@
 """Library tracks that are copies of labelled tracks, found by their audio (the audit's
 duplicate search, :func:`slapp.dsp.duplicates.find_duplicates`, on the cached snippets):
 a common layout is a library from which the class folders were copied, renamed or not.
-A copy (the same recording, as long, lined up: the search's "exact" kind) leaves the library (it would be suggested, pseudo-labelled or answered into
-training while its original is labelled, maybe held out); an answered track that is a
-copy of a labelled one is a warning naming both."""
+A copy (the same recording, as long, lined up: the search's "exact" kind) leaves the
+library (it would be suggested, pseudo-labelled or answered into training while its
+original is labelled, maybe held out); an answered track that is a copy of a labelled one
+is a warning naming both."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import PurePosixPath
 
 from slapp.dsp.duplicates import find_duplicates, seconds_of
 from slapp.errors import StageError
+from slapp.stages.build.library import LibraryBuild, previous_manifest
 from slapp.store import cache
 from slapp.store.layout import BuildLayout
 from slapp.store.unlabelled import LABELLED, OUTSIDE
+
+logger = logging.getLogger(__name__)
 
 LIB, LAB = "library:", "labelled:"
 
@@ -39,8 +44,8 @@ def find_copies(params, layout: BuildLayout, labelled: dict[str, float],
                 ) -> tuple[dict[str, str], list[str], str]:
     """``({library key: the labelled key it copies}, one line per answered track that is
     a copy of a labelled one, a digest of the tracks searched)``; ``labelled``,
-    ``library``: each build's keys and their lengths (s). ``previous``: the library manifest of the last
-    run when this run built nothing: its findings are reused if it searched the same
+    ``library``: each build's keys and their lengths (s). ``previous``: the library
+    manifest of the last run when this run built nothing: its findings are reused if it searched the same
     tracks (a re-run reads no cache file again)."""
     digest = _digest(sorted(labelled) + ["|"] + sorted(library))
     if not library and not any(LABELLED in k for k in labelled):
@@ -71,3 +76,18 @@ def find_copies(params, layout: BuildLayout, labelled: dict[str, float],
                          f"'{original}' ({share:.0%} of its audio; class folder '{folder}'): "
                          f"{how}")
     return copies, lines, digest
+
+
+def mark_copies(params, layout: BuildLayout, labelled: dict[str, float], lib: LibraryBuild,
+                lib_results: dict[str, dict], *, built: bool) -> None:
+    """Fill ``lib`` with the copies :func:`find_copies` finds (``labelled``: the labelled
+    build's keys and lengths), the previous run's when this one ``built`` nothing; each
+    answered copy is one warning."""
+    lengths = {k: e["seconds"] for k, e in {**cache.manifest_entries(lib.layout),
+                                           **lib_results}.items()
+               if k in lib.library.files and e.get("seconds") is not None}
+    lib.copies, lib.answered_copies, lib.searched = find_copies(
+        params, layout, labelled, lib.layout, lengths,
+        previous=None if built or lib_results else previous_manifest(lib.layout))
+    for line in lib.answered_copies:
+        logger.warning("%s", line)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 
 from slapp.stages.build.worker import TrackTask, run_tracks, warm_up
-from slapp.stages.build.copies import find_copies
+from slapp.stages.build.copies import mark_copies
 from slapp.stages.build.library import (LibraryBuild, finish_library, plan_library,
-                                        previous_manifest, with_labelled)
+                                        with_labelled)
 from slapp.store import cache
 from slapp.store.atomic import read_json, remove_temp_files, write_json
 from slapp.store.layout import BuildLayout, output_layout
@@ -139,11 +139,7 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
     library = find_library(params, dataset.classes, dataset.files.values(),
                            skip=(Path(params.paths.output_dir), params.model_dir))
     dataset = with_labelled(dataset, library)
-    if library.root is not None and not params.backbone.embedding_layer(params):
-        logger.warning("paths.unlabelled_dir is set, but the %s backbone does not learn from "
-                       "an unlabelled library (the musicnn backbones do): not built",
-                       params.model.backbone)
-        library = dataclasses.replace(library, root=None, files={})
+    library = _learnt_from(params, library)
     layout = output_layout(params)
     settings = params.feature_settings()
     fingerprint = cache.fingerprint(settings)
@@ -167,32 +163,47 @@ def build_dataset(params: PipelineParams, *, rebuild: bool = False, resplit: boo
                                          and layout.track_file(k).exists()),
                              collection=collection, library=lib)
         _log_plan(params, len(keys), len(todo), len(changed))
-        results: dict[str, dict] = {}
-        lib_results: dict[str, dict] = {}
-        try:
-            if todo or lib.todo:
-                tasks = [TrackTask(k, dataset.files[k], params, layout, fingerprint)
-                         for k in todo]
-                with open_executor(params, warm_up=lambda: warm_up(params)) as executor:
-                    executor.check_shared(layout.root)
-                    run_tracks(tasks, executor, progress=progress, results=results)
-                    if lib.todo:
-                        logger.info("%d library tracks to build (%d already cached)",
-                                    len(lib.todo), lib.cached_before)
-                        run_tracks(lib.todo, executor, progress=progress,
-                                   results=lib_results, desc="build library")
-        except KeyboardInterrupt:
-            report.interrupted = True
+        tasks = [TrackTask(k, dataset.files[k], params, layout, fingerprint) for k in todo]
+        results, lib_results = _run(params, layout, tasks, lib, report, progress)
         if not report.interrupted:
-            lib.copies, lib.answered_copies, lib.searched = find_copies(
-                params, layout, _lengths(keys, old, results), lib.layout,
-                _lengths(lib.library.files, cache.manifest_entries(lib.layout), lib_results),
-                previous=None if results or lib_results else previous_manifest(lib.layout))
-            for line in lib.answered_copies:
-                logger.warning("%s", line)
+            mark_copies(params, layout, _lengths(keys, old, results), lib, lib_results,
+                        built=bool(results))
         finish_library(lib, lib_results)
         _finish(report, keys, split, layout, results, old, start)
     return report
+
+
+def _learnt_from(params: PipelineParams, library: Library) -> Library:
+    """``library`` without its unlabelled folder when the backbone does not learn from
+    one (said once): nothing is decoded for it."""
+    if library.root is not None and not params.backbone.embedding_layer(params):
+        logger.warning("paths.unlabelled_dir is set, but the %s backbone does not learn from "
+                       "an unlabelled library (the musicnn backbones do): not built",
+                       params.model.backbone)
+        return dataclasses.replace(library, root=None, files={})
+    return library
+
+
+def _run(params: PipelineParams, layout: BuildLayout, tasks: list[TrackTask],
+         lib: LibraryBuild, report: BuildReport, progress: bool
+         ) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Build ``tasks`` then the library's on one executor: ``(results, library results)``;
+    Ctrl-C sets ``report.interrupted`` and keeps what finished."""
+    results: dict[str, dict] = {}
+    lib_results: dict[str, dict] = {}
+    try:
+        if tasks or lib.todo:
+            with open_executor(params, warm_up=lambda: warm_up(params)) as executor:
+                executor.check_shared(layout.root)
+                run_tracks(tasks, executor, progress=progress, results=results)
+                if lib.todo:
+                    logger.info("%d library tracks to build (%d already cached)",
+                                len(lib.todo), lib.cached_before)
+                    run_tracks(lib.todo, executor, progress=progress,
+                               results=lib_results, desc="build library")
+    except KeyboardInterrupt:
+        report.interrupted = True
+    return results, lib_results
 
 
 def _lengths(keys, old: dict[str, dict], new: dict[str, dict]) -> dict[str, float]:

@@ -33,10 +33,9 @@ from slapp.store.lock import output_lock
 from slapp.dsp.normalization import RunningStats, apply
 from slapp.params import PipelineParams
 from slapp.store.split import SPLITS
-from slapp.models.backbone_onnx import ensure_backbone
-from slapp.stages.process.embed import backbone_id, embed_cached_tracks, read_embedding
-from slapp.stages.build.library import library_keys
-from slapp.store.unlabelled import library_layout
+from slapp.stages.process.embed import embed_cached_tracks, read_embedding
+from slapp.stages.process.library import (embedding_signature, library_keys_to_embed,
+                                          library_signature, write_library_arrays)
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +136,6 @@ def _inputs_signature(layout: BuildLayout, info: dict, params: PipelineParams,
             "normalization": params.process.normalization, "seed": params.process.seed}
 
 
-def _embedding_signature(params: PipelineParams, layout: BuildLayout, layer: str | None
-                         ) -> str | None:
-    """Which embedding the arrays hold: backbone, layer and the ONNX file's digest (made
-    first if missing), so that a replaced backbone remakes the arrays."""
-    if not layer:
-        return None
-    name = params.backbone.name
-    onnx = ensure_backbone(params.backbone.checkpoint, layout.backbone_file(name))
-    return f"{name}:{layer}:{backbone_id(onnx)}"
-
-
 class _RowWriter:
     """Writes rows of a ``(n, *row_shape)`` float32 ``.npy`` file in any order."""
 
@@ -214,10 +202,10 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         chosen, failed = _included_tracks(layout, read_json(layout.split_file), skip_failed)
         _check_train_classes(chosen)
         layer = params.backbone.embedding_layer(params)
-        lib_layout, lib_keys = _library(params, layer)
+        lib_layout, lib_keys = library_keys_to_embed(params, layer)
         signature = {**_inputs_signature(layout, info, params, chosen),
-                     "embedding": _embedding_signature(params, layout, layer),
-                     "library": _library_signature(lib_layout, lib_keys)}
+                     "embedding": embedding_signature(params, layout, layer),
+                     "library": library_signature(lib_layout, lib_keys)}
         report = ProcessReport(arrays=arrays, skipped_failed=failed,
                                unit=params.backbone.feature_unit)
         if _up_to_date(arrays, signature):
@@ -242,9 +230,8 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
         classes = list(info["classes"])
         files = _write_arrays(layout, chosen, read, shape, report, classes, track_ids,
                               params.process.seed, progress)
-        if lib_keys:
-            files += _write_library(layout, lib_layout, lib_keys, params.backbone.name, layer)
-            report.library = len(lib_keys)
+        files += write_library_arrays(layout, lib_layout, lib_keys, params.backbone.name, layer)
+        report.library = len(lib_keys)
         write_json(arrays.stats_file, report.stats, tmp_dir=layout.tmp_dir)
         write_json(arrays.tracks_file, {
             "classes": classes,
@@ -260,50 +247,6 @@ def process_dataset(params: PipelineParams, *, skip_failed: bool = False,
                               arrays.classes_file.name]},
             tmp_dir=layout.tmp_dir)
     return report
-
-
-def _library(params: PipelineParams, layer: str | None) -> tuple[BuildLayout, list[str]]:
-    """The library's build layout and its cached tracks (none without
-    ``paths.unlabelled_dir``, or with a backbone that trains on no embedding)."""
-    lib_layout = library_layout(params)
-    if params.paths.unlabelled_dir is None:
-        return lib_layout, []
-    if not layer:
-        logger.warning("paths.unlabelled_dir is set, but the %s backbone does not learn "
-                       "from an unlabelled library (the musicnn backbones do): ignored",
-                       params.model.backbone)
-        return lib_layout, []
-    manifest = (read_json(lib_layout.manifest_file) if lib_layout.manifest_file.exists()
-                else {})
-    if not manifest.get("complete"):
-        raise StageError(f"The library's build in '{lib_layout.root}' is missing or "
-                         "incomplete (paths.unlabelled_dir). Run build_dataset.py to finish "
-                         "it.")
-    return lib_layout, library_keys(lib_layout)
-
-
-def _library_signature(lib_layout: BuildLayout, keys: list[str]) -> str | None:
-    if not keys:
-        return None
-    entries = read_json(lib_layout.manifest_file)["tracks"]
-    listing = json.dumps([[k, entries[k].get("file")] for k in keys]).encode("utf-8")
-    return hashlib.sha256(listing).hexdigest()
-
-
-def _write_library(layout: BuildLayout, lib_layout: BuildLayout, keys: list[str],
-                   backbone: str, layer: str) -> list[str]:
-    """``library_E.npy`` (snippets, width), ``library_track.npy`` (snippets,) index into
-    ``library.json``'s keys; each file written atomically (a temp file replaced whole). Their names."""
-    arrays = layout.arrays
-    parts = [read_embedding(lib_layout, backbone, k, layer) for k in keys]
-    emb = np.concatenate(parts).astype(np.float32)
-    track = np.concatenate([np.full(len(p), i, np.int32) for i, p in enumerate(parts)])
-    _save_npy(arrays.array("library", "E"), emb)
-    _save_npy(arrays.array("library", "track"), track)
-    write_json(arrays.library_file, {"keys": keys, "snippets": [len(p) for p in parts]},
-               tmp_dir=layout.tmp_dir)
-    return [arrays.array("library", "E").name, arrays.array("library", "track").name,
-            arrays.library_file.name]
 
 
 def _check_fingerprint(info: dict, params: PipelineParams) -> str:
