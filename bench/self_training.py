@@ -333,6 +333,23 @@ def suggest_protocol(method, lab, val, lib, classes, sizes, draws, seed=0):
                      else f" ({artists} artists)") + " |", flush=True)
 
 
+def folds_rounds(tracks, classes, method, per_round, rounds, draws, library_folds=2):
+    """:func:`rounds_protocol` on each rotation of 5 artist-disjoint folds (the held-out
+    folds are the library); figures averaged over rotations and draws."""
+    folds = artist_folds(tracks, 5)
+    pooled: dict = {}
+    for f in range(5):
+        test, val = fold_roles(folds, f, library_folds)
+        lab = [t for i, t in enumerate(tracks) if i not in test and i not in val]
+        out = rounds_protocol(method, lab, [tracks[i] for i in sorted(val)],
+                              [tracks[i] for i in sorted(test)], classes, per_round, rounds,
+                              draws, seed=f)
+        for key, vals in out.items():
+            pooled.setdefault(key, []).extend(vals)
+        print(f"# rotation {f} done", flush=True)
+    print_rounds(pooled, f"{method}, 5 rotations, {library_folds} folds the library")
+
+
 def rounds_protocol(method, lab, val, lib, classes, per_round, rounds, draws, seed=0):
     """The loop as a user runs it: ``rounds`` rounds of ``per_round`` answers (from the
     truth), each round's picks from the model trained on the answers so far; accuracy and
@@ -370,6 +387,10 @@ def rounds_protocol(method, lab, val, lib, classes, per_round, rounds, draws, se
                 chosen |= {int(free[i]) for i in picks}
                 s, acc, rec = score(chosen)
                 out.setdefault((how, r * per_round), []).append((acc, rec))
+    return out
+
+
+def print_rounds(out, method):
     print(f"| answers | how | accuracy on the rest | mean recall on the rest | ({method}) |")
     print("| --- | --- | --- | --- | --- |")
     for (how, n), vals in sorted(out.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -382,7 +403,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labelled", default="/tmp/st/mini")
     parser.add_argument("--library", default="/tmp/st/other")
-    parser.add_argument("--protocol", choices=("folds", "library", "rounds"),
+    parser.add_argument("--protocol", choices=("folds", "library", "rounds", "folds-rounds"),
                         default="folds")
     parser.add_argument("--per-round", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
@@ -421,8 +442,12 @@ def main() -> int:
         lib = load_tracks(Path(args.library), "gtzan-other-artists")
         lab, val = library_split(tracks, classes)
         for m in methods:
-            rounds_protocol(m, lab, val, lib, classes, args.per_round, args.rounds,
-                            args.random_draws)
+            print_rounds(rounds_protocol(m, lab, val, lib, classes, args.per_round,
+                                         args.rounds, args.random_draws), m)
+    elif args.protocol == "folds-rounds":
+        for m in methods:
+            folds_rounds(tracks, classes, m, args.per_round, args.rounds, args.random_draws,
+                         library_folds=args.library_folds)
     else:
         lib = load_tracks(Path(args.library), "gtzan-other-artists")
         lab, val = library_split(tracks, classes)
