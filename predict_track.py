@@ -8,6 +8,7 @@ from pathlib import Path
 
 from slapp.cli import make_parser, run_script, setup_logging
 from slapp.dsp.aggregate import RULES
+from slapp.models.runtime import ENGINES
 from slapp.stages.label.predict import PredictOptions
 
 from slapp.stages.deliver.deliver import LibraryOptions
@@ -40,12 +41,15 @@ def get_parser():
                         help="score at most N snippets per track, spread evenly over it, "
                              "for speed (default: every snippet, as the method says; 0: "
                              "every snippet). A 30-second clip has 15 at --hop 2")
-    parser.add_argument("--engine", choices=("auto", "keras"), default="auto",
-                        help="how the network runs: auto (default) runs the bundle's "
-                             "portable copy model.onnx on onnxruntime, without TensorFlow "
-                             "(made once from model.keras for an older bundle); keras runs "
-                             "model.keras through TensorFlow (the reference: the same "
-                             "labels, a slower start)")
+    parser.add_argument("--engine", choices=(*ENGINES, "keras"), default=None,
+                        help="what runs the network (default: the parameters file's "
+                             "engine.runtime, auto): auto runs the bundle's model.onnx on "
+                             "OpenVINO, in bf16 where the CPU has native bf16 units (near-ties "
+                             "re-scored in f32), else f32, or on onnxruntime (fp32) where "
+                             "OpenVINO is missing; each backend is checked against "
+                             "onnxruntime on the bundle's test snippets once per machine and "
+                             "falls back with one line. keras runs model.keras through "
+                             "TensorFlow (the reference: the same labels, a slower start)")
     parser.add_argument("--aggregate", choices=RULES, default=DEFAULTS.rule,
                         help="how snippet scores make a track label: sum of probabilities "
                              "(default), mean of log-probabilities, or majority vote")
@@ -169,8 +173,8 @@ def main(argv=None) -> int:
         current = None
         if args.model is None or Path(args.params).exists():
             current = load_params(args.params)
-        bundle = load_bundle(args.model or current.model_dir, current=current,
-                             engine=args.engine)
+        engine = args.engine or (current.engine.runtime if current else "auto")
+        bundle = load_bundle(args.model or current.model_dir, current=current, engine=engine)
         if args.answer is not None and not args.paths:
             return _answer(_answers_file(args, current), bundle, args.port)
         report = predict_tracks(args.paths, bundle, options, output=args.output,

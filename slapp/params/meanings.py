@@ -67,4 +67,5 @@ MEANINGS = {
     'workers': "worker processes; `null` = all cores (with `engine.kind` `dask` and no address: the LocalCluster's workers)",
     'engine.kind': "where the build's and prediction's per-track work runs: this machine's process pool (`\"local\"`), or `\"dask\"` (docs/cluster.md)",
     'engine.address': "with `\"dask\"`: a running scheduler (`\"tcp://host:8786\"`); `null` = slapp starts a LocalCluster of `workers` processes",
+    'engine.runtime': "what runs the networks (stage 2's embeddings, labelling, the audit): `\"auto\"` = OpenVINO, in bf16 where the CPU has native bf16 units, else f32 (onnxruntime where OpenVINO is missing); or `\"onnxruntime\"`, `\"openvino\"`, `\"openvino-f32\"`, `\"openvino-bf16\"`. Each is checked against onnxruntime on the bundle's test snippets once per machine (`predict_track.py --engine` overrides it)",
 }

@@ -159,6 +159,8 @@ class EngineParams:
 
     kind: str = param("local", "str", choices=("local", "dask"))
     address: str | None = param(None, "str", nullable=True)
+    runtime: str = param("auto", "str", choices=("auto", "onnxruntime", "openvino",
+                                                 "openvino-f32", "openvino-bf16"))
 
 
 @dataclass(frozen=True)

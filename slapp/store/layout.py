@@ -155,6 +155,12 @@ class BundleLayout:
         return self.root / "model.onnx"
 
     @property
+    def check_file(self) -> Path:
+        """The bundle's test snippets and the reference's probabilities on them: every
+        backend is checked on these (:mod:`slapp.models.engine_check`)."""
+        return self.root / "check.npz"
+
+    @property
     def info_file(self) -> Path:
         return self.root / "bundle.json"
 

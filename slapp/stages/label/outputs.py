@@ -38,6 +38,7 @@ class TrackResult:
     embedding: list[float] | None = None  # mean snippet embedding (--suggest)
     known: float | None = None  # 0-1: how much it looks like the trained classes
     guess: str | None = None    # the best class of a track labelled "none"
+    rescored: bool = False      # a bf16 near-tie, scored again at full precision
 
     @property
     def labelled(self) -> bool:
@@ -54,13 +55,16 @@ class TrackResult:
                                               "seconds", "snippets", "timeline", "error")},
                    outside_training=bool(row.get("outside_training")),
                    notes=row.get("notes", []), embedding=row.get("embedding"),
-                   known=row.get("known"), guess=row.get("guess"))
+                   known=row.get("known"), guess=row.get("guess"),
+                   rescored=bool(row.get("rescored")))
 
     def to_dict(self, timeline: bool) -> dict:
         out = {"path": self.path, "label": self.label, "confidence": self.confidence,
                "scores": self.scores, "seconds": self.seconds, "snippets": self.snippets,
                "notes": self.notes, "outside_training": self.outside_training,
                "error": self.error, "known": self.known, "guess": self.guess}
+        if self.rescored:
+            out["rescored"] = True
         if timeline:
             out["timeline"] = self.timeline
         if self.embedding is not None:
@@ -74,7 +78,7 @@ class PredictReport:
     classes: list[str]
     bundle: Path
     seconds: float = 0.0
-    engine: str = "onnx"          # how the network ran (Bundle.engine)
+    engine: str = "onnxruntime fp32"  # how the network ran (Bundle.engine)
     resumed: int = 0
     truth: dict | None = None     # --evaluate: evaluate.folder_truth
     look_at: list[str] = field(default_factory=list)  # files written for the user
@@ -107,7 +111,11 @@ class PredictReport:
         resumed = f" ({self.resumed} from the interrupted run)" if self.resumed else ""
         lines = [f"labelled {done} track(s){resumed}, failed {len(self.failed)}, in "
                  f"{self.seconds:.1f} s with bundle {self.bundle} ("
-                 + ("onnxruntime" if self.engine == "onnx" else "TensorFlow") + ")"]
+                 + ("TensorFlow" if self.engine == "keras" else self.engine) + ")"]
+        rescored = sum(r.rescored for r in self.results)
+        if rescored:
+            lines.append(f"  {rescored} near-tie track(s) scored again at full precision "
+                         "(bf16 could have flipped their label)")
         nones = [r for r in self.results if not r.error and r.label == NONE]
         if nones:
             lines.append(f"  {len(nones)} track(s) labelled none: unlike every class of the "

@@ -60,7 +60,8 @@ class LabelTask:
     path: Path
     bundle_dir: Path
     options: PredictOptions
-    engine: str = "auto"  # "keras": the worker runs model.keras too (predict_track.py --engine)
+    engine: str = "auto"  # the engine asked for (predict_track.py --engine): each worker
+                          # resolves it on its own CPU; "keras": model.keras too
 
 
 _PREDICTORS: dict[tuple, Predictor] = {}  # this process's loaded bundle, by (folder, options)
@@ -71,8 +72,8 @@ def _predictor(task: LabelTask) -> Predictor:
     key = (task.bundle_dir, task.options)
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
-        engine = "keras" if task.engine == "keras" else "auto"
-        _PREDICTORS[key] = Predictor(load_bundle(task.bundle_dir, engine=engine), task.options)
+        _PREDICTORS[key] = Predictor(load_bundle(task.bundle_dir, engine=task.engine),
+                                     task.options)
     return _PREDICTORS[key]
 
 
@@ -127,7 +128,8 @@ def label_inputs(inputs: list, bundle: Bundle, options: PredictOptions, executor
     _PREDICTORS.clear()
     _PREDICTORS[(folder, options)] = Predictor(bundle, options)  # this process's copy
     # absolute, links not resolved: a link that loops is one failed track, not a crash
-    tasks = [LabelTask(name, Path(os.path.abspath(path)), folder, options, bundle.engine)
+    engine = "keras" if bundle.engine == "keras" else bundle.requested
+    tasks = [LabelTask(name, Path(os.path.abspath(path)), folder, options, engine)
              for name, path, error in inputs if not error and name not in done]
     rows: dict[str, TrackResult] = {}
     with _c_stderr_to_devnull(), tqdm(total=len(tasks), unit="track", desc="labelling",

@@ -138,8 +138,9 @@ class Predictor:
         embed = ((self.options.embed or known is not None and known.reference is not None)
                  and getattr(scorer, "has_embedding", False))
         score = scorer.with_embedding if embed else (lambda rows: (scorer(rows), None))
+        near_tie = scorer.near_tie if getattr(scorer, "tie_margin", 0) else None
         x, times = prepared.first
-        chunks, embs, all_times = [], [], []
+        chunks, embs, all_times, inputs = [], [], [], []
         for i in range(0, len(prepared.starts), self.chunk):
             if i:
                 x, times = self.model_input(prepared.track, prepared.starts[i:i + self.chunk])
@@ -147,15 +148,21 @@ class Predictor:
             chunks.append(p)
             embs.append(e)
             all_times.append(times)
+            if near_tie:
+                inputs.append(x)  # kept for a full-precision re-score (~6 MB a 3-min track)
         probs, times = np.concatenate(chunks), np.concatenate(all_times)
         scores = aggregate(probs, self.options.rule)
+        rescored = bool(near_tie and near_tie(scores))
+        if rescored:  # bf16 could flip this label: the f32 path decides
+            probs = scorer.exact()(np.concatenate(inputs))
+            scores = aggregate(probs, self.options.rule)
         classes = self.bundle.classes
         best = int(np.argmax(scores))
         result = TrackResult(path=name, label=classes[best], confidence=float(scores[best]),
                              scores={c: round(float(s), 6) for c, s in zip(classes, scores)},
                              seconds=round(prepared.track.seconds, 3), snippets=len(probs),
                              notes=[*prepared.track.notes, *prepared.unlike],
-                             outside_training=bool(prepared.unlike))
+                             outside_training=bool(prepared.unlike), rescored=rescored)
         if known is not None:
             self._judge(result, known, np.concatenate(embs) if embed else None)
         if embed and self.options.embed:

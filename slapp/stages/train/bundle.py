@@ -44,9 +44,11 @@ BUNDLE_VERSION = 1
 class Bundle:
     """A loaded bundle: its network, classes, and the parameters it was trained with.
 
-    ``engine`` says how the network runs: ``"onnx"`` (the portable copy on onnxruntime;
-    TensorFlow is never imported) or ``"keras"`` (``model.keras`` through TensorFlow: a
-    bundle without a usable portable copy). :attr:`model` loads the Keras model on demand."""
+    ``engine`` says how the network runs: the checked backend of the portable copy
+    (``"openvino f32"``, ``"onnxruntime fp32"``, ...: :mod:`slapp.models.runtime`; TensorFlow
+    is never imported) or ``"keras"`` (``model.keras`` through TensorFlow: a bundle without
+    a usable portable copy); ``requested`` is the engine asked for (``"auto"``, ...), what a
+    Dask worker resolves on its own CPU. :attr:`model` loads the Keras model on demand."""
 
     folder: Path
     classes: list[str]
@@ -54,6 +56,7 @@ class Bundle:
     stats: dict
     info: dict
     engine: str = "keras"
+    requested: str = "auto"
     _model: object = field(default=None, repr=False, compare=False)
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
     _known: object = field(default=False, repr=False, compare=False)
@@ -87,25 +90,24 @@ class Bundle:
         """Snippets per network call: ``requested``, else the engine's measured default."""
         if requested:
             return requested
-        if self.engine == "onnx":
-            from slapp.models.portable import BATCH_SIZE
-
-            return BATCH_SIZE
+        if self.engine != "keras":
+            return self.scorer().batch
         from slapp.models.inference import batch_for_memory
 
         return batch_for_memory(self.model)
 
     def scorer(self, batch_size: int | None = None):
         """The network as a callable ``x (n, n_frames, n_mels) -> probabilities (n,
-        n_classes)``, made once per bundle and batch size: an
-        :class:`~slapp.models.portable.OnnxScorer` or a traced Keras
-        :class:`~slapp.models.inference.Scorer`."""
+        n_classes)``, made once per bundle and batch size: a checked
+        :class:`~slapp.models.engine_check.CheckedNetwork` of the one runtime or a traced
+        Keras :class:`~slapp.models.inference.Scorer`."""
         if batch_size not in self._scorers:
-            if self.engine == "onnx":
-                from slapp.models.portable import OnnxScorer
+            if self.engine != "keras":
+                from slapp.models.engine_check import open_checked
 
-                scorer = OnnxScorer(BundleLayout(self.folder).portable_file,
-                                    batch_size=self.batch_size(batch_size))
+                files = BundleLayout(self.folder)
+                scorer = open_checked(files.portable_file, files.check_file, self.requested,
+                                      batch=batch_size)
             else:
                 from slapp.models.inference import Scorer
 
@@ -120,15 +122,22 @@ def save_model(model, folder: Path) -> None:
         model.save(str(tmp))
 
 
-def save_portable(write, folder: Path, n_check: int) -> dict:
+def save_portable(write, folder: Path, check_x: np.ndarray, check_track: np.ndarray
+                  ) -> dict:
     """Write ``model.onnx``, the portable copy of the bundle's network, by calling
     ``write(path)`` (a backbone's ``write_portable``; returns the largest difference
-    from Keras on ``n_check`` snippets). Returns ``bundle.json``'s ``portable`` entry:
-    ``{"file", "check_snippets", "max_difference"}``, or ``{"error": why}`` when it cannot
-    be made (prediction then runs ``model.keras`` through TensorFlow)."""
-    path = BundleLayout(folder).portable_file
-    if path.exists():
-        path.unlink()  # never keep a copy of an older model
+    from Keras on the snippets ``check_x``), then ``check.npz`` (those snippets, their
+    tracks ``check_track`` and the reference's probabilities: what every backend is checked
+    on). Returns ``bundle.json``'s ``portable`` entry: ``{"file", "check_snippets",
+    "max_difference"}``, or ``{"error": why}`` when it cannot be made (prediction then runs
+    ``model.keras`` through TensorFlow)."""
+    from slapp.models.engine_check import write_check
+
+    files = BundleLayout(folder)
+    path, n_check = files.portable_file, len(check_x)
+    for old in (path, files.check_file):
+        if old.exists():
+            old.unlink()  # never keep a copy of an older model
     try:
         diff = write(path)
     except StageError as exc:
@@ -139,9 +148,30 @@ def save_portable(write, folder: Path, n_check: int) -> dict:
     else:
         logger.info("wrote %s: onnxruntime gives the Keras probabilities on %d snippets "
                     "within %.1g", path, n_check, diff)
-        return {"file": path.name, "check_snippets": n_check, "max_difference": diff}
+        write_check(files.check_file, path, check_x, check_track)
+        return {"file": path.name, "check_snippets": n_check, "max_difference": diff,
+                "engines": _check_engines(files)}
     return {"error": f"no portable copy ({why}): predict_track.py labels through "
                      "TensorFlow (model.keras)"}
+
+
+def _check_engines(files: BundleLayout) -> dict:
+    """The automatic backend checked on the new bundle now (its verdict kept in the user's
+    cache folder, so the first labelling starts at once): ``{name: verdict}``."""
+    from dataclasses import asdict
+
+    from slapp.models.engine_check import verdict
+    from slapp.models.runtime import REFERENCE, resolve
+
+    choice = resolve("auto")
+    found = verdict(files.portable_file, files.check_file, choice)
+    if found.ok:
+        logger.info("checked %s on the bundle's test snippets: probabilities within %.2g of "
+                    "%s", choice.name, found.max_difference, REFERENCE.name)
+    else:
+        logger.warning("%s fails its check on this bundle (%s): prediction labels on %s",
+                       choice.name, found.why, REFERENCE.name)
+    return {choice.name: asdict(found)}
 
 
 def history_csv(history: list[dict]) -> bytes:
@@ -155,19 +185,24 @@ def history_csv(history: list[dict]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def check_rows(arrays: ArraysLayout, x_files: dict[str, Path], most: int = 32
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``most`` of the bundle's own snippets (test, else validation, else training),
-    as the bundle's network takes them and as the trained model does (the same rows of
-    ``x_files``): the portable copy is checked on these."""
+def check_rows(arrays: ArraysLayout, x_files: dict[str, Path]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Some of the bundle's own snippets (test, else validation, else training; a few from
+    each track: :func:`slapp.models.engine_check.check_rows`), as the bundle's network takes
+    them and as the trained model does (the same rows of ``x_files``), and their track ids:
+    the portable copy and every backend are checked on these."""
+    from slapp.models.engine_check import check_rows as choose
+
     for part in ("test", "val", "train"):
         path = arrays.array(part, "X")
         if path.exists() and part in x_files:
             x = np.load(path, mmap_mode="r")
             if len(x):
+                track = np.load(arrays.array(part, "track"))
+                rows = choose(x, track)
                 inputs = np.load(x_files[part], mmap_mode="r")
-                return (np.asarray(x[:most], dtype=np.float32),
-                        np.asarray(inputs[:most], dtype=np.float32))
+                return (np.asarray(x[rows], dtype=np.float32),
+                        np.asarray(inputs[rows], dtype=np.float32), track[rows])
     raise StageError(f"No snippets in '{arrays.root}' to check the portable model on.")
 
 
@@ -195,9 +230,14 @@ def invalidate(folder: Path) -> None:
 def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = None,
                 engine: str = "auto") -> Bundle:
     """Load and check a bundle; ``current`` only serves to warn about differing settings.
-    ``engine``: ``"auto"`` (the portable copy when it is usable) or ``"keras"`` (the Keras
-    model through TensorFlow: the reference that the portable copy is measured against)."""
+    ``engine``: one of :data:`~slapp.models.runtime.ENGINES` (the portable copy on that
+    backend, checked; ``"auto"``: the fastest this CPU runs exactly) or ``"keras"`` (the Keras
+    model through TensorFlow: the reference the portable copy is measured against)."""
+    from slapp.models.runtime import resolve
+
     folder = Path(folder)
+    if engine != "keras":
+        resolve(engine)  # a forced backend that is not installed: one clear error, first
     if not folder.is_dir():
         raise StageError(f"Model bundle '{folder}' not found. Expected the folder "
                          "train_crnn.py writes (paths.model_dir), or pass --model.")
@@ -224,10 +264,10 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
         raise StageError(f"Model bundle '{folder}' has no {model_path.name}. Retrain it with "
                          "train_crnn.py --retrain.")
     found = "keras" if engine == "keras" else _engine(
-        files, (params.n_frames, params.features.n_mels), len(classes))
+        files, (params.n_frames, params.features.n_mels), len(classes), engine)
     bundle = Bundle(folder=folder, classes=classes, params=params, stats=stats, info=info,
-                    engine="keras" if found == "keras" else "onnx")
-    if found not in ("keras", "onnx"):  # the session opened to check it: the one to use
+                    engine="keras" if found == "keras" else found.name, requested=engine)
+    if found != "keras":  # the network opened to check it: the one to use
         bundle._scorers[None] = found
     if bundle.engine == "keras":
         if not model_path.exists():
@@ -264,18 +304,20 @@ def _load_keras(model_path: Path):
                          "bundle again, or rebuild it with train_crnn.py --retrain.") from None
 
 
-def _engine(files: BundleLayout, shape: tuple[int, int], n_classes: int):
-    """The portable copy's :class:`~slapp.models.portable.OnnxScorer` (or ``"onnx"``, made
-    just now) when it opens and matches the bundle's settings; otherwise ``"keras"``,
-    after a one-line note. A bundle made before the portable copy
-    gets one here, once (checked against ``model.keras``); a damaged one is left as it is."""
-    from slapp.models.portable import OnnxScorer
+def _engine(files: BundleLayout, shape: tuple[int, int], n_classes: int, engine: str):
+    """The portable copy's checked network on ``engine``
+    (:func:`~slapp.models.engine_check.open_checked`) when it opens and matches the bundle's
+    settings; otherwise ``"keras"``, after a one-line note. A bundle made before the portable
+    copy gets one here, once (checked against ``model.keras``); a damaged one is left as it
+    is."""
+    from slapp.models.engine_check import open_checked
 
     path = files.portable_file
-    if not path.exists():
-        return _convert(files, shape) if files.model_file.exists() else "keras"
+    if not path.exists() and (not files.model_file.exists()
+                              or _convert(files, shape) == "keras"):
+        return "keras"
     try:
-        scorer = OnnxScorer(path)
+        scorer = open_checked(path, files.check_file, engine)
     except StageError as exc:
         logger.warning("%s Labelling through model.keras with TensorFlow instead (slower "
                        "to start); delete '%s' to have it made again from model.keras.",
@@ -301,6 +343,9 @@ def _convert(files: BundleLayout, shape: tuple[int, int]) -> str:
     model = _load_keras(files.model_file)  # a damaged model.keras: its own one-line error
     try:
         export(model, files.portable_file, x)
+        from slapp.models.engine_check import write_check
+
+        write_check(files.check_file, files.portable_file, x, np.arange(len(x)) // 4)
     except (StageError, OSError) as exc:
         logger.warning("could not write '%s' (%s); labelling through model.keras",
                        files.portable_file, exc)

@@ -294,9 +294,9 @@ def _write_bundle(params: PipelineParams, fitted: Fitted, x_files: dict[str, Pat
     bundle_io.save_model(model, bundle_dir)
     check = bundle_io.check_rows(arrays, x_files)
     portable = bundle_io.save_portable(
-        lambda path: params.backbone.write_portable(trained, model, path, check,
+        lambda path: params.backbone.write_portable(trained, model, path, check[:2],
                                                     output_layout(params)),
-        bundle_dir, len(check[0]))
+        bundle_dir, check[0], check[2])
     artists, tracks = _artists(params, arrays)
     info = {"backbone": params.model.backbone, "classes": classes,
             "snippet_shape": [params.n_frames, params.features.n_mels],
@@ -312,7 +312,7 @@ def _write_bundle(params: PipelineParams, fitted: Fitted, x_files: dict[str, Pat
                         "parameters": int(model.count_params())}}
     bundle = bundle_io.Bundle(folder=bundle_dir, classes=classes, params=params,
                               stats=info["normalization"], info=info,
-                              engine="keras" if "error" in portable else "onnx",
+                              engine="keras" if "error" in portable else "onnxruntime fp32",
                               _model=model)
     report.portable = portable.get("error", "")
     logger.info("evaluating on the validation and test tracks")
