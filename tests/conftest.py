@@ -14,6 +14,21 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """The user's cache folder (engine verdicts, OpenVINO's model cache) in a temp folder:
+    the tests never read or write the real one."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if old is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
 # Small, fast settings for tests: the CRNN, 1 s snippets, 0.5 s overlap, 32 mels.
 FAST = {
     "audio": {"sample_rate": 16000},

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import tone, write_audio, make_dataset, run_stages, write_params
+from slapp.models.runtime import resolve
 
 needs_musicnn = pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
                                    reason="musicnn weights not installed "
@@ -174,7 +175,7 @@ def test_musicnn_pipeline_end_to_end(tmp_path, capsys, backbone):
     from slapp.stages.train.bundle import load_bundle
 
     loaded = load_bundle(out / "model")
-    assert loaded.engine == "onnx"
+    assert loaded.engine == resolve("auto").name
     key = tracks[int(ids[0])]
     mel = np.load(out / "cache" / f"{key}.npz")["mel"].astype(np.float32)
     probs, embedding = loaded.scorer().with_embedding(mel)

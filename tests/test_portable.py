@@ -30,7 +30,7 @@ def _copy_bundle(trained, tmp_path):
 
 
 def test_training_writes_a_portable_copy_with_the_keras_probabilities(trained):
-    from slapp.models.portable import OnnxScorer
+    from slapp.models.runtime import network
     from slapp.stages.train.bundle import load_bundle
 
     root, _ = trained
@@ -41,7 +41,7 @@ def test_training_writes_a_portable_copy_with_the_keras_probabilities(trained):
     assert info["portable"]["max_difference"] <= 1e-4
     x = np.load(root / "out" / "arrays" / "val_X.npy")
     keras_probs = np.asarray(load_bundle(folder, engine="keras").model(x, training=False))
-    onnx_probs = OnnxScorer(folder / "model.onnx")(x)
+    onnx_probs = network(folder / "model.onnx")(x)
     assert onnx_probs.shape == keras_probs.shape == (len(x), 3)
     np.testing.assert_allclose(onnx_probs, keras_probs, atol=1e-4)
 
@@ -69,7 +69,7 @@ def test_the_onnx_and_keras_engines_give_the_same_labels_and_probabilities(train
     folder = root / "out" / "model"
     onnx = load_bundle(folder)
     keras = load_bundle(folder, engine="keras")
-    assert (onnx.engine, keras.engine) == ("onnx", "keras")
+    assert (onnx.engine, keras.engine) == ("onnxruntime fp32", "keras")  # OpenVINO cannot convert the GRU loop
     options = PredictOptions(timeline=True)
     a = predict_tracks(tracks, onnx, options, progress=False).results
     b = predict_tracks(tracks, keras, options, progress=False).results
@@ -86,13 +86,13 @@ def test_an_older_bundle_gets_its_portable_copy_once(trained, tmp_path, caplog):
     folder = _copy_bundle(trained, tmp_path)
     (folder / "model.onnx").unlink()
     with caplog.at_level(logging.INFO, logger="slapp"):
-        assert load_bundle(folder).engine == "onnx"
+        assert load_bundle(folder).engine == "onnxruntime fp32"  # the CRNN: see test_runtime
     notes = [r.getMessage() for r in caplog.records if "no portable copy" in r.getMessage()]
     assert len(notes) == 1 and str(folder) in notes[0]
     made = (folder / "model.onnx").stat().st_mtime_ns
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="slapp"):
-        assert load_bundle(folder).engine == "onnx"
+        assert load_bundle(folder).engine == "onnxruntime fp32"  # the CRNN: see test_runtime
     assert not [r for r in caplog.records if "portable" in r.getMessage()]
     assert (folder / "model.onnx").stat().st_mtime_ns == made
 
@@ -109,7 +109,7 @@ def test_a_damaged_portable_copy_is_one_line_and_model_keras_labels(trained, tmp
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, lines
-    assert lines[0].startswith("WARNING: Portable model ") and "model.onnx" in lines[0]
+    assert lines[0].startswith("WARNING: Network file ") and "model.onnx" in lines[0]
     assert "cannot be read" in lines[0] and "model.keras" in lines[0]
     assert "t.wav" in done.stdout
     assert (folder / "model.onnx").read_bytes() == damaged  # the user's file is left as it is

@@ -25,37 +25,57 @@ OUTPUTS = _BACKBONE_OUTPUTS[1:]  # the embeddings: the ONNX file's outputs, in o
 TOLERANCE = 1e-3  # largest difference accepted, relative to the largest embedding value
 
 
-def export_backbone(checkpoint: str, path: Path) -> float:
-    """Write ``checkpoint``'s backbone as ONNX to ``path`` (atomically), checked against
-    Keras on seeded random patches; returns the largest relative difference. Imports
-    TensorFlow: call it in a child process (:func:`ensure_backbone`)."""
+def check_patches(sample: Path | None) -> np.ndarray:
+    """Input patches ``(n, 187, 96)`` float32 to check the export on: up to 8 real snippets
+    spread over ``sample`` (a track cache file of the build: ``mel``), else seeded noise."""
+    from slapp.models import musicnn
+
+    if sample is not None:
+        with np.load(sample, allow_pickle=False) as data:
+            mel = data["mel"]
+        if len(mel) and mel.shape[1:] == (musicnn.N_FRAMES, musicnn.N_MELS):
+            rows = np.unique(np.linspace(0, len(mel) - 1, min(8, len(mel))).astype(int))
+            return np.ascontiguousarray(mel[rows], dtype=np.float32)
+    x = np.random.default_rng(0).uniform(0.0, 4.0, (4, musicnn.N_FRAMES, musicnn.N_MELS))
+    return x.astype(np.float32)
+
+
+def export_backbone(checkpoint: str, path: Path, sample: Path | None = None) -> float:
+    """Write ``checkpoint``'s backbone as ONNX to ``path`` (atomically), both embeddings
+    checked against Keras on real snippets of ``sample`` (:func:`check_patches`); returns
+    the largest relative difference. Imports TensorFlow: call it in a child process
+    (:func:`ensure_backbone`)."""
     from slapp.models import musicnn
     from slapp.models.keras_env import import_keras
-    from slapp.models.portable import quiet_export, open_session
+    from slapp.models.portable import quiet_export
+    from slapp.models.runtime import network
     from slapp.store.atomic import atomic_path
 
     keras = import_keras()
     backbone = musicnn.load_backbone(checkpoint=checkpoint)
     model = keras.Model(backbone.input, [backbone.outputs[1], backbone.outputs[2]])
-    x = np.random.default_rng(0).uniform(0.0, 4.0, (4, musicnn.N_FRAMES, musicnn.N_MELS))
-    x = x.astype(np.float32)
+    x = check_patches(sample)
     expected = [np.asarray(o) for o in model(x, training=False)]
     with atomic_path(path, suffix=".onnx") as tmp:
         with quiet_export():
             model.export(str(tmp), format="onnx", verbose=False)
-        session = open_session(Path(tmp), threads=1)
-        got = session.run(None, {session.get_inputs()[0].name: x})
-        diff = max(float(np.max(np.abs(g - e)) / max(1e-6, float(np.max(np.abs(e)))))
-                   for g, e in zip(got, expected))
+        got = network(Path(tmp), threads=1).outputs(x)
+        diff = max(relative_difference(g, e) for g, e in zip(got, expected))
         if not diff <= TOLERANCE:
             raise StageError(f"The ONNX backbone differs from Keras by {diff:.2g} (relative); "
                              "not written.")
     return diff
 
 
-def ensure_backbone(checkpoint: str, path: Path) -> Path:
+def relative_difference(got: np.ndarray, expected: np.ndarray) -> float:
+    """The largest absolute difference, relative to the largest value of ``expected``."""
+    return float(np.max(np.abs(got - expected)) / max(1e-6, float(np.max(np.abs(expected)))))
+
+
+def ensure_backbone(checkpoint: str, path: Path, sample: Path | None = None) -> Path:
     """``path``, made first if missing by a child process that imports TensorFlow (so
-    this one does not); its failure is a :class:`StageError` with the child's last line."""
+    this one does not), checked on ``sample``'s snippets (a track cache file; None: seeded
+    noise); its failure is a :class:`StageError` with the child's last line."""
     from slapp.store.atomic import remove_temp_files
 
     if path.exists():
@@ -63,8 +83,9 @@ def ensure_backbone(checkpoint: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_temp_files(path.parent)  # what a killed export left
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    done = subprocess.run([sys.executable, "-m", __name__, checkpoint, str(path.resolve())],
-                          capture_output=True, text=True, env=env,
+    extra = [str(Path(sample).resolve())] if sample is not None else []
+    done = subprocess.run([sys.executable, "-m", __name__, checkpoint, str(path.resolve()),
+                           *extra], capture_output=True, text=True, env=env,
                           cwd=Path(__file__).resolve().parents[2])
     if done.returncode != 0 or not path.exists():
         lines = [ln for ln in (done.stderr or "").splitlines() if ln.strip()]
@@ -74,9 +95,9 @@ def ensure_backbone(checkpoint: str, path: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    checkpoint, path = argv
+    checkpoint, path, *sample = argv
     try:
-        export_backbone(checkpoint, Path(path))
+        export_backbone(checkpoint, Path(path), Path(sample[0]) if sample else None)
     except StageError as exc:
         print(f"{exc}", file=sys.stderr)
         return 1

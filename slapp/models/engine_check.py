@@ -123,8 +123,13 @@ def _backend_version(choice: Choice) -> str:
 def verdict(portable_file: Path, check_file: Path, choice: Choice) -> Verdict:
     """The check of ``choice`` on a bundle (its ``model.onnx`` and ``check.npz``), from the
     user's cache folder or measured now (and kept there)."""
+    return _verdict(portable_file, check_file, choice)[0]
+
+
+def _verdict(portable_file: Path, check_file: Path, choice: Choice) -> tuple[Verdict, bool]:
+    """``(verdict, measured just now)``."""
     if choice == REFERENCE:
-        return Verdict(ok=True)
+        return Verdict(ok=True), False
     from slapp.store.user_dirs import cache_dir
 
     folder = cache_dir("engine-checks")
@@ -132,21 +137,28 @@ def verdict(portable_file: Path, check_file: Path, choice: Choice) -> Verdict:
             f"{choice.precision}-v{CHECK_VERSION}.json")
     if folder is not None and (folder / name).exists():
         try:
-            return Verdict(**read_json(folder / name))
+            return Verdict(**read_json(folder / name)), False
         except (StageError, TypeError):
             pass  # a damaged verdict: measured again
     if not check_file.exists():
         return Verdict(ok=False, why=f"the bundle has no {check_file.name} (made before slapp "
-                                     "checked backends; train_crnn.py --retrain makes it)")
+                                     "checked backends; train_crnn.py --retrain makes it)"), True
     try:
         with np.load(check_file, allow_pickle=False) as data:
             arrays = {k: data[k] for k in ("x", "track", "reference")}
     except (OSError, ValueError, KeyError) as exc:
-        return Verdict(ok=False, why=f"'{check_file}' is damaged ({exc})")
-    found = measure(network(portable_file, choice), arrays, choice.precision)
+        return Verdict(ok=False, why=f"'{check_file}' is damaged ({exc})"), True
+    try:
+        net = network(portable_file, choice)
+    except StageError as exc:  # e.g. OpenVINO cannot convert the CRNN's recurrent loop
+        network(portable_file, REFERENCE)  # a damaged file: the reference's error, alone
+        found = Verdict(ok=False, why=f"{choice.backend} cannot run it ("
+                                      f"{str(exc).rsplit(': ', 1)[-1]})")
+    else:
+        found = measure(net, arrays, choice.precision)
     if folder is not None:
         write_json(folder / name, asdict(found))
-    return found
+    return found, True
 
 
 class CheckedNetwork:
@@ -179,11 +191,13 @@ class CheckedNetwork:
 def open_checked(portable_file: Path, check_file: Path, engine: str, *,
                  batch: int | None = None, allow_emulated: bool = False) -> CheckedNetwork:
     """The bundle's network on ``engine`` (:data:`~slapp.models.runtime.ENGINES`), checked;
-    a backend that fails its check gives way to the reference after one warning line."""
+    a backend that fails its check (or cannot read the file) gives way to the reference
+    after one line: a warning when found, a note on later runs."""
     choice = resolve(engine, allow_emulated=allow_emulated)
-    found = verdict(portable_file, check_file, choice)
-    if not found.ok:
-        logger.warning("%s not used for this bundle: %s; labelling on %s.", choice.name,
-                       found.why, REFERENCE.name)
+    found, fresh = _verdict(portable_file, check_file, choice)
+    if not found.ok:  # a warning when found, a note on later runs (the verdict is kept)
+        logger.log(logging.WARNING if fresh else logging.INFO,
+                   "%s not used for this bundle: %s; labelling on %s.", choice.name,
+                   found.why, REFERENCE.name)
         choice, found = REFERENCE, Verdict(ok=True)
     return CheckedNetwork(network(portable_file, choice, batch=batch), found.tie_margin)

@@ -162,10 +162,17 @@ def network(path: Path, choice: Choice = REFERENCE, *, threads: int | None = Non
         except StageError:
             raise
         except Exception as exc:  # each backend raises its own kinds for a damaged file
-            first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise StageError(f"Network file '{path}' ({stamp.st_size} bytes) cannot be read "
-                             f"by {choice.backend}: {first}") from None
+                             f"by {choice.backend}: {first_line(exc)}") from None
     return _OPEN[key]
+
+
+def first_line(exc: BaseException) -> str:
+    """The useful first line of a backend's message (OpenVINO's start with source files)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))
+              and not ln.endswith(":")]
+    return (useful or lines or [type(exc).__name__])[0][:200]
 
 
 def _open_onnxruntime(path: Path, precision: str, threads: int):
@@ -192,7 +199,10 @@ def _open_openvino(path: Path, precision: str, threads: int):
     core = openvino_core()
     if core is None:
         raise StageError("OpenVINO is not installed here (pip install openvino).")
-    model = core.read_model(str(path))
+    from openvino.frontend import FrontEndManager
+
+    onnx_reader = FrontEndManager().load_by_framework("onnx")  # no guessing among formats
+    model = onnx_reader.convert(onnx_reader.load(str(path)))
     config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
               "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
     cache = _model_cache()

@@ -75,17 +75,20 @@ def _cache_file(folder: Path, path: Path) -> Path:
     return folder / f"{name}.npy"
 
 
-def penultimate_scorer(backbone_file: Path):
+def penultimate_scorer(backbone_file: Path, engine: str = "auto"):
     """musicnn-MSD's input patches ``(n, 187, 96)`` → its penultimate embedding
-    ``(n, 200)``, on onnxruntime: the ONNX backbone stage 2 embeds with
+    ``(n, 200)``, on the one runtime at full precision (:mod:`slapp.models.runtime`,
+    ``engine`` resolved here): the ONNX backbone stage 2 embeds with
     (:mod:`slapp.models.backbone_onnx`, made once by a child process if missing), so
     the audit imports no TensorFlow."""
     from slapp.models.backbone_onnx import ensure_backbone
-    from slapp.models.portable import open_session
-    from slapp.stages.process.embed import embed_rows
+    from slapp.models.runtime import network, resolve
+    from slapp.stages.process.embed import check_backbone, embed_rows
 
-    session = open_session(ensure_backbone("MSD_musicnn", backbone_file))
-    return lambda x: embed_rows(session, x)["penultimate"]
+    path = ensure_backbone("MSD_musicnn", backbone_file)
+    check_backbone(path, engine, None)
+    net = network(path, resolve(engine).exact)
+    return lambda x: embed_rows(net, x)["penultimate"]
 
 
 def track_embedding(path: Path, params, scorer) -> np.ndarray:

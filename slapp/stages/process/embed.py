@@ -9,7 +9,9 @@ reads a track's cached snippets, runs them in batches of :data:`BATCH` and write
 ``pooled`` ``(n, 1506)``, float32, rows in the cache file's snippet order) atomically,
 recording the cache file's size and modification time. A re-run, after Ctrl-C or kill -9,
 embeds only the tracks without a matching file: the same arrays as one uninterrupted run.
-No process here imports TensorFlow.
+No process here imports TensorFlow; the network runs on the one runtime
+(:mod:`slapp.models.runtime`, ``engine.runtime`` at full precision: the embeddings are
+training data, the same on every machine), checked against onnxruntime first.
 """
 
 from __future__ import annotations
@@ -47,19 +49,15 @@ class EmbedTask:
     backbone_file: Path
     tmp_dir: Path
     backbone: str = ""  # backbone_id of backbone_file
+    engine: str = "auto"  # engine.runtime: resolved on the worker's own CPU, at f32
 
 
-_SESSIONS: dict[Path, object] = {}  # this process's backbone session
+def _network(task: EmbedTask):
+    """The worker's backbone network: one thread (the executor runs one worker per core),
+    full precision (the embeddings are training data, the same on every machine)."""
+    from slapp.models.runtime import network, resolve
 
-
-def _session(path: Path):
-    if path not in _SESSIONS:
-        from slapp.models.portable import open_session
-
-        _SESSIONS.clear()
-        # one thread: the executor runs one worker per core
-        _SESSIONS[path] = open_session(path, threads=1)
-    return _SESSIONS[path]
+    return network(task.backbone_file, resolve(task.engine).exact, threads=1, batch=BATCH)
 
 
 def backbone_id(path: Path) -> str:
@@ -72,29 +70,52 @@ def backbone_id(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_backbone(path: Path) -> None:
-    """Open ``path`` once here: a backbone file that will not open is one error naming it
-    (not one failure per track blaming its cache file)."""
-    from slapp.models.portable import open_session
+def sample_track(layout: BuildLayout) -> Path | None:
+    """A cached track of the build (real snippets to check the backbone's export on)."""
+    return next(iter(sorted(layout.cache_dir.glob("*.npz"))), None)
 
+
+def backbone_for(params, layout: BuildLayout, backbone_file: Path | None = None) -> Path:
+    """The build's ONNX backbone (``backbone_file``, default ``layout``'s), made first when
+    missing, checked against Keras on the build's own snippets."""
+    backbone = params.backbone
+    return ensure_backbone(backbone.checkpoint,
+                           backbone_file or layout.backbone_file(backbone.name),
+                           sample_track(layout))
+
+
+def check_backbone(path: Path, engine: str, sample: Path | None) -> None:
+    """Open ``path`` once here on ``engine`` and, for a backend other than the reference,
+    compare its embeddings with onnxruntime's on ``sample``'s snippets (relative
+    :data:`~slapp.models.backbone_onnx.TOLERANCE`): a backbone that will not open is one error
+    naming it (not one failure per track blaming its cache file); a backend that differs
+    is a :class:`StageError` naming both."""
+    from slapp.models.backbone_onnx import TOLERANCE, check_patches, relative_difference
+    from slapp.models.runtime import REFERENCE, network, resolve
+
+    choice = resolve(engine).exact
     try:
-        open_session(path, threads=1)
-    except Exception as exc:  # onnxruntime's errors: InvalidProtobuf, Fail, ...
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise StageError(f"The ONNX backbone '{path}' cannot be opened ({first}). Delete it "
+        reference = network(path, REFERENCE, threads=1)
+        chosen = network(path, choice, threads=1)
+    except StageError as exc:
+        raise StageError(f"The ONNX backbone '{path}' cannot be opened ({exc}). Delete it "
                          "and run process_dataset.py again: it is made anew.") from None
+    if chosen is reference:
+        return
+    x = check_patches(sample)
+    diff = max(relative_difference(g, e) for g, e in zip(chosen.outputs(x),
+                                                          reference.outputs(x)))
+    if not diff <= TOLERANCE:
+        raise StageError(f"{choice.name} gives embeddings {diff:.2g} (relative) away from "
+                         f"{REFERENCE.name}'s on '{path}'; set engine.runtime to onnxruntime.")
+    logger.info("%s checked against %s on %d snippets: embeddings within %.1g (relative)",
+                choice.name, REFERENCE.name, len(x), diff)
 
 
-def embed_rows(session, x: np.ndarray, batch: int = BATCH) -> dict[str, np.ndarray]:
-    """``{output: (n, width) float32}`` of the backbone on input patches ``x``
-    ``(n, 187, 96)``, ``batch`` rows per call."""
-    name = session.get_inputs()[0].name
-    parts: dict[str, list] = {o: [] for o in OUTPUTS}
-    for i in range(0, len(x), batch):
-        rows = np.ascontiguousarray(x[i:i + batch], dtype=np.float32)
-        for out, value in zip(OUTPUTS, session.run(None, {name: rows})):
-            parts[out].append(value)
-    return {o: np.concatenate(v).astype(np.float32, copy=False) for o, v in parts.items()}
+def embed_rows(net, x: np.ndarray) -> dict[str, np.ndarray]:
+    """``{output: (n, width) float32}`` of the backbone ``net`` (a runtime
+    :class:`~slapp.models.runtime.Network`) on input patches ``x`` ``(n, 187, 96)``."""
+    return dict(zip(OUTPUTS, net.outputs(x)))
 
 
 def embed_track(task: EmbedTask) -> dict:
@@ -103,7 +124,7 @@ def embed_track(task: EmbedTask) -> dict:
         source = source_stat(task.cache_file)
         with np.load(task.cache_file, allow_pickle=False) as data:
             mel = data["mel"]
-        arrays = embed_rows(_session(task.backbone_file), mel)
+        arrays = embed_rows(_network(task), mel)
     except Exception as exc:  # a damaged cache file: that track, not the run
         return {"key": task.key, "status": "failed",
                 "reason": f"cannot embed '{task.cache_file}' ({type(exc).__name__}: {exc}); "
@@ -142,18 +163,19 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
     :class:`StageError` naming the tracks that could not be embedded. ``backbone_file``:
     the ONNX backbone to use (default: ``layout``'s, made when missing); ``what``: how
     the progress bar and log name these tracks."""
+    from slapp.models.runtime import resolve
+
     backbone = params.backbone
     folder = layout.embedding_dir(backbone.name)
-    onnx = ensure_backbone(backbone.checkpoint,
-                           backbone_file or layout.backbone_file(backbone.name))
-    made_by = backbone_id(onnx)
+    onnx = backbone_for(params, layout, backbone_file)
+    made_by, engine = backbone_id(onnx), params.engine.runtime
     tasks = [EmbedTask(k, layout.track_file(k), layout.embedding_file(backbone.name, k),
-                       onnx, layout.tmp_dir, made_by) for k in keys
+                       onnx, layout.tmp_dir, made_by, engine) for k in keys
              if not is_current(layout.embedding_file(backbone.name, k), layout.track_file(k),
                                made_by)]
     if not tasks:
         return folder
-    check_backbone(onnx)
+    check_backbone(onnx, engine, tasks[0].cache_file)
     started, failed = time.monotonic(), {}
     n_snippets = 0
     with open_executor(params) as executor, tqdm(
@@ -171,9 +193,10 @@ def embed_cached_tracks(params, layout: BuildLayout, keys: list[str], *,
             n_snippets += result.get("snippets", 0)
             bar.update(1)
     seconds = time.monotonic() - started
-    logger.info("embedded %d %stracks (%d snippets) with %s on onnxruntime in %.1f s "
+    logger.info("embedded %d %stracks (%d snippets) with %s on %s in %.1f s "
                 "(%.0f snippets/s); %d already embedded", len(tasks) - len(failed), what,
-                n_snippets, backbone.name, seconds, n_snippets / max(seconds, 1e-9),
+                n_snippets, backbone.name, resolve(engine).exact.name, seconds,
+                n_snippets / max(seconds, 1e-9),
                 len(keys) - len(tasks))
     if failed:
         first = next(iter(failed.values()))

@@ -11,10 +11,9 @@ import logging
 import numpy as np
 
 from slapp.errors import StageError
-from slapp.models.backbone_onnx import ensure_backbone
 from slapp.params import PipelineParams
 from slapp.stages.build.library import library_keys
-from slapp.stages.process.embed import backbone_id, read_embedding
+from slapp.stages.process.embed import backbone_for, backbone_id, read_embedding
 from slapp.store.atomic import atomic_write, read_json, write_json
 from slapp.store.layout import BuildLayout
 from slapp.store.unlabelled import library_layout
@@ -29,8 +28,7 @@ def embedding_signature(params: PipelineParams, layout: BuildLayout, layer: str 
     if not layer:
         return None
     name = params.backbone.name
-    onnx = ensure_backbone(params.backbone.checkpoint, layout.backbone_file(name))
-    return f"{name}:{layer}:{backbone_id(onnx)}"
+    return f"{name}:{layer}:{backbone_id(backbone_for(params, layout))}"
 
 
 def library_keys_to_embed(params: PipelineParams, layer: str | None
