@@ -41,7 +41,7 @@ def collection(folder: Path, n: int) -> Path:
 
 
 def main() -> int:
-    from lean_engine import measured
+    from runtime_speed import measured
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000])

@@ -50,8 +50,9 @@ class Choice:
 
 REFERENCE = Choice("onnxruntime", "fp32")
 # snippets per call, measured on musicnn with 2 threads (bench/runtime_speed.py):
-# onnxruntime 1-2 fastest (9.4 ms a snippet; 4: 10.4, 8: 11.0); OpenVINO f32 1-2 fastest too
-BATCH = {"onnxruntime": 2, "openvino": 2}
+# onnxruntime: 1-2 fastest (bench/lean_engine.py, retired); OpenVINO f32: 4 (2.04 s a 3-minute
+# track against 2.28 s at 2 and 2.83 s at 1, 2026-12-03)
+BATCH = {"onnxruntime": 2, "openvino": 4}
 
 
 def openvino_core():
@@ -204,7 +205,10 @@ def _open_openvino(path: Path, precision: str, threads: int):
     onnx_reader = FrontEndManager().load_by_framework("onnx")  # no guessing among formats
     model = onnx_reader.convert(onnx_reader.load(str(path)))
     config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-              "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
+              "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+              # unpinned: one-thread workers side by side (stage 2) would share a core, and
+              # the decoding thread runs beside the network (bench/runtime_speed.py)
+              "ENABLE_CPU_PINNING": False}
     cache = _model_cache()
     if cache:
         config["CACHE_DIR"] = cache
