@@ -14,9 +14,10 @@ machine. Every figure is printed with the CPU's bf16 capability (OpenVINO's quer
    labels that differ from onnxruntime fp32, the largest difference of a track's scores and
    of a snippet's probabilities, and how many tracks were re-scored (bf16 near-ties).
 
-Usage: python bench/runtime_speed.py [--work /tmp/slapp-runtime] [--bundle DIR --output DIR]
-       [--tracks 5] [--repeat 3] [--skip ...]
-(``--bundle``/``--output``: an existing default bundle and its build; else made in --work.)
+Usage: python bench/runtime_speed.py [--work /tmp/slapp-runtime] [--bundle DIR]
+       [--output BUILD ...] [--tracks 5] [--repeat 3] [--skip ...]
+(``--bundle``: an existing default bundle, else one made in --work on gtzan-mini;
+``--output``: the builds whose stage 2 is timed, e.g. gtzan-mini's and the demo's.)
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/slapp-runtime"))
     parser.add_argument("--bundle", type=Path)
-    parser.add_argument("--output", type=Path)
+    parser.add_argument("--output", type=Path, nargs="*", default=[],
+                        help="builds whose stage 2 is timed (default: the bundle's)")
     parser.add_argument("--tracks", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip", nargs="*", default=[],
@@ -207,9 +209,10 @@ def main() -> int:
           f"capabilities: {', '.join(caps)}; auto = {runtime.resolve('auto').name}")
     args.work.mkdir(parents=True, exist_ok=True)
     if args.bundle:
-        bundle, output = args.bundle, args.output
+        bundle, outputs = args.bundle, args.output
     else:
         bundle, output = train_bundle(args.work)
+        outputs = args.output or [output]
     engines = ["onnxruntime"] + (["openvino-f32"] if core else [])
     if core and runtime.native_bf16():
         engines.append("openvino-bf16")
@@ -231,11 +234,11 @@ def main() -> int:
             print(f"cold start, one 3-minute track, {engine}: "
                   f"{statistics.median(r[0] for r in runs):.2f} s, peak RSS "
                   f"{max(r[1] for r in runs):.0f} MB")
-    if "stage2" not in args.skip and output is not None:
+    for output in outputs if "stage2" not in args.skip else []:
         for engine in engines:
             seconds, n = stage2(output, args.work, engine if engine != "openvino-bf16"
                                 else "openvino")
-            print(f"stage 2, embedding {n} cached tracks of {output.name}, {engine} "
+            print(f"stage 2, embedding {n} cached tracks of {output}, {engine} "
                   f"(at full precision): {seconds:.1f} s")
     if "labels" not in args.skip:
         _, reference = labels(bundle, "onnxruntime", None)

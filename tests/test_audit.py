@@ -227,3 +227,23 @@ def test_a_small_class_with_a_few_exceptions_is_a_shortcut_by_its_counts():
     for i in range(0, 92, 10):  # the same value in every class now: no shortcut
         tracks[f"c{i % 9}/{i // 9}"]["source"] = "44100 Hz stereo"
     assert categorical(tracks, "source", "sample rate and channels") == []
+
+
+def test_with_musicnn_the_audit_reads_and_makes_stage_2s_embeddings(tmp_path, capsys):
+    """One embedding per track: the audit embeds through stage 2's path into stage 2's
+    folder, keeps no cache of its own, and stage 2 then has nothing left to embed."""
+    import audit_dataset
+
+    from conftest import make_dataset, run_stages
+
+    music = make_dataset(tmp_path / "music")
+    params = write_params(tmp_path / "params.json", music, tmp_path / "out",
+                          model={"backbone": "musicnn-msd"})
+    run_stages(params, "build")
+    assert audit_dataset.main(["--params", str(params), "--quiet"]) == 0
+    stage2 = tmp_path / "out" / "embeddings" / "musicnn-msd"
+    made = {p: p.stat().st_mtime_ns for p in stage2.rglob("*.npz")}
+    assert len(made) == 12
+    assert not list((tmp_path / "out" / "audit").rglob("*.npy"))
+    run_stages(params, "process")
+    assert {p: p.stat().st_mtime_ns for p in stage2.rglob("*.npz")} == made

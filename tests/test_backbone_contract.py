@@ -57,7 +57,10 @@ def test_backbone_end_to_end_predict_reproduces_evaluation(name, recurrent, tmp_
     assert bundle.info["backbone"] == name
     # the bundle runs on its portable copy (a failed export would fall back to Keras and
     # this test would compare Keras with Keras)
-    assert bundle.engine == resolve("auto").name and bundle.info["portable"]["file"] == "model.onnx"
+    # (OpenVINO cannot convert the GRU's loop: that CRNN labels on onnxruntime)
+    expected = ("onnxruntime fp32" if (name, recurrent) == ("crnn", "gru")
+                else resolve("auto").name)
+    assert bundle.engine == expected and bundle.info["portable"]["file"] == "model.onnx"
     assert bundle.info["params"]["model"]["crnn"]["recurrent"] == recurrent
     p = bundle.params
     # the bundle's network carries its input shape: the backbone's frames and mels

@@ -45,7 +45,7 @@ from slapp.dsp.duplicates import find_duplicates, seconds_of
 from slapp.stages.audit.shortcuts import categorical, numeric
 from slapp.errors import StageError
 from slapp.params import PipelineParams
-from slapp.stages.audit.label_issues import LabelIssues, find_label_issues
+from slapp.stages.audit.label_issues import LabelIssues, find_label_issues, stage2_embeddings
 from slapp.store import cache
 from slapp.store.artists import artist_warnings, class_artists
 from slapp.store.atomic import atomic_write, read_json, write_json
@@ -243,9 +243,13 @@ def audit_collection(params: PipelineParams, *, progress: bool = True) -> AuditR
     report.health = _health(dict(sorted(by_class.items())), artists)
     report.suspects = artist_outliers(tracks, artists)
     files = AuditLayout(layout.root)
+    # the build's cache is musicnn's input: stage 2's embeddings, shared
+    shared = ((lambda: stage2_embeddings(params, layout, sorted(tracks), progress=progress))
+              if params.backbone.name == "musicnn-msd" else None)
     report.labels = find_label_issues(tracks, {k: root / k for k in tracks}, artists,
                                       files.embeddings_dir, progress=progress,
-                                      backbone_file=layout.backbone_file("musicnn-msd"))
+                                      backbone_file=layout.backbone_file("musicnn-msd"),
+                                      embeddings=shared)
     report.files = _write(files, report, tracks, artists)
     if report.duplicates and layout.split_file.exists():
         report.files.append(split_without_leaks(layout.split_file, report.duplicates,

@@ -16,9 +16,13 @@ the predictions contradict outright (:data:`OUTRIGHT`) is added where confident 
 per-class thresholds, estimated from a handful of tracks, let it pass. They are ranked by
 how little the model believes their folder (self-confidence).
 
-The embeddings are cached one file per track in ``<output_dir>/audit/embeddings/`` (named
-by the file, links resolved, and its size and modification time; written atomically): an
-interrupted audit carries on, and a re-run costs nothing for unchanged tracks.
+With the default backbone (``musicnn-msd``) the build's cached snippets are musicnn's
+input, so the audit reads stage 2's embeddings (``<output_dir>/embeddings/musicnn-msd/``)
+and makes the missing ones through stage 2's own path: one embedding per track, shared.
+With another backbone the embeddings are cached one file per track in
+``<output_dir>/audit/embeddings/`` (named by the file, links resolved, and its size and
+modification time; written atomically): an interrupted audit carries on, and a re-run
+costs nothing for unchanged tracks.
 """
 
 from __future__ import annotations
@@ -173,11 +177,25 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, groups: list[str], *, seed: int = 
     return probs
 
 
+def stage2_embeddings(params, layout, keys: list[str], *, progress: bool = True
+                      ) -> dict[str, np.ndarray]:
+    """``{key: mean penultimate embedding (200,)}`` from stage 2's own cache (a build for
+    ``musicnn-msd``: its cached snippets are musicnn's input), the missing ones made first
+    through stage 2's path (:func:`~slapp.stages.process.embed.embed_cached_tracks`)."""
+    from slapp.stages.process.embed import embed_cached_tracks, read_embedding
+
+    embed_cached_tracks(params, layout, keys, progress=progress, what="for the audit ")
+    return {k: read_embedding(layout, "musicnn-msd", k, "penultimate").mean(axis=0)
+            for k in keys}
+
+
 def find_label_issues(tracks: dict[str, dict], files: dict[str, Path], artists: dict,
                       folder: Path, *, progress: bool = True,
-                      backbone_file: Path | None = None) -> LabelIssues:
+                      backbone_file: Path | None = None, embeddings=None) -> LabelIssues:
     """Embed ``files`` (``{key: path}``), predict each track out of fold and rank the
-    tracks whose class (``tracks[key]["class"]``) looks wrong."""
+    tracks whose class (``tracks[key]["class"]``) looks wrong. ``embeddings``: a callable
+    giving ``{key: embedding}`` (stage 2's cache, :func:`stage2_embeddings`), else the
+    audit's own (``folder``)."""
     import importlib.util
 
     result = LabelIssues()
@@ -185,8 +203,11 @@ def find_label_issues(tracks: dict[str, dict], files: dict[str, Path], artists: 
         result.skipped = ("likely wrong labels from the audio: skipped, they need the "
                           "musicnn weights (pip install --no-deps musicnn==0.1.0)")
         return result
-    emb, result.failed = embed_tracks(files, folder, progress=progress,
-                                      backbone_file=backbone_file)
+    if embeddings is not None:
+        emb, result.failed = embeddings(), {}
+    else:
+        emb, result.failed = embed_tracks(files, folder, progress=progress,
+                                          backbone_file=backbone_file)
     keys = sorted(emb)
     labels = [tracks[k]["class"] for k in keys]
     classes = sorted(set(labels))
