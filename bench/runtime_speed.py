@@ -12,7 +12,8 @@ machine. Every figure is printed with the CPU's bf16 capability (OpenVINO's quer
    the executor's worker per core, each one thread), into a fresh folder, per backend.
 5. **labels**: every backend on gtzan-other-artists (120 clips never heard in training):
    labels that differ from onnxruntime fp32, the largest difference of a track's scores and
-   of a snippet's probabilities, and how many tracks were re-scored (bf16 near-ties).
+   of a snippet's probabilities, and how many tracks were re-scored (bf16 near-ties);
+   ``--emulated-bf16``: bf16's numbers (and the re-scoring) where the CPU has no bf16.
 
 Usage: python bench/runtime_speed.py [--work /tmp/slapp-runtime] [--bundle DIR]
        [--output BUILD ...] [--tracks 5] [--repeat 3] [--skip ...]
@@ -144,7 +145,7 @@ def stage2(output: Path, work: Path, engine: str) -> tuple[float, int]:
     fresh = work / f"stage2-{engine}"
     shutil.rmtree(fresh, ignore_errors=True)
     (fresh / "embeddings" / "musicnn-msd").mkdir(parents=True)
-    os.symlink(output / "cache", fresh / "cache")
+    os.symlink((output / "cache").resolve(), fresh / "cache")
     shutil.copy(output / "embeddings" / "musicnn-msd" / "backbone.onnx",
                 fresh / "embeddings" / "musicnn-msd" / "backbone.onnx")
     raw = json.loads((ROOT / "pipeline_parameters.json").read_text())
@@ -170,8 +171,17 @@ def labels(bundle: Path, engine: str, reference: list | None) -> tuple[dict, lis
     from slapp.stages.train.bundle import load_bundle
 
     folder = DATA / "gtzan-other-artists"
-    results = predict_tracks([str(folder)], load_bundle(bundle, engine=engine),
-                             PredictOptions(timeline=True), progress=False).results
+    if engine == "emulated-bf16":  # bf16's numbers on a CPU without it (5x slower)
+        from slapp.models.engine_check import open_checked
+
+        loaded = load_bundle(bundle, engine="onnxruntime")
+        loaded._scorers = {None: open_checked(bundle / "model.onnx", bundle / "check.npz",
+                                              "openvino-bf16", allow_emulated=True)}
+        loaded.engine = "openvino bf16 (emulated)"
+    else:
+        loaded = load_bundle(bundle, engine=engine)
+    results = predict_tracks([str(folder)], loaded, PredictOptions(timeline=True),
+                             progress=False).results
     if reference is None:
         return {}, results
 
@@ -196,6 +206,8 @@ def main() -> int:
                         help="builds whose stage 2 is timed (default: the bundle's)")
     parser.add_argument("--tracks", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--emulated-bf16", action="store_true",
+                        help="labels: also bf16 emulated by OpenVINO on a CPU without it")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["network", "speed", "cold", "stage2", "labels"])
     args = parser.parse_args()
@@ -242,7 +254,8 @@ def main() -> int:
                   f"(at full precision): {seconds:.1f} s")
     if "labels" not in args.skip:
         _, reference = labels(bundle, "onnxruntime", None)
-        for engine in engines[1:]:
+        more = ["emulated-bf16"] if args.emulated_bf16 and "openvino-bf16" not in engines else []
+        for engine in engines[1:] + more:
             for name, value in labels(bundle, engine, reference)[0].items():
                 print(f"gtzan-other-artists, {engine} vs onnxruntime fp32: {name}: {value}")
     return 0

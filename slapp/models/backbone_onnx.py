@@ -47,6 +47,7 @@ def export_backbone(checkpoint: str, path: Path, sample: Path | None = None) -> 
     (:func:`ensure_backbone`)."""
     from slapp.models import musicnn
     from slapp.models.keras_env import import_keras
+    from slapp.models.engine_check import relative_difference
     from slapp.models.portable import quiet_export
     from slapp.models.runtime import network
     from slapp.store.atomic import atomic_path
@@ -65,11 +66,6 @@ def export_backbone(checkpoint: str, path: Path, sample: Path | None = None) -> 
             raise StageError(f"The ONNX backbone differs from Keras by {diff:.2g} (relative); "
                              "not written.")
     return diff
-
-
-def relative_difference(got: np.ndarray, expected: np.ndarray) -> float:
-    """The largest absolute difference, relative to the largest value of ``expected``."""
-    return float(np.max(np.abs(got - expected)) / max(1e-6, float(np.max(np.abs(expected)))))
 
 
 def ensure_backbone(checkpoint: str, path: Path, sample: Path | None = None) -> Path:

@@ -57,6 +57,11 @@ class Verdict:
     why: str = ""
 
 
+def relative_difference(got: np.ndarray, expected: np.ndarray) -> float:
+    """The largest absolute difference, relative to the largest value of ``expected``."""
+    return float(np.max(np.abs(got - expected)) / max(1e-6, float(np.max(np.abs(expected)))))
+
+
 def check_rows(x: np.ndarray, track: np.ndarray) -> np.ndarray:
     """Row numbers of ``x`` to keep for the check: up to :data:`PER_TRACK` spread over each
     track (``track`` ``(n,)`` ids), as many tracks as :data:`CHECK_ROWS` allows."""

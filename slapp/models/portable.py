@@ -74,7 +74,7 @@ def _check(path: Path, check_x: np.ndarray, expected: np.ndarray,
     ``check_x`` (on the reference, onnxruntime); a :class:`StageError` above
     :data:`TOLERANCE`, or when its second output differs from ``embedding`` (the cached
     embeddings of the same snippets) by more than :data:`EMBEDDING_TOLERANCE`, relative."""
-    from slapp.models.backbone_onnx import relative_difference
+    from slapp.models.engine_check import relative_difference
     from slapp.models.runtime import network
 
     outputs = network(path, threads=1).outputs(check_x)

@@ -90,7 +90,8 @@ def check_backbone(path: Path, engine: str, sample: Path | None) -> None:
     :data:`~slapp.models.backbone_onnx.TOLERANCE`): a backbone that will not open is one error
     naming it (not one failure per track blaming its cache file); a backend that differs
     is a :class:`StageError` naming both."""
-    from slapp.models.backbone_onnx import TOLERANCE, check_patches, relative_difference
+    from slapp.models.backbone_onnx import TOLERANCE, check_patches
+    from slapp.models.engine_check import relative_difference
     from slapp.models.runtime import REFERENCE, network, resolve
 
     choice = resolve(engine).exact

@@ -270,17 +270,7 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
     if found != "keras":  # the network opened to check it: the one to use
         bundle._scorers[None] = found
     if bundle.engine == "keras":
-        if not model_path.exists():
-            raise StageError(f"Model bundle '{folder}' has no usable network: no "
-                             f"{model_path.name}, and {files.portable_file.name} cannot be "
-                             "used (see above). Retrain it with train_crnn.py --retrain.")
-        model = bundle.model
-        shape, width = tuple(model.input_shape[1:]), model.output_shape[-1]
-        expected = (params.n_frames, params.features.n_mels)
-        if shape != expected or width != len(classes):
-            raise StageError(f"Model bundle '{folder}' is inconsistent: model input {shape} / "
-                             f"{width} classes, but its settings say {expected} / "
-                             f"{len(classes)}.")
+        _check_keras(bundle, files)
     if current is not None:
         diffs = changed_settings(params.feature_settings(), current.feature_settings())
         if diffs:
@@ -288,6 +278,22 @@ def load_bundle(folder: str | os.PathLike, *, current: PipelineParams | None = N
                         "using the bundle's", current.source or "the parameters file",
                         "; ".join(diffs))
     return bundle
+
+
+def _check_keras(bundle: Bundle, files: BundleLayout) -> None:
+    """A bundle labelling through ``model.keras``: it must exist and match its settings."""
+    folder, params = bundle.folder, bundle.params
+    if not files.model_file.exists():
+        raise StageError(f"Model bundle '{folder}' has no usable network: no "
+                         f"{files.model_file.name}, and {files.portable_file.name} cannot be "
+                         "used (see above). Retrain it with train_crnn.py --retrain.")
+    model = bundle.model
+    shape, width = tuple(model.input_shape[1:]), model.output_shape[-1]
+    expected = (params.n_frames, params.features.n_mels)
+    if shape != expected or width != len(bundle.classes):
+        raise StageError(f"Model bundle '{folder}' is inconsistent: model input {shape} / "
+                         f"{width} classes, but its settings say {expected} / "
+                         f"{len(bundle.classes)}.")
 
 
 def _load_keras(model_path: Path):
