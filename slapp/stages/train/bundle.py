@@ -3,8 +3,12 @@
 Layout of ``<model_dir>`` (``paths.model_dir``, default ``<output_dir>/model``)::
 
     model.keras          the trained Keras model (best epoch)
-    model.onnx           its portable copy: prediction runs it on onnxruntime, without
-                         TensorFlow (checked against model.keras when written)
+    model.onnx           its portable copy: prediction runs it on the one runtime
+                         (slapp.models.runtime), without TensorFlow (checked against
+                         model.keras when written)
+    check.npz            a few test snippets per test track and onnxruntime's
+                         probabilities on them: every backend is checked on these
+    known.npz            what the ``known`` score compares a track with
     bundle.json          version, class names, every audio/slicing/feature parameter,
                          normalisation statistics, all training parameters, training facts
     evaluation.json      validation/test metrics (snippet and track level)
