@@ -25,7 +25,6 @@ within it on the f32 path (:class:`CheckedNetwork`), so labels never depend on t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from slapp.dsp.aggregate import aggregate
 from slapp.errors import StageError
 from slapp.models.runtime import REFERENCE, Choice, Network, network, resolve
 from slapp.store.atomic import read_json, write_json, write_npz
+from slapp.store.cache import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -111,14 +111,6 @@ def measure(net: Network, data: dict, precision: str) -> Verdict:
     return Verdict(ok=not why, max_difference=diff, tie_margin=margin, why=why)
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:20]
-
-
 def _backend_version(choice: Choice) -> str:
     import importlib.metadata as md
 
@@ -138,7 +130,7 @@ def _verdict(portable_file: Path, check_file: Path, choice: Choice) -> tuple[Ver
     from slapp.store.user_dirs import cache_dir
 
     folder = cache_dir("engine-checks")
-    name = (f"{_digest(portable_file)}-{choice.backend}-{_backend_version(choice)}-"
+    name = (f"{file_digest(portable_file)}-{choice.backend}-{_backend_version(choice)}-"
             f"{choice.precision}-v{CHECK_VERSION}.json")
     if folder is not None and (folder / name).exists():
         try:
@@ -174,9 +166,11 @@ class CheckedNetwork:
     def __init__(self, net: Network, tie_margin: float):
         self.net, self.tie_margin = net, tie_margin
         self.name = net.choice.name
-        for attr in ("n_classes", "input_shape", "has_embedding", "embedding_width", "batch"):
-            setattr(self, attr, getattr(net, attr))
-        self.outputs, self.with_embedding = net.outputs, net.with_embedding
+
+    def __getattr__(self, name: str):
+        if name == "net":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.net, name)  # outputs, with_embedding, n_classes, batch, ...
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.net(x)

@@ -79,8 +79,8 @@ def batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: i
             width: int, progress: bool = False, desc: str = "") -> np.ndarray:
     """``fn`` over ``x`` ``batch_size`` rows at a time (a memory map is read one batch at a
     time): ``(n, width)`` float32. The Keras engine's loop (stage 3's snippet figures, a
-    bundle without its portable copy); onnxruntime batches in :mod:`slapp.models.portable`
-    and stage 2 in :mod:`slapp.stages.process.embed`."""
+    bundle without its portable copy); every ONNX network batches in
+    :mod:`slapp.models.runtime`."""
     out = np.empty((len(x), width), np.float32)
     for i in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch",
                   disable=not progress, leave=False):

@@ -103,7 +103,7 @@ def resolve(engine: str, *, allow_emulated: bool = False) -> Choice:
 class Network:
     """One ONNX file compiled on one backend: ``outputs(x)`` runs inputs ``x``
     ``(n, *input_shape)`` float32 ``batch`` rows per call and returns every output
-    ``(n, width)`` float32, in the file's order; :meth:`probs` and :meth:`with_embedding`
+    ``(n, width)`` float32, in the file's order; calling it, and :meth:`with_embedding`,
     name the first two (a bundle: class probabilities, and musicnn's embedding)."""
 
     def __init__(self, path: Path, choice: Choice, *, threads: int | None = None,
@@ -132,8 +132,6 @@ class Network:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (the first output) ``(n, n_classes)``."""
         return self.outputs(x)[0]
-
-    probs = __call__
 
     def with_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``(probabilities (n, n_classes), embeddings (n, width) or None)``."""

@@ -64,6 +64,16 @@ def source_stat(path: str | os.PathLike) -> list[int]:
     return [int(st.st_size), int(st.st_mtime_ns)]
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """A short sha256 digest (16 hex digits) of a file's bytes, read a MiB at a time: what
+    names a network file's version (an ONNX backbone, a bundle's ``model.onnx``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def cached_source(path: str | os.PathLike) -> list[int] | None:
     """The ``source`` a cache file recorded, or None (made before slapp recorded it, or
     unreadable: then the caller cannot tell and keeps it)."""

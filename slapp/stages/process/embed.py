@@ -16,7 +16,6 @@ training data, the same on every machine), checked against onnxruntime first.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import zipfile
@@ -31,7 +30,7 @@ from slapp.errors import StageError
 from slapp.executor import open_executor
 from slapp.models.backbone_onnx import OUTPUTS, ensure_backbone
 from slapp.store.atomic import write_npz
-from slapp.store.cache import source_stat
+from slapp.store.cache import file_digest, source_stat
 from slapp.store.layout import BuildLayout
 
 logger = logging.getLogger(__name__)
@@ -63,11 +62,7 @@ def _network(task: EmbedTask):
 def backbone_id(path: Path) -> str:
     """A short digest of the ONNX backbone file: what each embedding records, so that a
     re-exported or replaced backbone re-embeds every track instead of mixing two."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return file_digest(path)
 
 
 def sample_track(layout: BuildLayout) -> Path | None:
